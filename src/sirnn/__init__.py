@@ -1,0 +1,20 @@
+"""sirnn: secure two-party inference of recurrent neural networks.
+
+Layers (each imports only from the layers above it in this list):
+
+``transport``  channels between the two parties (TCP, in-process), byte/round counters
+``ot``         PRG, correlation-robust hash, base OT, IKNP and KK13 OT extension
+``protocols``  two-party building blocks over mixed-bitwidth shares
+``mathfn``     exp, sigmoid, tanh, reciprocal, division, sqrt, rsqrt
+``nn``         neural layers over shares
+``compiler``   model compiler and runtime
+``cli``        the ``sirnn`` command
+"""
+
+__version__ = "0.1.0"
+
+#: Wire protocol version, checked at every handshake.
+PROTOCOL_VERSION = 1
+
+ALICE = 0  #: the server: holds the model
+BOB = 1  #: the client: holds the input

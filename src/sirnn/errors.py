@@ -1,0 +1,29 @@
+"""Exceptions raised by sirnn. Every message names what went wrong."""
+
+
+class SirnnError(Exception):
+    """Base class of every sirnn error."""
+
+
+class ParameterError(SirnnError, ValueError):
+    """An argument is invalid: wrong shape, bitwidth, scale, or an out-of-range value."""
+
+
+class TransportError(SirnnError, ConnectionError):
+    """The channel to the peer failed."""
+
+
+class PeerGoneError(TransportError):
+    """The peer closed the connection (or its process died)."""
+
+
+class PeerTimeoutError(TransportError, TimeoutError):
+    """The peer sent nothing within the channel's timeout."""
+
+
+class ProtocolError(SirnnError):
+    """The peer sent something the protocol did not expect (desynchronised parties)."""
+
+
+class HandshakeError(ProtocolError):
+    """The two parties disagree on version, roles or public parameters."""

@@ -1,0 +1,117 @@
+"""AES-based primitives from OpenSSL (via ``cryptography``): a PRG and a correlation-robust hash.
+
+* :class:`PRG` — AES-128 in CTR mode keyed by a 16-byte seed; a stream with a position, so one
+  seed serves a whole session of OT extensions.
+* :class:`CRHash` — fixed-key AES in Matyas–Meyer–Oseas style with a per-instance tweak,
+  ``H(t, x) = π(σ(x) ⊕ t) ⊕ σ(x)`` where π is AES under a public fixed key and
+  ``σ(a‖b) = (a ⊕ b)‖a`` (a linear orthomorphism, after Guo et al., S&P 2020). Longer inputs
+  (256-bit KK13 pads) are chained, longer outputs are produced block by block under distinct
+  tweaks. Everything is vectorised over whole batches: one OpenSSL call per block column.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+# π's key: public and fixed (the first 16 bytes of the hexadecimal expansion of π).
+_FIXED_KEY = bytes.fromhex("243f6a8885a308d313198a2e03707344")
+
+
+class PRG:
+    """AES-128-CTR stream under a 16-byte seed. ``bytes(n)`` continues where the last call ended."""
+
+    def __init__(self, seed: bytes | None = None):
+        self.seed = os.urandom(16) if seed is None else bytes(seed)
+        if len(self.seed) != 16:
+            raise ValueError("PRG seed must be 16 bytes")
+        self._aes = algorithms.AES(self.seed)
+        self._block = 0  # next counter block
+        self._left = b""  # unused tail of the last block
+
+    def bytes(self, n: int) -> np.ndarray:
+        """The next ``n`` bytes of the stream as a uint8 array."""
+        take = min(n, len(self._left))
+        head, self._left = self._left[:take], self._left[take:]
+        nblocks = (n - take + 15) // 16
+        fresh = b""
+        if nblocks:
+            enc = Cipher(self._aes, modes.CTR(self._block.to_bytes(16, "big"))).encryptor()
+            self._block += nblocks
+            fresh = enc.update(bytes(nblocks * 16))
+            self._left = fresh[n - take:]
+        out = np.frombuffer(fresh, dtype=np.uint8)[: n - take]
+        return np.concatenate([np.frombuffer(head, np.uint8), out]) if take else out
+
+    def uint64(self, shape) -> np.ndarray:
+        """Uniform uint64 array."""
+        count = int(np.prod(shape, dtype=np.int64))
+        return self.bytes(8 * count).view("<u8").astype(np.uint64, copy=False).reshape(shape)
+
+    def ring(self, shape, bits: int) -> np.ndarray:
+        """Uniform elements of Z_{2^bits} (as uint64)."""
+        x = self.uint64(shape)
+        return x if bits == 64 else x & np.uint64((1 << bits) - 1)
+
+    def bits(self, shape) -> np.ndarray:
+        """Uniform bits as a uint8 array of 0/1."""
+        count = int(np.prod(shape, dtype=np.int64))
+        return np.unpackbits(self.bytes((count + 7) // 8), count=count,
+                             bitorder="little").reshape(shape)
+
+    def below(self, shape, bound: int) -> np.ndarray:
+        """Uniform integers in [0, bound) for a power-of-two bound (uint64)."""
+        if bound & (bound - 1):
+            raise ValueError("bound must be a power of two")
+        return self.uint64(shape) & np.uint64(bound - 1)
+
+
+class CRHash:
+    """Tweakable correlation-robust hash from fixed-key AES (MMO with σ), batch-oriented.
+
+    Blocks are ``(n, 2)`` uint64 arrays (low, high 64-bit halves of a 128-bit block).
+    """
+
+    def __init__(self):
+        self._enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()
+
+    def permute(self, blocks: np.ndarray) -> np.ndarray:
+        """π applied to every 128-bit block of a C-contiguous ``(n, 2)`` uint64 array."""
+        src = np.ascontiguousarray(blocks, dtype=np.uint64)
+        # OpenSSL's update_into wants one spare block of room in the output buffer
+        buf = np.empty(src.size + 2, dtype=np.uint64)
+        if src.size:
+            self._enc.update_into(memoryview(src).cast("B"), memoryview(buf).cast("B"))
+        return buf[:src.size].reshape(src.shape)
+
+    def hash128(self, x: np.ndarray, tweaks: np.ndarray) -> np.ndarray:
+        """``H(t, x) = π(σ(x) ⊕ t) ⊕ σ(x)`` row by row; ``x`` and ``tweaks`` are (n, 2) uint64."""
+        s = np.empty_like(x)
+        np.bitwise_xor(x[:, 0], x[:, 1], out=s[:, 0])
+        s[:, 1] = x[:, 0]
+        out = self.permute(s ^ tweaks)
+        out ^= s
+        return out
+
+    def hash_expand(self, x: np.ndarray, index: np.ndarray, domain: int, out_bytes: int) -> np.ndarray:
+        """Hash each pad to ``out_bytes`` pseudorandom bytes.
+
+        ``x``: (n, 2) uint64 (128-bit pads) or (n, 4) uint64 (256-bit pads, chained through two
+        MMO calls). ``index``: (n,) uint64 per-instance indices (unique within the OT extension
+        that produced the pads). ``domain`` (< 2^24) separates extensions and uses. Returns (n, out_bytes) uint8.
+        """
+        n = x.shape[0]
+        tw = np.empty((n, 2), dtype=np.uint64)
+        tw[:, 0] = index
+        dom = np.uint64(domain << 40)
+        if x.shape[1] == 4:  # 256-bit pad: compress to 128 bits first
+            tw[:, 1] = dom | np.uint64(0xFFFFFFFF)
+            x = self.hash128(x[:, :2], tw) ^ x[:, 2:]
+        nblk = (out_bytes + 15) // 16
+        res = np.empty((n, nblk, 2), dtype=np.uint64)
+        for j in range(nblk):  # blocks per output, not per OT
+            tw[:, 1] = dom | np.uint64(j)
+            res[:, j] = self.hash128(x, tw)
+        return res.reshape(n, nblk * 16 // 8).view(np.uint8)[:, :out_bytes]

@@ -1,0 +1,283 @@
+"""The OT engine of one party: IKNP and KK13 OT extension in both directions, set up once per session.
+
+Set-up bootstraps everything from 128 public-key base OTs (Chou–Orlandi):
+
+1. 128 base OTs (BOB sends) seed IKNP with ALICE as OT sender;
+2. 384 random OTs from (1) seed IKNP with BOB as sender (128) and KK13 with BOB as sender (256);
+3. 256 random OTs from (2) seed KK13 with ALICE as sender.
+
+Every variant is one call on each side (the sender's method on one party, the receiver's on the
+other) and is vectorised over the batch. Messages are arrays of ``bits``-bit values (uint64) with an
+optional per-OT shape ``mshape``, so one OT can carry a vector of values.
+
+Costs (m instances, n = bits·prod(mshape) message bits):
+
+====================  ===========================  ======
+variant               bits sent                    rounds
+====================  ===========================  ======
+random OT             128·m (receiver)             1
+chosen 1-of-2 OT      128·m + 2·n·m                2
+correlated OT         128·m + n·m                  2
+1-of-N OT (N ≥ 4)     256·m + N·n·m                2
+====================  ===========================  ======
+
+(batch sizes are rounded up to a multiple of 8 for the extension matrix.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ALICE, BOB
+from ..errors import ParameterError
+from ..transport import Channel
+from .aes import PRG, CRHash
+from .baseot import base_ot_recv, base_ot_send
+from .bitmatrix import hadamard_codewords, hadamard_columns, pack_bits
+from .extension import ExtReceiver, ExtSender
+
+IKNP_WIDTH = 128
+KK_WIDTH = 256
+MAX_LOG_N = 8
+_KK_CHUNK_KEYS = 1 << 18  # sender hashes at most this many (instance, candidate) pads at a time
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def _mask(bits: int) -> np.uint64:
+    return np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _bytes_to_values(raw: np.ndarray, count: int, bits: int) -> np.ndarray:
+    """(n, count·vb) pseudorandom bytes → (n, count) uint64 values of ``bits`` bits."""
+    vb = (bits + 7) // 8
+    n = raw.shape[0]
+    if vb in (1, 2, 4, 8):
+        vals = np.ascontiguousarray(raw).view(f"<u{vb}").astype(np.uint64)
+    else:
+        wide = np.zeros((n * count, 8), np.uint8)
+        wide[:, :vb] = raw.reshape(n * count, vb)
+        vals = wide.view("<u8").astype(np.uint64, copy=False)
+    vals = vals.reshape(n, count)
+    if bits % 8:
+        vals &= _mask(bits)
+    return vals
+
+
+def _check_values(x: np.ndarray, bits: int, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "ui":
+        raise ParameterError(f"{what} must be an integer array, got dtype {x.dtype}")
+    if x.dtype.kind == "i" and x.size and x.min() < 0:
+        raise ParameterError(f"{what} has negative entries; pass ring elements in [0, 2^{bits})")
+    x = x.astype(np.uint64, copy=False)
+    if bits < 64 and x.size and (x >> np.uint64(bits)).any():
+        raise ParameterError(f"{what} has values that do not fit in {bits} bits")
+    return x
+
+
+def _check_choice(choice: np.ndarray, n_options: int) -> np.ndarray:
+    c = np.asarray(choice)
+    if c.ndim != 1:
+        raise ParameterError(f"choices must be a 1-D array, got shape {c.shape}")
+    if c.dtype == bool:
+        c = c.astype(np.uint8)
+    if c.size and (c.dtype.kind not in "ui" or c.min() < 0 or c.max() >= n_options):
+        raise ParameterError(f"choices must be integers in [0, {n_options})")
+    return c.astype(np.uint64, copy=False)
+
+
+def _log2_options(n_options: int) -> int:
+    k = int(n_options).bit_length() - 1
+    if n_options < 2 or (1 << k) != n_options or k > MAX_LOG_N:
+        raise ParameterError(f"1-of-N OT needs N a power of two in 2..{1 << MAX_LOG_N}, got {n_options}")
+    return k
+
+
+class OTEngine:
+    """All OT functionality of one party (``role`` = ALICE or BOB) over ``chan``."""
+
+    def __init__(self, role: int, chan: Channel, prg: PRG | None = None):
+        if role not in (ALICE, BOB):
+            raise ParameterError(f"role must be ALICE (0) or BOB (1), got {role!r}")
+        self.role = role
+        self.chan = chan
+        self.prg = prg if prg is not None else PRG()
+        self.hash = CRHash()
+        self._iknp_s: ExtSender | None = None
+        self._iknp_r: ExtReceiver | None = None
+        self._kk_s: ExtSender | None = None
+        self._kk_r: ExtReceiver | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> "OTEngine":
+        """Base OTs and bootstrapping of all four extensions (both parties call it)."""
+        if self.role == ALICE:
+            s = self.prg.bits(IKNP_WIDTH)
+            self._iknp_s = ExtSender(self.chan, s, base_ot_recv(self.chan, s))
+            m0, m1 = self._seed_pairs_send(IKNP_WIDTH + KK_WIDTH)
+            self._iknp_r = ExtReceiver(self.chan, m0[:IKNP_WIDTH], m1[:IKNP_WIDTH])
+            self._kk_r = ExtReceiver(self.chan, m0[IKNP_WIDTH:], m1[IKNP_WIDTH:])
+            c = self.prg.bits(KK_WIDTH)
+            self._kk_s = ExtSender(self.chan, c, self._seed_recv(c))
+        else:
+            k0, k1 = base_ot_send(self.chan, IKNP_WIDTH)
+            self._iknp_r = ExtReceiver(self.chan, k0, k1)
+            c = self.prg.bits(IKNP_WIDTH + KK_WIDTH)
+            seeds = self._seed_recv(c)
+            self._iknp_s = ExtSender(self.chan, c[:IKNP_WIDTH], seeds[:IKNP_WIDTH])
+            self._kk_s = ExtSender(self.chan, c[IKNP_WIDTH:], seeds[IKNP_WIDTH:])
+            m0, m1 = self._seed_pairs_send(KK_WIDTH)
+            self._kk_r = ExtReceiver(self.chan, m0, m1)
+        return self
+
+    def _seed_pairs_send(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        m0, m1 = self.rot_send(n, 64, (2,))
+        return m0.view(np.uint8).reshape(n, 16), m1.view(np.uint8).reshape(n, 16)
+
+    def _seed_recv(self, choice: np.ndarray) -> np.ndarray:
+        return self.rot_recv(choice, 64, (2,)).view(np.uint8).reshape(len(choice), 16)
+
+    def _need(self, ext):
+        if ext is None:
+            raise RuntimeError("OTEngine.setup() has not been run")
+        return ext
+
+    # ------------------------------------------------------------------ hashing helpers
+    def _domain(self, kk: bool, sender: int) -> int:
+        return 2 * int(kk) + sender
+
+    def _hash_values(self, pads: np.ndarray, index: np.ndarray, domain: int,
+                     mshape: tuple, bits: int) -> np.ndarray:
+        count = int(np.prod(mshape, dtype=np.int64))
+        raw = self.hash.hash_expand(pads, index, domain, count * ((bits + 7) // 8))
+        return _bytes_to_values(raw, count, bits).reshape((pads.shape[0],) + tuple(mshape))
+
+    # ------------------------------------------------------------------ IKNP core
+    def _iknp_send_pads(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sender: (q, q ⊕ Δ, index) for n instances."""
+        ext = self._need(self._iknp_s)
+        q, idx = ext.extend(_pad8(n))
+        q, idx = q[:n], idx[:n]
+        return q, q ^ ext.s, idx
+
+    def _iknp_recv_pads(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ext = self._need(self._iknp_r)
+        n = choice.size
+        col = pack_bits(choice, _pad8(n))
+        t, idx = ext.extend(np.broadcast_to(col, (IKNP_WIDTH, col.size)))
+        return t[:n], idx[:n]
+
+    def _iknp_send_keys(self, n: int, bits: int, mshape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        q0, q1, idx = self._iknp_send_pads(n)
+        dom = self._domain(False, self.role)
+        return (self._hash_values(q0, idx, dom, mshape, bits),
+                self._hash_values(q1, idx, dom, mshape, bits))
+
+    def _iknp_recv_keys(self, choice: np.ndarray, bits: int, mshape: tuple) -> np.ndarray:
+        t, idx = self._iknp_recv_pads(choice)
+        return self._hash_values(t, idx, self._domain(False, 1 - self.role), mshape, bits)
+
+    # ------------------------------------------------------------------ random OT
+    def rot_send(self, n: int, bits: int, mshape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Random 1-of-2 OT, sender side: returns random (m0, m1), each (n, *mshape).
+
+        Functionality: the receiver learns m_c for its choice c; the sender learns nothing.
+        Cost: 128·n bits from the receiver, 1 round.
+        """
+        return self._iknp_send_keys(n, bits, tuple(mshape))
+
+    def rot_recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
+        """Random 1-of-2 OT, receiver side: returns m_c, (n, *mshape)."""
+        return self._iknp_recv_keys(_check_choice(choice, 2), bits, tuple(mshape))
+
+    # ------------------------------------------------------------------ chosen-message OT
+    def send(self, m0: np.ndarray, m1: np.ndarray, bits: int) -> None:
+        """Chosen-message 1-of-2 OT, sender side. m0, m1: (n, *mshape) values of ``bits`` bits.
+
+        Functionality: the receiver learns m_c. Cost: 128·n + 2·n·|m| bits, 2 rounds.
+        """
+        m0 = _check_values(m0, bits, "OT message m0")
+        m1 = _check_values(m1, bits, "OT message m1")
+        if m0.shape != m1.shape or m0.ndim == 0:
+            raise ParameterError(f"OT messages must have equal shapes (n, ...), got {m0.shape}, {m1.shape}")
+        k0, k1 = self._iknp_send_keys(m0.shape[0], bits, m0.shape[1:])
+        self.chan.send(np.stack([m0 ^ k0, m1 ^ k1], axis=1), bits)
+
+    def recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
+        """Chosen-message 1-of-2 OT, receiver side: returns m_c, (n, *mshape)."""
+        c = _check_choice(choice, 2)
+        k = self._iknp_recv_keys(c, bits, tuple(mshape))
+        y = self.chan.recv((c.size, 2) + tuple(mshape), bits)
+        return y[np.arange(c.size), c.astype(np.intp)] ^ k
+
+    # ------------------------------------------------------------------ correlated OT
+    def cot_send(self, corr: np.ndarray, bits: int) -> np.ndarray:
+        """Correlated OT over Z_{2^bits}, sender side. corr: (n, *mshape).
+
+        Functionality: the sender gets random x0, the receiver with choice c gets x0 + c·corr
+        (mod 2^bits). Cost: 128·n + n·|corr| bits, 2 rounds.
+        """
+        corr = _check_values(corr, bits, "COT correlation")
+        if corr.ndim == 0:
+            raise ParameterError("COT correlation must have shape (n, ...)")
+        k0, k1 = self._iknp_send_keys(corr.shape[0], bits, corr.shape[1:])
+        self.chan.send((k0 + corr - k1) & _mask(bits), bits)
+        return k0
+
+    def cot_recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
+        """Correlated OT, receiver side: returns x0 + c·corr, (n, *mshape)."""
+        c = _check_choice(choice, 2)
+        k = self._iknp_recv_keys(c, bits, tuple(mshape))
+        y = self.chan.recv((c.size,) + tuple(mshape), bits)
+        sel = c.reshape((-1,) + (1,) * len(mshape)).astype(bool)
+        return np.where(sel, (y + k) & _mask(bits), k)
+
+    # ------------------------------------------------------------------ 1-of-N OT (KK13)
+    def kkot_send(self, msgs: np.ndarray, bits: int) -> None:
+        """Chosen-message 1-of-N OT, sender side. msgs: (n, N, *mshape), N = 2^k, 1 ≤ k ≤ 8.
+
+        Functionality: the receiver learns msgs[i, r_i]. Cost: 256·n + N·n·|m| bits, 2 rounds
+        (N = 2 falls back to IKNP: 128·n + 2·n·|m|).
+        """
+        msgs = _check_values(msgs, bits, "1-of-N OT messages")
+        if msgs.ndim < 2:
+            raise ParameterError(f"1-of-N OT messages must have shape (n, N, ...), got {msgs.shape}")
+        n, n_opt = msgs.shape[:2]
+        k = _log2_options(n_opt)
+        if k == 1:
+            return self.send(msgs[:, 0], msgs[:, 1], bits)
+        ext = self._need(self._kk_s)
+        q, idx = ext.extend(_pad8(n))
+        offsets = hadamard_codewords(k, KK_WIDTH).view("<u8").astype(np.uint64) & ext.s  # (N, 4)
+        dom = self._domain(True, self.role)
+        mshape = msgs.shape[2:]
+        for lo, hi in self._kk_chunks(n, n_opt):
+            pads = (q[lo:hi, None, :] ^ offsets[None]).reshape(-1, 4)
+            keys = self._hash_values(pads, np.repeat(idx[lo:hi], n_opt), dom, mshape, bits)
+            self.chan.send(msgs[lo:hi] ^ keys.reshape(msgs[lo:hi].shape), bits)
+
+    def kkot_recv(self, choice: np.ndarray, n_options: int, bits: int, mshape: tuple = ()) -> np.ndarray:
+        """Chosen-message 1-of-N OT, receiver side: returns msgs[i, choice_i], (n, *mshape)."""
+        k = _log2_options(n_options)
+        if k == 1:
+            return self.recv(choice, bits, mshape)
+        c = _check_choice(choice, n_options)
+        n = c.size
+        ext = self._need(self._kk_r)
+        cols = hadamard_columns(np.concatenate([c, np.zeros(_pad8(n) - n, np.uint64)]), k, KK_WIDTH)
+        t, idx = ext.extend(cols)
+        keys = self._hash_values(t[:n], idx[:n], self._domain(True, 1 - self.role), mshape, bits)
+        out = np.empty((n,) + tuple(mshape), np.uint64)
+        for lo, hi in self._kk_chunks(n, n_options):
+            y = self.chan.recv((hi - lo, n_options) + tuple(mshape), bits)
+            out[lo:hi] = y[np.arange(hi - lo), c[lo:hi].astype(np.intp)]
+        return out ^ keys
+
+    @staticmethod
+    def _kk_chunks(n: int, n_options: int):
+        step = max(1, _KK_CHUNK_KEYS // n_options)
+        for lo in range(0, n, step):
+            yield lo, min(n, lo + step)

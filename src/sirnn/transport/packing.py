@@ -1,0 +1,61 @@
+"""Dense packing of ℓ-bit ring elements: ℓ bits on the wire per value, not 8 bytes.
+
+Values are numpy ``uint64`` arrays whose entries are already reduced mod 2^ℓ.
+Bit order is little-endian throughout (bit i of value j is bit ``j*ℓ + i`` of the stream).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+
+
+def packed_nbytes(count: int, bits: int) -> int:
+    """Bytes taken by ``count`` values of ``bits`` bits each."""
+    return (count * bits + 7) // 8
+
+
+def check_bits(bits: int) -> int:
+    if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 64:
+        raise ParameterError(f"bitwidth must be an integer in 1..64, got {bits!r}")
+    return int(bits)
+
+
+def pack(values: np.ndarray, bits: int) -> bytes:
+    """Pack ``values`` (any shape, uint64, each < 2^bits) into ``ceil(size*bits/8)`` bytes."""
+    bits = check_bits(bits)
+    v = np.ascontiguousarray(values, dtype=np.uint64).ravel()
+    if bits == 64:
+        return v.astype("<u8", copy=False).tobytes()
+    if bits % 8 == 0:
+        nb = bits // 8
+        return v.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nb].tobytes()
+    if bits == 1:
+        return np.packbits(v.astype(np.uint8), bitorder="little").tobytes()
+    bitsarr = np.unpackbits(v.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8), axis=1,
+                            bitorder="little")[:, :bits]
+    return np.packbits(bitsarr, bitorder="little").tobytes()
+
+
+def unpack(buf: bytes | memoryview, count: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack`: ``count`` values of ``bits`` bits as a flat uint64 array."""
+    bits = check_bits(bits)
+    need = packed_nbytes(count, bits)
+    if len(buf) != need:
+        raise ParameterError(f"packed buffer has {len(buf)} bytes, expected {need} "
+                             f"for {count} values of {bits} bits")
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    if bits == 64:
+        return raw.view("<u8").astype(np.uint64)
+    if bits % 8 == 0:
+        nb = bits // 8
+        out = np.zeros((count, 8), dtype=np.uint8)
+        out[:, :nb] = raw.reshape(count, nb)
+        return out.view("<u8").ravel().astype(np.uint64, copy=False)
+    if bits == 1:
+        return np.unpackbits(raw, count=count, bitorder="little").astype(np.uint64)
+    b = np.unpackbits(raw, count=count * bits, bitorder="little").reshape(count, bits)
+    full = np.zeros((count, 64), dtype=np.uint8)
+    full[:, :bits] = b
+    return np.packbits(full, axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64, copy=False)

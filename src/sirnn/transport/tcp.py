@@ -1,0 +1,405 @@
+"""A channel over a TCP connection (optionally TLS), for two OS processes or machines.
+
+Design
+------
+* The socket is non-blocking; every wait is an explicit ``poll`` in short slices, so a channel can
+  always notice a closed peer, a failed sender or its own timeout instead of hanging.
+* Sends are queued and written by a background *sender thread*: :meth:`TCPChannel._send_frame`
+  never blocks on the peer reading, so both parties may send hundreds of MB at once without
+  deadlock. An error of the sender thread (broken pipe, reset) is re-raised in the caller on its
+  next channel operation as :class:`~sirnn.errors.PeerGoneError`.
+* Receives read the 12-byte header, then the payload with ``recv_into`` into one preallocated
+  ``bytearray`` (linear time, no concatenation). ``timeout`` is measured as seconds of *silence*:
+  a long message that keeps arriving never times out.
+* An ``ssl.SSLSocket`` must not be used by two threads at once (OpenSSL objects are not
+  thread-safe), so for TLS every non-blocking socket call is made under one lock; waits happen
+  outside the lock. Plain sockets are full duplex and need no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import select
+import socket
+import ssl
+import threading
+import time
+
+from ..errors import PeerGoneError, PeerTimeoutError, ProtocolError, TransportError
+from .channel import HEADER, Channel
+
+#: Largest payload accepted from the peer (a corrupt or foreign header must not allocate TBs).
+DEFAULT_MAX_FRAME = 1 << 34  # 16 GiB
+_CHUNK = 1 << 20  # bytes handed to one send / recv_into call
+_SMALL = 1 << 16  # payloads up to this size are sent in one piece with their header
+_SLICE = 0.25  # seconds per poll slice (how soon a wait notices close / sender errors)
+_STOP = object()  # sender-queue sentinel
+_WOULD_BLOCK_READ = (BlockingIOError, ssl.SSLWantReadError)
+_PEER_GONE_ERRORS = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+class _Waiter:
+    """Waits until a socket is readable (or writable), for at most a given number of seconds."""
+
+    def __init__(self, sock: socket.socket, for_write: bool):
+        self._sock = sock
+        self._for_write = for_write
+        self._poll = None
+        if hasattr(select, "poll"):
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLOUT if for_write else select.POLLIN)
+
+    def wait(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        if self._poll is not None:
+            self._poll.poll(seconds * 1000.0)
+        elif self._for_write:
+            select.select([], [self._sock], [self._sock], seconds)
+        else:
+            select.select([self._sock], [], [self._sock], seconds)
+
+
+def _describe_peer(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "peer"
+
+
+class TCPChannel(Channel):
+    """One party's end of a TCP (or TLS-over-TCP) connection.
+
+    ``sock`` must be connected (and, for TLS, already past the TLS handshake: use :func:`connect`
+    and :meth:`Listener.accept`, which do that). ``timeout`` is the number of seconds of silence
+    after which a receive raises :class:`PeerTimeoutError` (None: wait forever); it also bounds how
+    long the sender thread waits for a peer that reads nothing.
+
+    Received payloads are returned as ``bytearray`` (bytes-like, no extra copy).
+    """
+
+    def __init__(self, sock: socket.socket, timeout: float | None = 120.0, *,
+                 max_frame: int = DEFAULT_MAX_FRAME):
+        super().__init__(timeout)
+        self.max_frame = max_frame
+        self.peer = _describe_peer(sock)
+        self.is_tls = isinstance(sock, ssl.SSLSocket)
+        _set_nodelay(sock)
+        sock.setblocking(False)
+        self._sock = sock
+        self._io_lock = threading.Lock() if self.is_tls else contextlib.nullcontext()
+        self._read_waiter = _Waiter(sock, for_write=False)
+        self._write_waiter = _Waiter(sock, for_write=True)
+        self._queue: queue.Queue = queue.Queue()
+        self._send_error: BaseException | None = None
+        self._abort_send = threading.Event()
+        self._closed = False
+        self._sender = threading.Thread(target=self._sender_loop, daemon=True,
+                                        name=f"sirnn-tcp-sender-{self.peer}")
+        self._sender.start()
+
+    # -- errors ------------------------------------------------------------------------------------
+    def _check_usable(self) -> None:
+        """Raise if the channel was closed or the sender thread failed."""
+        if self._send_error is not None:
+            err = self._send_error
+            if isinstance(err, PeerTimeoutError):
+                raise PeerTimeoutError(str(err)) from err
+            raise PeerGoneError(
+                f"sending to {self.peer} failed ({type(err).__name__}: {err}): the peer closed the "
+                "connection or its process died") from err
+        if self._closed:
+            raise PeerGoneError(f"the channel to {self.peer} is closed")
+
+    def _silence_error(self, what: str) -> PeerTimeoutError:
+        return PeerTimeoutError(
+            f"{what} for {self.timeout} s (the channel timeout): the peer at {self.peer} is stuck, "
+            "or the two parties are not running the same protocol step")
+
+    # -- sending -----------------------------------------------------------------------------------
+    def _send_frame(self, header: bytes, payload: bytes) -> None:
+        self._check_usable()
+        self._queue.put((header, payload))
+
+    def _sender_loop(self) -> None:
+        """Body of the sender thread: write queued frames until the stop sentinel."""
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            header, payload = item
+            try:
+                if len(payload) <= _SMALL:
+                    self._write_all(memoryview(header + payload))
+                else:
+                    self._write_all(memoryview(header))
+                    self._write_all(memoryview(payload))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller by _check_usable
+                self._send_error = e
+                return
+
+    def _write_all(self, view: memoryview) -> None:
+        """Write all of ``view``; waits for buffer space in slices, failing after ``timeout``."""
+        offset = 0
+        while offset < len(view):
+            offset += self._write_some(view[offset:offset + _CHUNK])
+
+    def _write_some(self, chunk: memoryview) -> int:
+        """Write ``chunk`` (or a prefix of it, for plain TCP); return the number of bytes written."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            if self._abort_send.is_set():
+                raise PeerGoneError("channel closed before all data was sent")
+            try:
+                with self._io_lock:
+                    return self._sock.send(chunk)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                waiter = self._write_waiter
+            except ssl.SSLWantReadError:
+                waiter = self._read_waiter
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._silence_error("the peer has not read anything")
+            waiter.wait(_SLICE if deadline is None else min(_SLICE, deadline - time.monotonic()))
+
+    # -- receiving ---------------------------------------------------------------------------------
+    def _recv_frame(self) -> tuple[int, bytearray]:
+        self._check_usable()
+        header = self._read_exactly(HEADER.size, "a message header")
+        depth, length = HEADER.unpack(header)
+        if length > self.max_frame:
+            raise ProtocolError(
+                f"the peer at {self.peer} announced a message of {length} bytes, more than the "
+                f"limit of {self.max_frame}: it is not a sirnn party or the stream is corrupt")
+        return depth, self._read_exactly(length, f"a message of {length} bytes")
+
+    def _read_exactly(self, nbytes: int, what: str) -> bytearray:
+        """Receive exactly ``nbytes`` bytes into a fresh buffer."""
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            n = self._read_some(view[got:got + _CHUNK])
+            if n == 0:
+                raise PeerGoneError(
+                    f"peer closed the connection ({self.peer}) while we waited for {what}"
+                    + (f" ({got} of {nbytes} bytes received)" if got else ""))
+            got += n
+        return buf
+
+    def _read_some(self, chunk: memoryview) -> int:
+        """Read at least one byte into ``chunk`` (0 means EOF); raise on silence or reset."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            self._check_usable()
+            try:
+                with self._io_lock:
+                    return self._sock.recv_into(chunk)
+            except _WOULD_BLOCK_READ:
+                waiter = self._read_waiter
+            except ssl.SSLWantWriteError:
+                waiter = self._write_waiter
+            except _PEER_GONE_ERRORS as e:
+                raise PeerGoneError(
+                    f"peer closed the connection ({self.peer}): {type(e).__name__}: {e}") from e
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._silence_error("the peer sent nothing")
+            waiter.wait(_SLICE if deadline is None else min(_SLICE, deadline - time.monotonic()))
+
+    # -- closing -----------------------------------------------------------------------------------
+    def close(self, flush_timeout: float = 10.0) -> None:
+        """Send what is queued (waiting at most ``flush_timeout`` s), then shut the socket down."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._sender.join(flush_timeout)
+        if self._sender.is_alive():
+            self._abort_send.set()
+            self._sender.join(2 * _SLICE)
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# ---- establishing connections ----------------------------------------------------------------------
+def _secure(sock: socket.socket, tls: ssl.SSLContext | None, *, server_side: bool,
+            server_hostname: str | None, handshake_timeout: float | None,
+            peer: str) -> socket.socket:
+    """Run the TLS handshake on a connected socket (identity if ``tls`` is None).
+
+    Shared by the client and the server path; closes ``sock`` if the handshake fails.
+    """
+    if tls is None:
+        return sock
+    sock.settimeout(handshake_timeout)
+    try:
+        return tls.wrap_socket(sock, server_side=server_side,
+                               server_hostname=None if server_side else server_hostname)
+    except BaseException as e:
+        sock.close()
+        if isinstance(e, TimeoutError):
+            raise PeerTimeoutError(
+                f"TLS handshake with {peer} did not finish within {handshake_timeout} s") from e
+        if isinstance(e, ssl.SSLError):
+            raise TransportError(f"TLS handshake with {peer} failed: {e}") from e
+        if isinstance(e, OSError):
+            raise PeerGoneError(f"peer {peer} closed the connection during the TLS handshake: "
+                                f"{e}") from e
+        raise
+
+
+def _finish(sock: socket.socket, tls: ssl.SSLContext | None, *, server_side: bool,
+            server_hostname: str | None, handshake_timeout: float | None,
+            timeout: float | None, max_frame: int) -> TCPChannel:
+    """Common tail of :func:`connect` and :meth:`Listener.accept`: TLS, then the channel."""
+    _set_nodelay(sock)
+    sock = _secure(sock, tls, server_side=server_side, server_hostname=server_hostname,
+                   handshake_timeout=handshake_timeout, peer=_describe_peer(sock))
+    return TCPChannel(sock, timeout, max_frame=max_frame)
+
+
+def _try_connect(host: str, port: int, attempt_timeout: float) -> socket.socket:
+    """One connection attempt; raises OSError on failure."""
+    return socket.create_connection((host, port), timeout=attempt_timeout)
+
+
+def connect(host: str, port: int, *, timeout: float | None = 120.0,
+            connect_timeout: float = 30.0, retry_interval: float = 0.05,
+            tls: ssl.SSLContext | None = None, server_hostname: str | None = None,
+            max_frame: int = DEFAULT_MAX_FRAME) -> TCPChannel:
+    """Connect to a listening party and return the channel.
+
+    A server that is not up yet is retried (backing off from ``retry_interval`` to 1 s) until
+    ``connect_timeout`` seconds have passed, which also bounds the TLS handshake. ``timeout`` is
+    the channel's silence timeout. With ``tls``, ``server_hostname`` (default: ``host``) is the
+    name checked against the server's certificate when the context checks host names.
+    """
+    deadline = time.monotonic() + connect_timeout
+    delay = retry_interval
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            sock = _try_connect(host, port, max(remaining, 0.01))
+            break
+        except socket.gaierror as e:
+            raise TransportError(f"cannot resolve host {host!r}: {e}") from e
+        except OSError as e:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError(
+                    f"could not connect to {host}:{port} within {connect_timeout} s (last error: "
+                    f"{e}): is the server running and listening on that address?") from e
+            time.sleep(min(delay, remaining))
+            delay = min(2 * delay, 1.0)
+    return _finish(sock, tls, server_side=False, server_hostname=server_hostname or host,
+                   handshake_timeout=max(deadline - time.monotonic(), 1.0), timeout=timeout,
+                   max_frame=max_frame)
+
+
+class Listener:
+    """A listening socket; :meth:`accept` returns a :class:`TCPChannel` per connecting party."""
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None = None,
+                 timeout: float | None = 120.0, max_frame: int = DEFAULT_MAX_FRAME):
+        self._sock = sock
+        self.tls = tls
+        self.timeout = timeout  #: silence timeout of the accepted channels
+        self.max_frame = max_frame
+        self.host, self.port = sock.getsockname()[:2]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def accept(self, timeout: float | None = None) -> TCPChannel:
+        """Wait up to ``timeout`` s (None: forever) for a party to connect; return its channel."""
+        self._sock.settimeout(timeout)
+        try:
+            sock, _ = self._sock.accept()
+        except TimeoutError:
+            raise PeerTimeoutError(f"no party connected to {self.host}:{self.port} within "
+                                   f"{timeout} s") from None
+        handshake_timeout = timeout if timeout is not None else self.timeout
+        return _finish(sock, self.tls, server_side=True, server_hostname=None,
+                       handshake_timeout=handshake_timeout, timeout=self.timeout,
+                       max_frame=self.max_frame)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def listen(host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1,
+           tls: ssl.SSLContext | None = None, timeout: float | None = 120.0,
+           max_frame: int = DEFAULT_MAX_FRAME) -> Listener:
+    """Listen on ``host:port`` (port 0: any free port, read it back from ``.port``).
+
+    ``timeout`` is the silence timeout given to accepted channels.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise TransportError(f"cannot listen on {host}:{port}: {e}") from e
+    return Listener(sock, tls, timeout, max_frame)
+
+
+# ---- TLS contexts ----------------------------------------------------------------------------------
+def _hardened(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def tls_server_context(certfile: str, keyfile: str | None = None,
+                       cafile: str | None = None) -> ssl.SSLContext:
+    """TLS context of the listening party; with ``cafile``, clients must present a certificate
+    signed by that CA (mutual TLS)."""
+    ctx = _hardened(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    ctx.load_cert_chain(certfile, keyfile)
+    if hasattr(ctx, "num_tickets"):
+        ctx.num_tickets = 0  # no session tickets: nothing is written after the handshake
+    if cafile is not None:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def tls_client_context(cafile: str | None = None, certfile: str | None = None,
+                       keyfile: str | None = None, check_hostname: bool = True) -> ssl.SSLContext:
+    """TLS context of the connecting party.
+
+    The server's certificate is always verified, against ``cafile`` (e.g. the server's
+    self-signed certificate) or else the system's CAs; ``check_hostname`` also checks its name.
+    ``certfile``/``keyfile`` give the client's own certificate for mutual TLS.
+    """
+    ctx = _hardened(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if cafile is not None:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if certfile is not None:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+__all__ = ["TCPChannel", "Listener", "connect", "listen", "tls_server_context",
+           "tls_client_context", "DEFAULT_MAX_FRAME"]
+
