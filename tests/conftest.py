@@ -17,3 +17,14 @@ def ot_pair():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261124)
+
+
+@pytest.fixture(scope="module")
+def parties():
+    """Two Party contexts (ALICE, BOB) over an in-process channel pair, OT set up once."""
+    from sirnn.protocols.party import Party
+
+    pair = ThreadedPair(lambda role, chan: Party.setup(role, chan, seed=bytes([7 + role]) * 16))
+    yield pair
+    for ch in pair.channels:
+        ch.close()

@@ -229,11 +229,30 @@ class OTEngine:
 
     def cot_recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
         """Correlated OT, receiver side: returns x0 + c·corr, (n, *mshape)."""
+        return self.cot_recv_start(choice, bits, mshape).finish()
+
+    def cot_recv_start(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> "PendingCOT":
+        """First half of :meth:`cot_recv`: sends the extension matrix now, receives on ``finish()``.
+
+        Lets a party run OTs in both directions in the same two rounds::
+
+            pending = ot.cot_recv_start(my_choice, bits)   # round 1: my U
+            x0 = ot.cot_send(my_corr, bits)                # peer's U in, my y out (round 2)
+            mine = pending.finish()                        # peer's y in
+        """
         c = _check_choice(choice, 2)
-        k = self._iknp_recv_keys(c, bits, tuple(mshape))
-        y = self.chan.recv((c.size,) + tuple(mshape), bits)
-        sel = c.reshape((-1,) + (1,) * len(mshape)).astype(bool)
-        return np.where(sel, (y + k) & _mask(bits), k)
+        return PendingCOT(self.chan, c, self._iknp_recv_keys(c, bits, tuple(mshape)), bits, tuple(mshape))
+
+    def cot_both(self, corr: np.ndarray, choice: np.ndarray, bits: int,
+                 mshape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Correlated OTs in both directions at once (2 rounds in all).
+
+        This party sends with correlation ``corr`` and receives with ``choice`` (message shape
+        ``mshape``); returns (x0 as sender, x0' + c·corr' as receiver).
+        """
+        pending = self.cot_recv_start(choice, bits, mshape)
+        x0 = self.cot_send(corr, bits)
+        return x0, pending.finish()
 
     # ------------------------------------------------------------------ 1-of-N OT (KK13)
     def kkot_send(self, msgs: np.ndarray, bits: int) -> None:
@@ -281,3 +300,15 @@ class OTEngine:
         step = max(1, _KK_CHUNK_KEYS // n_options)
         for lo in range(0, n, step):
             yield lo, min(n, lo + step)
+
+
+class PendingCOT:
+    """A correlated-OT receiver waiting for the sender's correction (see ``cot_recv_start``)."""
+
+    def __init__(self, chan: Channel, choice: np.ndarray, keys: np.ndarray, bits: int, mshape: tuple):
+        self.chan, self.choice, self.keys, self.bits, self.mshape = chan, choice, keys, bits, mshape
+
+    def finish(self) -> np.ndarray:
+        y = self.chan.recv((self.choice.size,) + self.mshape, self.bits)
+        sel = self.choice.reshape((-1,) + (1,) * len(self.mshape)).astype(bool)
+        return np.where(sel, (y + self.keys) & _mask(self.bits), self.keys)

@@ -1,0 +1,97 @@
+"""Millionaires, Wrap, MSB, AND, B2A, MUX, LUT, share/reveal: secure result == cleartext, exactly."""
+
+import numpy as np
+import pytest
+
+from blockhelp import BITWIDTHS, all_splits, combine, edge_values, random_ring, run2, shares
+from sirnn import ALICE, BOB
+from sirnn.errors import ParameterError
+from sirnn.protocols import boolean, compare, lut as lutmod
+from sirnn.protocols.ring import U64, mask, to_signed
+from sirnn.protocols.share import reveal, share_input
+
+
+def inputs(rng, bits, n=300):
+    return np.concatenate([edge_values(bits), random_ring(rng, n, bits)])
+
+
+@pytest.mark.parametrize("bits", BITWIDTHS)
+def test_millionaire(parties, rng, bits):
+    x = inputs(rng, bits)
+    y = np.concatenate([inputs(rng, bits)[: x.size // 2], x[x.size // 2:]])  # some equal pairs
+    y = y[: x.size]
+    got = run2(parties, lambda p, v: compare.millionaire(p, v, bits), x, y)
+    assert (got == compare.millionaire_ref(x, y)).all()
+
+
+@pytest.mark.parametrize("bits", BITWIDTHS)
+def test_wrap_and_msb(parties, rng, bits):
+    x0, x1, x = all_splits(inputs(rng, bits), bits, rng)
+    got = run2(parties, lambda p, d: compare.wrap(p, shares(p.role, d, bits)), x0, x1)
+    assert (got == compare.wrap_ref(x0, x1, bits)).all()
+    got = run2(parties, lambda p, d: compare.msb(p, shares(p.role, d, bits)), x0, x1)
+    assert (got == compare.msb_ref(x, bits)).all()
+    got = run2(parties, lambda p, d: compare.drelu(p, shares(p.role, d, bits)), x0, x1)
+    assert (got == compare.drelu_ref(x, bits)).all()
+
+
+@pytest.mark.parametrize("bits", BITWIDTHS)
+def test_msb_to_wrap(parties, rng, bits):
+    x0, x1, x = all_splits(inputs(rng, bits), bits, rng)
+    m = compare.msb_ref(x, bits)
+    m0 = rng.integers(0, 2, m.size).astype(U64)
+    got = run2(parties, lambda p, d: compare.msb_to_wrap(p, shares(p.role, d[0], bits), shares(p.role, d[1], 1)),
+               (x0, m0), (x1, m ^ m0))
+    assert (got == compare.wrap_ref(x0, x1, bits)).all()
+
+
+def test_and(parties, rng):
+    x0, x1, y0, y1 = rng.integers(0, 2, (4, 1000)).astype(U64)
+    got = run2(parties, lambda p, d: boolean.and_(p, shares(p.role, d[0], 1), shares(p.role, d[1], 1)),
+               (x0, y0), (x1, y1))
+    assert (got == boolean.and_ref(x0 ^ x1, y0 ^ y1)).all()
+
+
+@pytest.mark.parametrize("bits", BITWIDTHS)
+def test_b2a_and_select(parties, rng, bits):
+    n = 400
+    b0, b1 = rng.integers(0, 2, (2, n)).astype(U64)
+    got = run2(parties, lambda p, d: boolean.b2a(p, shares(p.role, d, 1), bits), b0, b1)
+    assert (got == boolean.b2a_ref(b0 ^ b1, bits)).all()
+    x0, x1, x = all_splits(inputs(rng, bits, n=n // 3 * 3 - edge_values(bits).size)[: n // 3], bits, rng)
+    b0, b1 = rng.integers(0, 2, (2, x.size)).astype(U64)
+    got = run2(parties, lambda p, d: boolean.select(p, shares(p.role, d[0], 1), shares(p.role, d[1], bits)),
+               (b0, x0), (b1, x1))
+    assert (got == boolean.select_ref(b0 ^ b1, x, bits)).all()
+
+
+@pytest.mark.parametrize("d,bits", [(1, 5), (2, 64), (4, 13), (8, 16), (8, 1)])
+def test_lut(parties, rng, d, bits):
+    n = 500
+    table = random_ring(rng, 1 << d, bits)
+    i0, i1 = rng.integers(0, 1 << d, (2, n)).astype(U64)
+    i = (i0 + i1) & mask(d)
+    got = run2(parties, lambda p, di: lutmod.lut(p, table if p.role == ALICE else None, shares(p.role, di, d), bits),
+               i0, i1)
+    assert (got == lutmod.lut_ref(table, i, bits)).all()
+    per_elem = random_ring(rng, n * (1 << d), bits).reshape(n, 1 << d)
+    got = run2(parties, lambda p, di: lutmod.lut(p, per_elem if p.role == ALICE else None, shares(p.role, di, d), bits),
+               i0, i1)
+    assert (got == lutmod.lut_ref(per_elem, i, bits)).all()
+
+
+def test_share_and_reveal(parties, rng):
+    vals = np.array([-5, 0, 7, -(2**15), 2**15 - 1])
+
+    def job(p):
+        s = share_input(p, ALICE, vals if p.role == ALICE else None, bits=16, shape=vals.shape)
+        return reveal(p, s), reveal(p, s, to=BOB)
+
+    (a_both, a_bob), (b_both, b_bob) = parties.run(job)
+    assert (to_signed(a_both, 16) == vals).all() and (b_both == a_both).all()
+    assert a_bob is None and (b_bob == a_both).all()
+
+
+def test_share_input_rejects_out_of_range(parties):
+    with pytest.raises(ParameterError, match="out of range"):
+        share_input(parties.contexts[0], ALICE, np.array([40000]), bits=16)
