@@ -28,10 +28,11 @@ def _tree_and_count(leaves: int) -> int:
     return total
 
 
-def millionaire_bits(party: Party, v: np.ndarray, bits: int) -> np.ndarray:
+def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = False):
     """Millionaires' protocol on raw inputs: ALICE holds x = v, BOB holds y = v (uint64, < 2^bits).
 
-    Returns this party's boolean share (0/1 uint64, same shape) of 1{x > y}.
+    Returns this party's boolean share (0/1 uint64, same shape) of 1{x > y}; with ``with_eq``,
+    the pair (share of 1{x > y}, share of 1{x = y}) (the equality costs nothing extra).
 
     Split into q = ⌈ℓ/4⌉ leaves of 4 bits; ALICE sends, per leaf and BOB's digit value, masked
     (1{x_j > y_j}, 1{x_j = y_j}) by one 1-of-16 OT, batched with the OTs that make the bit triples
@@ -71,6 +72,8 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int) -> np.ndarray:
             new_lt = np.concatenate([new_lt, lt[:, -1:]], axis=1)
             new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
         lt, eq = new_lt, new_eq
+    if with_eq:
+        return lt[:, 0].reshape(shape), eq[:, 0].reshape(shape)
     return lt[:, 0].reshape(shape)
 
 
