@@ -22,10 +22,10 @@ def test_millionaire(parties, rng, bits):
     y = y[: x.size]
     got = run2(parties, lambda p, v: compare.millionaire(p, v, bits), x, y)
     assert (got == compare.millionaire_ref(x, y)).all()
-    lt, eq = parties.run_split(lambda p: compare.millionaire_bits(p, x, bits, with_eq=True),
-                               lambda p: compare.millionaire_bits(p, y, bits, with_eq=True))
-    assert ((lt[0] ^ lt[1]) == compare.millionaire_ref(x, y)).all()
-    assert ((eq[0] ^ eq[1]) == (x == y)).all()
+    a, b = parties.run_split(lambda p: compare.millionaire_bits(p, x, bits, with_eq=True),
+                             lambda p: compare.millionaire_bits(p, y, bits, with_eq=True))
+    assert ((a[0] ^ b[0]) == compare.millionaire_ref(x, y)).all()
+    assert ((a[1] ^ b[1]) == (x == y)).all()
 
 
 @pytest.mark.parametrize("bits", BITWIDTHS)
