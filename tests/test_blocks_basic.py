@@ -99,3 +99,20 @@ def test_share_and_reveal(parties, rng):
 def test_share_input_rejects_out_of_range(parties):
     with pytest.raises(ParameterError, match="out of range"):
         share_input(parties.contexts[0], ALICE, np.array([40000]), bits=16)
+
+
+def _bytes_both(parties, fa, fb):
+    before = [ch.stats.copy() for ch in parties.channels]
+    parties.run_split(fa, fb)
+    return sum((ch.stats - b).bytes_sent for ch, b in zip(parties.channels, before))
+
+
+@pytest.mark.parametrize("bits", [1, 4, 8, 16, 31, 32, 37, 64])
+@pytest.mark.parametrize("with_eq", [False, True])
+def test_millionaire_cost_matches_formula(parties, rng, bits, with_eq):
+    n = 4096
+    x, y = random_ring(rng, n, bits), random_ring(rng, n, bits)
+    sent = _bytes_both(parties, lambda p: compare.millionaire_bits(p, x, bits, with_eq),
+                       lambda p: compare.millionaire_bits(p, y, bits, with_eq))
+    formula = compare.millionaire_cost_bits(bits, with_eq) * n / 8
+    assert abs(sent - formula) <= 0.01 * formula + 64, (sent, formula)

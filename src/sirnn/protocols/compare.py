@@ -19,55 +19,91 @@ ONE = U64(1)
 LEAF_BITS = 4  # m: leaf width, as in SCI; leaves are compared by 1-of-16 OT
 
 
-def _tree_and_count(leaves: int) -> int:
-    """ANDs per element in the lt/eq combination tree over ``leaves`` leaves."""
+def _tree_and_count(leaves: int, with_eq: bool = False) -> int:
+    """ANDs per element in the lt/eq combination tree over ``leaves`` leaves.
+
+    Each level pairs nodes (2k, 2k+1) and needs lt_hi ⊕ eq_hi ∧ lt_lo and eq_hi ∧ eq_lo; the
+    equality of the pair holding the least significant leaf is never used unless ``with_eq``.
+    """
     total, cnt = 0, leaves
     while cnt > 1:
-        total += 2 * (cnt // 2)
-        cnt = cnt - cnt // 2
+        p = cnt // 2
+        total += 2 * p - (0 if with_eq else 1)
+        cnt -= p
     return total
 
 
-def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = False):
+def millionaire_cost_bits(bits: int, with_eq: bool = False, leaf_bits: int = LEAF_BITS) -> int:
+    """Bits both parties send per element in :func:`millionaire_bits` (the cost formula).
+
+    q = ⌈ℓ/m⌉ leaves, one 1-of-2^m OT with 2-bit messages each (256 + 2^{m+1}), and per AND one
+    half of a 1-of-16 OT making two triples (144) plus 2 + 2 opened bits.
+    """
+    q = -(-bits // leaf_bits)
+    m = min(leaf_bits, bits)
+    leaf = 128 + 2 * 2 if m == 1 else 256 + 2 * (1 << m)  # N = 2 runs on IKNP
+    n_and = _tree_and_count(q, with_eq)
+    return q * leaf + 144 * n_and + 4 * n_and
+
+
+def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = False,
+                     leaf_bits: int = LEAF_BITS):
     """Millionaires' protocol on raw inputs: ALICE holds x = v, BOB holds y = v (uint64, < 2^bits).
 
     Returns this party's boolean share (0/1 uint64, same shape) of 1{x > y}; with ``with_eq``,
     the pair (share of 1{x > y}, share of 1{x = y}) (the equality costs nothing extra).
 
-    Split into q = ⌈ℓ/4⌉ leaves of 4 bits; ALICE sends, per leaf and BOB's digit value, masked
-    (1{x_j > y_j}, 1{x_j = y_j}) by one 1-of-16 OT, batched with the OTs that make the bit triples
-    for the combination tree (lt = lt_hi ⊕ eq_hi ∧ lt_lo, eq = eq_hi ∧ eq_lo).
-    Cost per element: q·(256 + 32) + (2q − 2)·(144 + 4) bits about; rounds 2 + ⌈log2 q⌉.
+    Split into q = ⌈ℓ/m⌉ leaves of m = ``leaf_bits`` bits; ALICE sends, per leaf and BOB's digit
+    value, masked (1{x_j > y_j}, 1{x_j = y_j}) by one 1-of-2^m OT, batched (m = 4) with the OTs
+    that make the bit triples for the combination tree (lt = lt_hi ⊕ eq_hi ∧ lt_lo,
+    eq = eq_hi ∧ eq_lo). Cost per element: :func:`millionaire_cost_bits` (3,932 bits for ℓ = 32,
+    m = 4); rounds 2 + ⌈log2 q⌉.
     """
     bits = check_bits(bits)
     shape = v.shape
     x = v.ravel()
     n = x.size
-    q = -(-bits // LEAF_BITS)
-    digits = (x[:, None] >> (U64(LEAF_BITS) * np.arange(q, dtype=U64))) & mask(LEAF_BITS)  # (n, q)
-    n_and = n * _tree_and_count(q)
-    n_tot = (n_and + 1) // 2
+    m = min(leaf_bits, bits)
+    q = -(-bits // m)
+    digits = (x[:, None] >> (U64(m) * np.arange(q, dtype=U64))) & mask(m)  # (n, q)
+    n_and = n * _tree_and_count(q, with_eq)
+    n_tri = (n_and + 1) // 2  # 1-of-16 OTs for the triples
+    # leaves and triples go in one batch when both are 1-of-16 OTs (one extension, same rounds)
+    merged = m == 4
     if party.role == ALICE:
         lt, eq = party.prg.bits((2, n, q)).astype(U64)
-        cand = np.arange(16, dtype=U64)
+        cand = np.arange(1 << m, dtype=U64)
         leaf_msgs = (((digits[..., None] > cand).astype(U64) ^ lt[..., None])
-                     | (((digits[..., None] == cand).astype(U64) ^ eq[..., None]) << ONE))
-        tmsgs, abc = triple_ot_messages(party, n_tot)
-        party.ot.kkot_send(np.concatenate([leaf_msgs.reshape(n * q, 16), tmsgs]), 2)
+                     | (((digits[..., None] == cand).astype(U64) ^ eq[..., None]) << ONE)).reshape(n * q, -1)
+        tmsgs, abc = triple_ot_messages(party, n_tri)
+        if merged:
+            party.ot.kkot_send(np.concatenate([leaf_msgs, tmsgs]), 2)
+        else:
+            party.ot.kkot_send(leaf_msgs, 2)
+            party.ot.kkot_send(tmsgs, 2)
         triples = Triples(*abc)
     else:
-        tchoice, (a1, b1) = triple_ot_choices(party, n_tot)
-        got = party.ot.kkot_recv(np.concatenate([digits.ravel(), tchoice]), 16, 2)
-        leaf = got[: n * q].reshape(n, q)
+        tchoice, (a1, b1) = triple_ot_choices(party, n_tri)
+        if merged:
+            got = party.ot.kkot_recv(np.concatenate([digits.ravel(), tchoice]), 16, 2)
+            leaf, tgot = got[: n * q], got[n * q:]
+        else:
+            leaf = party.ot.kkot_recv(digits.ravel(), 1 << m, 2)
+            tgot = party.ot.kkot_recv(tchoice, 16, 2)
+        leaf = leaf.reshape(n, q)
         lt, eq = leaf & ONE, leaf >> ONE
-        triples = Triples(a1, b1, triple_ot_finish(got[n * q:]))
+        triples = Triples(a1, b1, triple_ot_finish(tgot))
     # combine up the tree: node j covers leaves [j·2^level, ...); index 0 is least significant
     while lt.shape[1] > 1:
         p = lt.shape[1] // 2
         lt_lo, lt_hi = lt[:, 0:2 * p:2], lt[:, 1:2 * p:2]
         eq_lo, eq_hi = eq[:, 0:2 * p:2], eq[:, 1:2 * p:2]
-        prod = and_bits(party, np.concatenate([eq_hi, eq_hi]), np.concatenate([lt_lo, eq_lo]), triples)
-        new_lt, new_eq = lt_hi ^ prod[:n], prod[n:]
+        skip = 0 if with_eq else 1  # the lowest pair's equality is never needed
+        k = eq_hi.shape[1]
+        prod = and_bits(party, np.concatenate([eq_hi, eq_hi[:, skip:]], axis=1),
+                        np.concatenate([lt_lo, eq_lo[:, skip:]], axis=1), triples)
+        new_lt = lt_hi ^ prod[:, :k]
+        new_eq = np.concatenate([np.zeros((n, skip), U64), prod[:, k:]], axis=1)
         if lt.shape[1] % 2:
             new_lt = np.concatenate([new_lt, lt[:, -1:]], axis=1)
             new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
