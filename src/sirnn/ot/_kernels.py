@@ -28,3 +28,62 @@ def transpose_bits_numba(cols):  # pragma: no cover - compiled
                 for k in range(8):
                     out[8 * c + k, rb] = np.uint8((x >> np.uint64(8 * k)) & np.uint64(0xFF))
     return out
+
+
+# ---- fused steps of the MMO hash of OT pads (see aes.CRHash.hash_pads) --------------------------
+# Pad (i, x) = q[i] ⊕ offs[x]; σ(a‖b) = (a ⊕ b)‖a; AES itself runs in OpenSSL between the steps.
+
+
+@numba.njit(cache=True, nogil=True)
+def mmo_in(q, offs, idx, tw_hi, col):  # pragma: no cover - compiled
+    """σ of the 128-bit half ``col`` of every pad, and σ ⊕ tweak (the AES input)."""
+    n = q.shape[0]
+    big = offs.shape[0]
+    sig = np.empty((n * big, 2), dtype=np.uint64)
+    ain = np.empty((n * big, 2), dtype=np.uint64)
+    for i in range(n):
+        qa = q[i, col]
+        qb = q[i, col + 1]
+        t = idx[i]
+        for x in range(big):
+            j = i * big + x
+            a = qa ^ offs[x, col]
+            b = qb ^ offs[x, col + 1]
+            s0 = a ^ b
+            sig[j, 0] = s0
+            sig[j, 1] = a
+            ain[j, 0] = s0 ^ t
+            ain[j, 1] = a ^ tw_hi
+    return sig, ain
+
+
+@numba.njit(cache=True, nogil=True)
+def mmo_chain(out1, sig, q, offs, idx, tw_hi):  # pragma: no cover - compiled
+    """Second block of a 256-bit pad: y = H1 ⊕ pad_hi (H1 = out1 ⊕ sig); returns σ(y), σ(y) ⊕ tweak."""
+    n = q.shape[0]
+    big = offs.shape[0]
+    sig2 = np.empty((n * big, 2), dtype=np.uint64)
+    ain = np.empty((n * big, 2), dtype=np.uint64)
+    for i in range(n):
+        t = idx[i]
+        for x in range(big):
+            j = i * big + x
+            a = out1[j, 0] ^ sig[j, 0] ^ q[i, 2] ^ offs[x, 2]
+            b = out1[j, 1] ^ sig[j, 1] ^ q[i, 3] ^ offs[x, 3]
+            s0 = a ^ b
+            sig2[j, 0] = s0
+            sig2[j, 1] = a
+            ain[j, 0] = s0 ^ t
+            ain[j, 1] = a ^ tw_hi
+    return sig2, ain
+
+
+@numba.njit(cache=True, nogil=True)
+def mmo_retweak(sig, idx, big, tw_hi):  # pragma: no cover - compiled
+    """σ ⊕ tweak for a further output block of the same compressed pads."""
+    m = sig.shape[0]
+    ain = np.empty((m, 2), dtype=np.uint64)
+    for j in range(m):
+        ain[j, 0] = sig[j, 0] ^ idx[j // big]
+        ain[j, 1] = sig[j, 1] ^ tw_hi
+    return ain

@@ -16,6 +16,11 @@ import os
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+try:
+    from . import _kernels as _kern
+except ImportError:  # pragma: no cover - numba missing: numpy path
+    _kern = None
+
 # π's key: public and fixed (the first 16 bytes of the hexadecimal expansion of π).
 _FIXED_KEY = bytes.fromhex("243f6a8885a308d313198a2e03707344")
 
@@ -115,3 +120,31 @@ class CRHash:
             tw[:, 1] = dom | np.uint64(j)
             res[:, j] = self.hash128(x, tw)
         return res.reshape(n, nblk * 16 // 8).view(np.uint8)[:, :out_bytes]
+
+    def hash_pads(self, q: np.ndarray, offsets: np.ndarray, index: np.ndarray, domain: int,
+                  out_bytes: int) -> np.ndarray:
+        """``hash_expand`` of every pad q[i] ⊕ offsets[x]: (n·N, out_bytes) uint8, row i·N + x.
+
+        This is the OT sender's bulk work (N keys per instance). With numba the pads, σ and tweaks
+        are formed in fused passes around the OpenSSL calls instead of materialising each step.
+        """
+        n, big = q.shape[0], offsets.shape[0]
+        if _kern is None:
+            pads = (q[:, None, :] ^ offsets[None]).reshape(n * big, q.shape[1])
+            return self.hash_expand(pads, np.repeat(index, big), domain, out_bytes)
+        q = np.ascontiguousarray(q, np.uint64)
+        offsets = np.ascontiguousarray(offsets, np.uint64)
+        index = np.ascontiguousarray(index, np.uint64)
+        dom = domain << 40
+        if q.shape[1] == 4:
+            sig, ain = _kern.mmo_in(q, offsets, index, np.uint64(dom | 0xFFFFFFFF), 0)
+            sig, ain = _kern.mmo_chain(self.permute(ain), sig, q, offsets, index, np.uint64(dom))
+        else:
+            sig, ain = _kern.mmo_in(q, offsets, index, np.uint64(dom), 0)
+        nblk = (out_bytes + 15) // 16
+        res = np.empty((n * big, nblk, 2), dtype=np.uint64)
+        for j in range(nblk):
+            if j:
+                ain = _kern.mmo_retweak(sig, index, big, np.uint64(dom | j))
+            res[:, j] = self.permute(ain) ^ sig
+        return res.reshape(n * big, nblk * 2).view(np.uint8)[:, :out_bytes]

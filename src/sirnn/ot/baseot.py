@@ -46,7 +46,7 @@ def base_ot_send(chan: Channel, count: int) -> tuple[np.ndarray, np.ndarray]:
     a_pt = nb.crypto_scalarmult_ed25519_base_noclamp(a)
     nonce = os.urandom(32)
     chan.send_bytes(nonce + a_pt)
-    payload = chan.recv_bytes(count * _POINT, what="base-OT receiver message")
+    payload = bytes(chan.recv_bytes(count * _POINT, what="base-OT receiver message"))
     neg_a_pt = nb.crypto_scalarmult_ed25519_base_noclamp(nb.crypto_core_ed25519_scalar_negate(a))
     k0 = bytearray()
     k1 = bytearray()
@@ -63,7 +63,7 @@ def base_ot_send(chan: Channel, count: int) -> tuple[np.ndarray, np.ndarray]:
 def base_ot_recv(chan: Channel, choices: np.ndarray) -> np.ndarray:
     """Receiver side: ``choices`` (count,) of 0/1; returns k_c, (count, 16) uint8."""
     choices = np.asarray(choices, dtype=np.uint8).ravel()
-    first = chan.recv_bytes(32 + _POINT, what="base-OT sender message")
+    first = bytes(chan.recv_bytes(32 + _POINT, what="base-OT sender message"))
     nonce, a_pt = first[:32], first[32:]
     _check_point(a_pt, "A")
     out = bytearray()

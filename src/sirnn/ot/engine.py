@@ -150,19 +150,22 @@ class OTEngine:
         return 2 * int(kk) + sender
 
     def _hash_values(self, pads: np.ndarray, index: np.ndarray, domain: int,
-                     mshape: tuple, bits: int) -> np.ndarray:
-        count = int(np.prod(mshape, dtype=np.int64))
-        raw = self.hash.hash_expand(pads, index, domain, count * ((bits + 7) // 8))
-        return _bytes_to_values(raw, count, bits).reshape((pads.shape[0],) + tuple(mshape))
+                     mshape: tuple, bits: int, offsets: np.ndarray | None = None) -> np.ndarray:
+        """Hash pads to values of ``bits`` bits, shape (n, *mshape).
+
+        With ``offsets`` (N, w), the pads are pads[i] ⊕ offsets[x] and mshape's first axis is N.
+        """
+        mshape = tuple(mshape)
+        n = pads.shape[0]
+        if offsets is None:
+            count = int(np.prod(mshape, dtype=np.int64))
+            raw = self.hash.hash_expand(pads, index, domain, count * ((bits + 7) // 8))
+        else:
+            count = int(np.prod(mshape[1:], dtype=np.int64))
+            raw = self.hash.hash_pads(pads, offsets, index, domain, count * ((bits + 7) // 8))
+        return _bytes_to_values(raw, count, bits).reshape((n,) + mshape)
 
     # ------------------------------------------------------------------ IKNP core
-    def _iknp_send_pads(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sender: (q, q ⊕ Δ, index) for n instances."""
-        ext = self._need(self._iknp_s)
-        q, idx = ext.extend(_pad8(n))
-        q, idx = q[:n], idx[:n]
-        return q, q ^ ext.s, idx
-
     def _iknp_recv_pads(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ext = self._need(self._iknp_r)
         n = choice.size
@@ -171,10 +174,13 @@ class OTEngine:
         return t[:n], idx[:n]
 
     def _iknp_send_keys(self, n: int, bits: int, mshape: tuple) -> tuple[np.ndarray, np.ndarray]:
-        q0, q1, idx = self._iknp_send_pads(n)
-        dom = self._domain(False, self.role)
-        return (self._hash_values(q0, idx, dom, mshape, bits),
-                self._hash_values(q1, idx, dom, mshape, bits))
+        """Sender: the keys H(q_i) and H(q_i ⊕ Δ) as values, each (n, *mshape)."""
+        ext = self._need(self._iknp_s)
+        q, idx = ext.extend(_pad8(n))
+        offsets = np.stack([np.zeros_like(ext.s), ext.s])
+        keys = self._hash_values(q[:n], idx[:n], self._domain(False, self.role), (2,) + tuple(mshape),
+                                 bits, offsets)
+        return keys[:, 0], keys[:, 1]
 
     def _iknp_recv_keys(self, choice: np.ndarray, bits: int, mshape: tuple) -> np.ndarray:
         t, idx = self._iknp_recv_pads(choice)
@@ -274,9 +280,8 @@ class OTEngine:
         dom = self._domain(True, self.role)
         mshape = msgs.shape[2:]
         for lo, hi in self._kk_chunks(n, n_opt):
-            pads = (q[lo:hi, None, :] ^ offsets[None]).reshape(-1, 4)
-            keys = self._hash_values(pads, np.repeat(idx[lo:hi], n_opt), dom, mshape, bits)
-            self.chan.send(msgs[lo:hi] ^ keys.reshape(msgs[lo:hi].shape), bits)
+            keys = self._hash_values(q[lo:hi], idx[lo:hi], dom, (n_opt,) + mshape, bits, offsets)
+            self.chan.send(msgs[lo:hi] ^ keys, bits)
 
     def kkot_recv(self, choice: np.ndarray, n_options: int, bits: int, mshape: tuple = ()) -> np.ndarray:
         """Chosen-message 1-of-N OT, receiver side: returns msgs[i, choice_i], (n, *mshape)."""

@@ -97,6 +97,15 @@ class Channel(ABC):
         self.stats.rounds = max(self.stats.rounds, depth)
         return payload
 
+    def snapshot(self) -> ChannelStats:
+        """Counters now, for measuring a window (``stats - snapshot``), starting a fresh round.
+
+        The next message this party sends gets a new depth even if its last action was a send,
+        so the window's ``rounds`` counts exactly the rounds of what runs inside it.
+        """
+        self._recv_depth = self.stats.rounds
+        return self.stats.copy()
+
     # -- arrays of ℓ-bit values -----------------------------------------------------------------
     def send(self, values: np.ndarray, bits: int) -> None:
         """Send an array of ``bits``-bit values, packed densely (the shape is not sent)."""

@@ -4,10 +4,11 @@ Design
 ------
 * The socket is non-blocking; every wait is an explicit ``poll`` in short slices, so a channel can
   always notice a closed peer, a failed sender or its own timeout instead of hanging.
-* Sends are queued and written by a background *sender thread*: :meth:`TCPChannel._send_frame`
-  never blocks on the peer reading, so both parties may send hundreds of MB at once without
-  deadlock. An error of the sender thread (broken pipe, reset) is re-raised in the caller on its
-  next channel operation as :class:`~sirnn.errors.PeerGoneError`.
+* Sends never block on the peer reading: a frame is written directly while the socket takes it
+  without waiting, and whatever is left is queued for a background *sender thread*. So both
+  parties may send hundreds of MB at once without deadlock. An error of the sender thread (broken
+  pipe, reset) is re-raised in the caller on its next channel operation as
+  :class:`~sirnn.errors.PeerGoneError`.
 * Receives read the 12-byte header, then the payload with ``recv_into`` into one preallocated
   ``bytearray`` (linear time, no concatenation). ``timeout`` is measured as seconds of *silence*:
   a long message that keeps arriving never times out.
@@ -35,6 +36,7 @@ _CHUNK = 1 << 20  # bytes handed to one send / recv_into call
 _SMALL = 1 << 16  # payloads up to this size are sent in one piece with their header
 _SLICE = 0.25  # seconds per poll slice (how soon a wait notices close / sender errors)
 _STOP = object()  # sender-queue sentinel
+_HEADER_WHAT = "a message header"
 _WOULD_BLOCK_READ = (BlockingIOError, ssl.SSLWantReadError)
 _PEER_GONE_ERRORS = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
@@ -92,9 +94,12 @@ class TCPChannel(Channel):
         self._read_waiter = _Waiter(sock, for_write=False)
         self._write_waiter = _Waiter(sock, for_write=True)
         self._queue: queue.Queue = queue.Queue()
+        self._send_lock = threading.Lock()  # orders direct writes against the sender thread
+        self._unsent = 0  # frames queued for the sender thread and not fully written yet
         self._send_error: BaseException | None = None
         self._abort_send = threading.Event()
         self._closed = False
+        self._out_of_step = False  # a timeout interrupted a message: the stream is unusable
         self._sender = threading.Thread(target=self._sender_loop, daemon=True,
                                         name=f"sirnn-tcp-sender-{self.peer}")
         self._sender.start()
@@ -111,6 +116,9 @@ class TCPChannel(Channel):
                 "connection or its process died") from err
         if self._closed:
             raise PeerGoneError(f"the channel to {self.peer} is closed")
+        if self._out_of_step:
+            raise ProtocolError(f"a receive from {self.peer} timed out in the middle of a message: "
+                                "the channel is out of step and cannot be used any more")
 
     def _silence_error(self, what: str) -> PeerTimeoutError:
         return PeerTimeoutError(
@@ -119,25 +127,65 @@ class TCPChannel(Channel):
 
     # -- sending -----------------------------------------------------------------------------------
     def _send_frame(self, header: bytes, payload: bytes) -> None:
+        """Write the frame at once if the socket takes it, else hand the rest to the sender thread.
+
+        The direct write (non-blocking, only when nothing is queued) saves a thread hand-off per
+        small message; order is kept because queued frames always go before new ones.
+        """
         self._check_usable()
-        self._queue.put((header, payload))
+        if len(payload) <= _SMALL:
+            pieces = [memoryview(header + payload)]
+        else:
+            pieces = [memoryview(header), memoryview(payload)]
+        with self._send_lock:
+            if self._unsent == 0:
+                try:
+                    pieces = self._write_now(pieces)
+                except BaseException as e:  # noqa: BLE001 - reported like a sender error
+                    self._send_error = e
+                    self._check_usable()
+                if not pieces:
+                    return
+            self._unsent += 1
+            self._queue.put(pieces)
+
+    def _write_now(self, pieces: list[memoryview]) -> list[memoryview]:
+        """Write as much of ``pieces`` as the socket takes without waiting; return the rest."""
+        for i, piece in enumerate(pieces):
+            offset = 0
+            while offset < len(piece):
+                n = self._try_write(piece[offset:offset + _CHUNK])
+                if n is None:
+                    return [piece[offset:]] + pieces[i + 1:]
+                offset += n
+        return []
+
+    def _try_write(self, chunk: memoryview) -> int | None:
+        """One non-blocking write of ``chunk`` (or a prefix of it); None if it would block.
+
+        After a would-block, TLS requires the retry to pass the same chunk: every caller slices
+        chunks of ``_CHUNK`` bytes from the same offset, so the retry is the same chunk.
+        """
+        try:
+            with self._io_lock:
+                return self._sock.send(chunk)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return None
 
     def _sender_loop(self) -> None:
         """Body of the sender thread: write queued frames until the stop sentinel."""
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            pieces = self._queue.get()
+            if pieces is _STOP:
                 return
-            header, payload = item
             try:
-                if len(payload) <= _SMALL:
-                    self._write_all(memoryview(header + payload))
-                else:
-                    self._write_all(memoryview(header))
-                    self._write_all(memoryview(payload))
+                for piece in pieces:
+                    self._write_all(piece)
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller by _check_usable
                 self._send_error = e
                 return
+            with self._send_lock:
+                self._unsent -= 1
 
     def _write_all(self, view: memoryview) -> None:
         """Write all of ``view``; waits for buffer space in slices, failing after ``timeout``."""
@@ -146,26 +194,23 @@ class TCPChannel(Channel):
             offset += self._write_some(view[offset:offset + _CHUNK])
 
     def _write_some(self, chunk: memoryview) -> int:
-        """Write ``chunk`` (or a prefix of it, for plain TCP); return the number of bytes written."""
+        """Write ``chunk`` (a prefix of it, for plain TCP), waiting for room; return the count."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
             if self._abort_send.is_set():
                 raise PeerGoneError("channel closed before all data was sent")
-            try:
-                with self._io_lock:
-                    return self._sock.send(chunk)
-            except (BlockingIOError, ssl.SSLWantWriteError):
-                waiter = self._write_waiter
-            except ssl.SSLWantReadError:
-                waiter = self._read_waiter
+            n = self._try_write(chunk)
+            if n is not None:
+                return n
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._silence_error("the peer has not read anything")
-            waiter.wait(_SLICE if deadline is None else min(_SLICE, deadline - time.monotonic()))
+            self._write_waiter.wait(
+                _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic()))
 
     # -- receiving ---------------------------------------------------------------------------------
     def _recv_frame(self) -> tuple[int, bytearray]:
         self._check_usable()
-        header = self._read_exactly(HEADER.size, "a message header")
+        header = self._read_exactly(HEADER.size, _HEADER_WHAT)
         depth, length = HEADER.unpack(header)
         if length > self.max_frame:
             raise ProtocolError(
@@ -179,7 +224,11 @@ class TCPChannel(Channel):
         view = memoryview(buf)
         got = 0
         while got < nbytes:
-            n = self._read_some(view[got:got + _CHUNK])
+            try:
+                n = self._read_some(view[got:got + _CHUNK])
+            except PeerTimeoutError:
+                self._out_of_step = self._out_of_step or got > 0 or what != _HEADER_WHAT
+                raise
             if n == 0:
                 raise PeerGoneError(
                     f"peer closed the connection ({self.peer}) while we waited for {what}"
@@ -202,6 +251,9 @@ class TCPChannel(Channel):
             except _PEER_GONE_ERRORS as e:
                 raise PeerGoneError(
                     f"peer closed the connection ({self.peer}): {type(e).__name__}: {e}") from e
+            except ssl.SSLError as e:
+                raise PeerGoneError(f"the TLS session with {self.peer} failed ({e}): the peer "
+                                    "rejected our certificate or the stream is corrupt") from e
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._silence_error("the peer sent nothing")
             waiter.wait(_SLICE if deadline is None else min(_SLICE, deadline - time.monotonic()))
@@ -228,7 +280,7 @@ def _set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-# ---- establishing connections ----------------------------------------------------------------------
+# ---- establishing connections --------------------------------------------------------------------
 def _secure(sock: socket.socket, tls: ssl.SSLContext | None, *, server_side: bool,
             server_hostname: str | None, handshake_timeout: float | None,
             peer: str) -> socket.socket:
@@ -360,7 +412,7 @@ def listen(host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1,
     return Listener(sock, tls, timeout, max_frame)
 
 
-# ---- TLS contexts ----------------------------------------------------------------------------------
+# ---- TLS contexts --------------------------------------------------------------------------------
 def _hardened(ctx: ssl.SSLContext) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx

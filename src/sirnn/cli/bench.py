@@ -1,0 +1,88 @@
+"""``sirnn bench``: run one protocol between two OS processes over loopback and report JSON.
+
+Each benchmark is a :class:`Case` in :mod:`sirnn.cli.benchcases`: ``inputs`` builds a party's
+inputs locally (untimed, no communication: both parties derive the cleartext from a common seed,
+which is fine for a benchmark and lets the parent check the output), ``run`` is the timed protocol,
+and ``check`` counts outputs that differ from the cleartext functionality.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..protocols.party import Party
+from ..transport.launch import run_two_processes
+
+
+@dataclass
+class Case:
+    name: str
+    inputs: Callable[[int, dict], Any]  # (role, opts) -> this party's inputs
+    run: Callable[[Party, Any, dict], Any]  # timed; returns this party's output
+    check: Callable[[dict, Any, Any], dict]  # (opts, out_alice, out_bob) -> {"mismatches": k, ...}
+    defaults: dict = field(default_factory=dict)
+    help: str = ""
+
+
+def _party_main(role: int, chan, name: str, opts: dict) -> dict:
+    from .benchcases import CASES
+
+    case = CASES[name]
+    t0 = time.perf_counter()
+    party = Party.setup(role, chan)
+    setup_seconds = time.perf_counter() - t0
+    inputs = case.inputs(role, opts)
+    chan.send_bytes(b"go")  # line up both parties before the clock starts
+    chan.recv_bytes(2)
+    before = chan.snapshot()
+    t1 = time.perf_counter()
+    out = case.run(party, inputs, opts)
+    seconds = time.perf_counter() - t1
+    used = chan.stats - before
+    return {"seconds": seconds, "setup_seconds": setup_seconds, "bytes_sent": used.bytes_sent,
+            "rounds": used.rounds, "messages": used.messages_sent, "out": out}
+
+
+def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0) -> dict:
+    """Run benchmark ``name`` with options ``opts``; returns the JSON-ready report."""
+    from .benchcases import CASES
+
+    if name not in CASES:
+        raise SystemExit(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(CASES))}")
+    case = CASES[name]
+    full = {**case.defaults, **{k: v for k, v in opts.items() if v is not None}}
+    a, b = run_two_processes(_party_main, name, full, timeout=timeout, tls=tls)
+    checked = case.check(full, a.pop("out"), b.pop("out"))
+    n = full.get("n", 1)
+    total = a["bytes_sent"] + b["bytes_sent"]
+    return {
+        "function": name,
+        "n": n,
+        **{k: v for k, v in full.items() if k != "n"},
+        "seconds": max(a["seconds"], b["seconds"]),
+        "setup_seconds": max(a["setup_seconds"], b["setup_seconds"]),
+        "bytes_sent": {"alice": a["bytes_sent"], "bob": b["bytes_sent"], "total": total},
+        "bytes_per_element": total / n if n else None,
+        "rounds": max(a["rounds"], b["rounds"]),
+        "throughput_per_s": n / max(a["seconds"], b["seconds"], 1e-12),
+        "tls": tls,
+        **checked,
+    }
+
+
+def format_report(rep: dict, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(rep)
+    lines = [f"{rep['function']}: n = {rep['n']}",
+             f"  time      {rep['seconds']:.3f} s (set-up {rep['setup_seconds']:.3f} s), "
+             f"{rep['throughput_per_s']:,.0f} per s",
+             f"  bytes     {rep['bytes_sent']['total']:,} ({rep['bytes_per_element']:.1f} per element; "
+             f"ALICE {rep['bytes_sent']['alice']:,}, BOB {rep['bytes_sent']['bob']:,})",
+             f"  rounds    {rep['rounds']}"]
+    extra = {k: v for k, v in rep.items() if k in ("mismatches", "max_ulp", "mean_ulp")}
+    if extra:
+        lines.append("  check     " + ", ".join(f"{k} = {v}" for k, v in extra.items()))
+    return "\n".join(lines)

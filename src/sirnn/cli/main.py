@@ -1,0 +1,65 @@
+"""The ``sirnn`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _bench(args) -> int:
+    from .bench import format_report, run_bench
+
+    opts = {"n": args.n, "N": args.N, "bits": args.bits, "bw_in": args.bw_in, "scale_in": args.scale_in,
+            "bw_out": args.bw_out, "scale_out": args.scale_out, "seed": args.seed}
+    for kv in args.opt or []:
+        k, _, v = kv.partition("=")
+        opts[k.replace("-", "_")] = int(v) if v.lstrip("-").isdigit() else v
+    rep = run_bench(args.function, opts, tls=args.tls)
+    print(format_report(rep, args.json))
+    return 1 if rep.get("mismatches") else 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(n=args.n)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sirnn", description="Secure two-party RNN inference (SiRNN).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("demo", help="run both parties locally as two processes and show what they did")
+    d.add_argument("--n", type=int, default=8, help="batch size")
+    d.set_defaults(func=_demo)
+
+    b = sub.add_parser("bench", help="microbenchmark one protocol between two processes (loopback)")
+    b.add_argument("function", help="benchmark name (see `sirnn bench list`)")
+    b.add_argument("--n", type=int, help="batch size")
+    b.add_argument("--N", type=int, help="1-of-N OT: N")
+    b.add_argument("--bits", type=int, help="OT message bits")
+    b.add_argument("--bw-in", type=int, dest="bw_in")
+    b.add_argument("--scale-in", type=int, dest="scale_in")
+    b.add_argument("--bw-out", type=int, dest="bw_out")
+    b.add_argument("--scale-out", type=int, dest="scale_out")
+    b.add_argument("--seed", type=int)
+    b.add_argument("--opt", action="append", metavar="KEY=VALUE", help="block-specific option")
+    b.add_argument("--tls", action="store_true", help="run over mutual TLS")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_bench)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "function", None) == "list":
+        from .benchcases import CASES
+
+        for name, case in sorted(CASES.items()):
+            print(f"{name:14s} {case.help}")
+        return 0
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

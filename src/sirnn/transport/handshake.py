@@ -1,0 +1,180 @@
+"""Session handshake: both parties check version, roles and public parameters before any secret.
+
+Each party sends one small JSON *hello* at the same time (one round) and checks the peer's:
+
+``{"magic": "sirnn", "version": 1, "role": 0, "digest": "<sha256 hex>", "keys": {name: digest}}``
+
+``digest`` is the SHA-256 of a canonical JSON encoding of the public parameters (model structure,
+bitwidths, scales, ...); ``keys`` holds one digest per top-level key of a parameter dict, so a
+mismatch can name the keys whose values differ without sending the values. Both parties run the
+same checks on the same pair of hellos, so a mismatch fails loudly *on both sides*, and the
+channel stays in step (another handshake may follow). The handshake never hangs: a silent peer
+hits the channel timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from .. import PROTOCOL_VERSION
+from ..errors import HandshakeError, ParameterError, ProtocolError
+from .channel import Channel
+
+MAGIC = "sirnn"
+ROLE_NAMES = {0: "ALICE (server)", 1: "BOB (client)"}
+_MAX_HELLO = 1 << 20  # a hello larger than this is not from a sirnn party
+
+
+def _to_json_value(obj: Any) -> Any:
+    """``json`` fallback: numpy scalars and arrays, tuples and bytes as plain JSON values."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {"__bytes__": bytes(obj).hex()}
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not a JSON-serialisable public parameter")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON bytes of ``value``: sorted keys, no spaces, ASCII, no NaN/infinity."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False, default=_to_json_value).encode("ascii")
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"public parameters cannot be encoded canonically: {e}") from e
+
+
+def params_digest(params: dict | bytes | None) -> str:
+    """SHA-256 hex digest of the public parameters (raw bytes are hashed as they are)."""
+    if isinstance(params, (bytes, bytearray, memoryview)):
+        data = bytes(params)
+    else:
+        data = canonical_json(params)
+    return hashlib.sha256(data).hexdigest()
+
+
+def key_digests(params: dict | bytes | None) -> dict[str, str]:
+    """One digest per top-level key of a parameter dict (empty for bytes or None)."""
+    if not isinstance(params, dict):
+        return {}
+    return {str(k): params_digest(canonical_json(v)) for k, v in params.items()}
+
+
+def make_hello(role: int, params: dict | bytes | None = None, *,
+               version: int = PROTOCOL_VERSION) -> dict:
+    """The hello this party sends."""
+    if role not in ROLE_NAMES:
+        raise ParameterError(f"role must be 0 (ALICE, server) or 1 (BOB, client), got {role!r}")
+    return {"magic": MAGIC, "version": version, "role": role, "digest": params_digest(params),
+            "keys": key_digests(params)}
+
+
+def _parse_hello(payload: bytes) -> dict:
+    """Decode the peer's hello; anything that is not a sirnn hello raises HandshakeError."""
+    try:
+        hello = json.loads(bytes(payload).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        hello = None
+    if not isinstance(hello, dict) or hello.get("magic") != MAGIC:
+        start = bytes(payload[:40])
+        raise HandshakeError(f"peer is not a sirnn party (its first message, {start!r}"
+                             f"{'…' if len(payload) > 40 else ''}, is not a sirnn hello)")
+    return hello
+
+
+def _check_version(ours: dict, peer: dict) -> None:
+    if peer.get("version") != ours["version"]:
+        raise HandshakeError(f"protocol version mismatch: we speak {ours['version']}, peer speaks "
+                             f"{peer.get('version')!r}; run the same sirnn version on both sides")
+
+
+def _check_roles(ours: dict, peer: dict) -> None:
+    role = peer.get("role")
+    if role not in ROLE_NAMES:
+        raise HandshakeError(f"peer sent an invalid role {role!r} (expected 0 or 1)")
+    if role == ours["role"]:
+        raise HandshakeError(
+            f"both parties claim role {ROLE_NAMES[role]}: one side must be ALICE (server, role 0, "
+            "holds the model) and the other BOB (client, role 1, holds the input)")
+
+
+def _differing_keys(ours: dict, peer: dict) -> str:
+    """Human-readable list of the top-level parameter keys that differ (may be empty)."""
+    mine, theirs = ours.get("keys") or {}, peer.get("keys") or {}
+    if not isinstance(theirs, dict) or not (mine or theirs):
+        return ""
+    parts = []
+    changed = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+    if changed:
+        parts.append(f"values differ for {', '.join(changed)}")
+    only_ours = sorted(mine.keys() - theirs.keys())
+    if only_ours:
+        parts.append(f"only we have {', '.join(only_ours)}")
+    only_peer = sorted(theirs.keys() - mine.keys())
+    if only_peer:
+        parts.append(f"only the peer has {', '.join(only_peer)}")
+    return "; ".join(parts)
+
+
+def _check_params(ours: dict, peer: dict) -> None:
+    if peer.get("digest") != ours["digest"]:
+        detail = _differing_keys(ours, peer)
+        raise HandshakeError(
+            f"public parameters differ: ours {ours['digest'][:12]} vs peer "
+            f"{str(peer.get('digest'))[:12]}" + (f" ({detail})" if detail else "")
+            + "; both parties must load the same model and configuration")
+
+
+def check_hello(ours: dict, peer: dict) -> None:
+    """Raise HandshakeError naming the first mismatch between our hello and the peer's."""
+    _check_version(ours, peer)
+    _check_roles(ours, peer)
+    _check_params(ours, peer)
+
+
+@contextlib.contextmanager
+def _frame_limit(channel: Channel, limit: int):
+    """Lower the channel's largest accepted message (if it has one) while receiving the hello,
+    so a foreign peer's first bytes cannot make us allocate gigabytes."""
+    saved = getattr(channel, "max_frame", None)
+    if saved is None:
+        yield
+        return
+    channel.max_frame = min(saved, limit)
+    try:
+        yield
+    finally:
+        channel.max_frame = saved
+
+
+def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *,
+              version: int = PROTOCOL_VERSION) -> dict:
+    """Exchange hellos with the peer and check them; return the peer's hello.
+
+    Raises HandshakeError (on both sides) if the peer is not a sirnn party, speaks another
+    protocol version, claims the same role, or holds different public parameters.
+    """
+    ours = make_hello(role, params, version=version)
+    channel.send_bytes(canonical_json(ours))
+    try:
+        with _frame_limit(channel, _MAX_HELLO):
+            payload = channel.recv_bytes()
+    except ProtocolError as e:  # e.g. a foreign header announcing an absurd length
+        raise HandshakeError(f"peer is not a sirnn party: {e}") from e
+    if len(payload) > _MAX_HELLO:
+        raise HandshakeError(f"peer is not a sirnn party (its hello has {len(payload)} bytes)")
+    peer = _parse_hello(payload)
+    check_hello(ours, peer)
+    return peer
+
+
+__all__ = ["handshake", "params_digest", "canonical_json", "make_hello", "check_hello",
+           "ROLE_NAMES", "MAGIC"]
