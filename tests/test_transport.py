@@ -265,3 +265,17 @@ def test_params_digest_is_canonical():
         params_digest({"x": float("nan")})
     with pytest.raises(ParameterError):
         params_digest({"x": object()})
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 7, 13, 31, 55, 56, 57, 63, 64])
+def test_unpack_at_and_narrow_pack(bits):
+    from sirnn.transport.packing import pack, unpack, unpack_at
+
+    rng = np.random.default_rng(bits)
+    v = rng.integers(0, 2**63, 1000, dtype=np.uint64) & np.uint64((1 << bits) - 1 if bits < 64 else 2**64 - 1)
+    buf = pack(v, bits)
+    pos = rng.integers(0, 1000, 300)
+    assert (unpack_at(buf, 1000, bits, pos) == v[pos]).all()
+    if bits < 8:
+        assert pack(v.astype(np.uint8), bits) == buf
+        assert (unpack(buf, 1000, bits) == v).all()

@@ -21,6 +21,8 @@ try:
 except ImportError:  # pragma: no cover - numba missing: numpy path
     _kern = None
 
+_CHUNK_PADS = 1 << 14  # pads hashed per chunk: a few arrays of 256 KiB stay in cache
+
 # π's key: public and fixed (the first 16 bytes of the hexadecimal expansion of π).
 _FIXED_KEY = bytes.fromhex("243f6a8885a308d313198a2e03707344")
 
@@ -126,7 +128,8 @@ class CRHash:
         """``hash_expand`` of every pad q[i] ⊕ offsets[x]: (n·N, out_bytes) uint8, row i·N + x.
 
         This is the OT sender's bulk work (N keys per instance). With numba the pads, σ and tweaks
-        are formed in fused passes around the OpenSSL calls instead of materialising each step.
+        are formed in fused passes around the OpenSSL calls, in cache-sized chunks, instead of
+        materialising every step for the whole batch.
         """
         n, big = q.shape[0], offsets.shape[0]
         if _kern is None:
@@ -135,16 +138,28 @@ class CRHash:
         q = np.ascontiguousarray(q, np.uint64)
         offsets = np.ascontiguousarray(offsets, np.uint64)
         index = np.ascontiguousarray(index, np.uint64)
+        nblk = (out_bytes + 15) // 16
+        out = np.empty((n * big, nblk * 2), dtype=np.uint64)
+        step = max(1, _CHUNK_PADS // big)
+        for lo in range(0, n, step):  # chunks of the batch, not OTs
+            hi = min(n, lo + step)
+            out[lo * big:hi * big] = self._hash_pads_chunk(q[lo:hi], offsets, index[lo:hi], domain, nblk)
+        return out.view(np.uint8)[:, :out_bytes]
+
+    def _hash_pads_chunk(self, q, offsets, index, domain, nblk):
         dom = domain << 40
         if q.shape[1] == 4:
             sig, ain = _kern.mmo_in(q, offsets, index, np.uint64(dom | 0xFFFFFFFF), 0)
             sig, ain = _kern.mmo_chain(self.permute(ain), sig, q, offsets, index, np.uint64(dom))
         else:
             sig, ain = _kern.mmo_in(q, offsets, index, np.uint64(dom), 0)
-        nblk = (out_bytes + 15) // 16
-        res = np.empty((n * big, nblk, 2), dtype=np.uint64)
+        if nblk == 1:
+            res = self.permute(ain)
+            res ^= sig
+            return res
+        res = np.empty((sig.shape[0], nblk, 2), dtype=np.uint64)
         for j in range(nblk):
             if j:
-                ain = _kern.mmo_retweak(sig, index, big, np.uint64(dom | j))
+                ain = _kern.mmo_retweak(sig, index, offsets.shape[0], np.uint64(dom | j))
             res[:, j] = self.permute(ain) ^ sig
-        return res.reshape(n * big, nblk * 2).view(np.uint8)[:, :out_bytes]
+        return res.reshape(sig.shape[0], nblk * 2)

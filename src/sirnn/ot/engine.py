@@ -31,6 +31,7 @@ import numpy as np
 from .. import ALICE, BOB
 from ..errors import ParameterError
 from ..transport import Channel
+from ..transport.packing import packed_nbytes, unpack_at
 from .aes import PRG, CRHash
 from .baseot import base_ot_recv, base_ot_send
 from .bitmatrix import hadamard_codewords, hadamard_columns, pack_bits
@@ -50,18 +51,22 @@ def _mask(bits: int) -> np.uint64:
     return np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def _bytes_to_values(raw: np.ndarray, count: int, bits: int) -> np.ndarray:
-    """(n, count·vb) pseudorandom bytes → (n, count) uint64 values of ``bits`` bits."""
+def _bytes_to_values(raw: np.ndarray, count: int, bits: int, narrow: bool = False) -> np.ndarray:
+    """(n, count·vb) pseudorandom bytes → (n, count) values of ``bits`` bits.
+
+    uint64, or uint8 when ``narrow`` and bits ≤ 8 (the 1-of-N sender's bulk messages)."""
     vb = (bits + 7) // 8
     n = raw.shape[0]
-    if vb in (1, 2, 4, 8):
+    if narrow and vb == 1:
+        vals = raw[:, :count] & np.uint8((1 << bits) - 1)
+    elif vb in (1, 2, 4, 8):
         vals = np.ascontiguousarray(raw).view(f"<u{vb}").astype(np.uint64)
     else:
         wide = np.zeros((n * count, 8), np.uint8)
         wide[:, :vb] = raw.reshape(n * count, vb)
         vals = wide.view("<u8").astype(np.uint64, copy=False)
     vals = vals.reshape(n, count)
-    if bits % 8:
+    if bits % 8 and vals.dtype == np.uint64:
         vals &= _mask(bits)
     return vals
 
@@ -72,8 +77,9 @@ def _check_values(x: np.ndarray, bits: int, what: str) -> np.ndarray:
         raise ParameterError(f"{what} must be an integer array, got dtype {x.dtype}")
     if x.dtype.kind == "i" and x.size and x.min() < 0:
         raise ParameterError(f"{what} has negative entries; pass ring elements in [0, 2^{bits})")
-    x = x.astype(np.uint64, copy=False)
-    if bits < 64 and x.size and (x >> np.uint64(bits)).any():
+    if x.dtype.kind == "i" or x.dtype.itemsize < 8 and bits > 8 * x.dtype.itemsize:
+        x = x.astype(np.uint64)
+    if bits < 64 and x.size and int(x.max()) >> bits:
         raise ParameterError(f"{what} has values that do not fit in {bits} bits")
     return x
 
@@ -150,7 +156,8 @@ class OTEngine:
         return 2 * int(kk) + sender
 
     def _hash_values(self, pads: np.ndarray, index: np.ndarray, domain: int,
-                     mshape: tuple, bits: int, offsets: np.ndarray | None = None) -> np.ndarray:
+                     mshape: tuple, bits: int, offsets: np.ndarray | None = None,
+                     narrow: bool = False) -> np.ndarray:
         """Hash pads to values of ``bits`` bits, shape (n, *mshape).
 
         With ``offsets`` (N, w), the pads are pads[i] ⊕ offsets[x] and mshape's first axis is N.
@@ -163,7 +170,7 @@ class OTEngine:
         else:
             count = int(np.prod(mshape[1:], dtype=np.int64))
             raw = self.hash.hash_pads(pads, offsets, index, domain, count * ((bits + 7) // 8))
-        return _bytes_to_values(raw, count, bits).reshape((n,) + mshape)
+        return _bytes_to_values(raw, count, bits, narrow).reshape((n,) + mshape)
 
     # ------------------------------------------------------------------ IKNP core
     def _iknp_recv_pads(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,9 +286,13 @@ class OTEngine:
         offsets = hadamard_codewords(k, KK_WIDTH).view("<u8").astype(np.uint64) & ext.s  # (N, 4)
         dom = self._domain(True, self.role)
         mshape = msgs.shape[2:]
+        narrow = bits <= 8
+        if narrow:
+            msgs = msgs.astype(np.uint8)
         for lo, hi in self._kk_chunks(n, n_opt):
-            keys = self._hash_values(q[lo:hi], idx[lo:hi], dom, (n_opt,) + mshape, bits, offsets)
-            self.chan.send(msgs[lo:hi] ^ keys, bits)
+            keys = self._hash_values(q[lo:hi], idx[lo:hi], dom, (n_opt,) + mshape, bits, offsets, narrow)
+            keys ^= msgs[lo:hi]
+            self.chan.send(keys, bits)
 
     def kkot_recv(self, choice: np.ndarray, n_options: int, bits: int, mshape: tuple = ()) -> np.ndarray:
         """Chosen-message 1-of-N OT, receiver side: returns msgs[i, choice_i], (n, *mshape)."""
@@ -294,11 +305,15 @@ class OTEngine:
         cols = hadamard_columns(np.concatenate([c, np.zeros(_pad8(n) - n, np.uint64)]), k, KK_WIDTH)
         t, idx = ext.extend(cols)
         keys = self._hash_values(t[:n], idx[:n], self._domain(True, 1 - self.role), mshape, bits)
-        out = np.empty((n,) + tuple(mshape), np.uint64)
+        width = int(np.prod(mshape, dtype=np.int64))
+        out = np.empty((n, width), np.uint64)
         for lo, hi in self._kk_chunks(n, n_options):
-            y = self.chan.recv((hi - lo, n_options) + tuple(mshape), bits)
-            out[lo:hi] = y[np.arange(hi - lo), c[lo:hi].astype(np.intp)]
-        return out ^ keys
+            count = (hi - lo) * n_options * width
+            buf = self.chan.recv_bytes(packed_nbytes(count, bits), what="1-of-N OT messages")
+            first = (np.arange(hi - lo) * n_options + c[lo:hi].astype(np.int64)) * width
+            pos = (first[:, None] + np.arange(width)).ravel()
+            out[lo:hi] = unpack_at(buf, count, bits, pos).reshape(hi - lo, width)
+        return out.reshape((n,) + tuple(mshape)) ^ keys
 
     @staticmethod
     def _kk_chunks(n: int, n_options: int):

@@ -19,19 +19,19 @@ ONE = U64(1)
 # One 1-of-16 OT with 2-bit messages gives two triples (CrypTFlow2): BOB chooses (a1, b1, a1', b1'),
 # ALICE's message for choice v is, per triple t, c0_t ⊕ (a0_t ⊕ a_t(v)) ∧ (b0_t ⊕ b_t(v)).
 
-_V = np.arange(16, dtype=U64)
-_VA = [(_V >> U64(2 * t)) & ONE for t in (0, 1)]  # a-part of choice v, triple t
-_VB = [(_V >> U64(2 * t + 1)) & ONE for t in (0, 1)]
+_V = np.arange(16, dtype=np.uint8)
+_VA = [(_V >> (2 * t)) & 1 for t in (0, 1)]  # a-part of choice v, triple t
+_VB = [(_V >> (2 * t + 1)) & 1 for t in (0, 1)]
 
 
 def triple_ot_messages(party: Party, n_ot: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """ALICE: messages (n_ot, 16) of 2 bits, and her triple shares (a0, b0, c0), each (2·n_ot,)."""
-    a0, b0, c0 = (party.prg.bits((3, n_ot, 2)).astype(U64))
-    msgs = np.zeros((n_ot, 16), U64)
+    """ALICE: messages (n_ot, 16) of 2 bits (uint8), and her triple shares (a0, b0, c0), each (2·n_ot,)."""
+    a0, b0, c0 = party.prg.bits((3, n_ot, 2))
+    msgs = np.zeros((n_ot, 16), np.uint8)
     for t in (0, 1):
         prod = (a0[:, t, None] ^ _VA[t]) & (b0[:, t, None] ^ _VB[t])
-        msgs |= (c0[:, t, None] ^ prod) << U64(t)
-    return msgs, (a0.ravel(), b0.ravel(), c0.ravel())
+        msgs |= (c0[:, t, None] ^ prod) << t
+    return msgs, (a0.ravel().astype(U64), b0.ravel().astype(U64), c0.ravel().astype(U64))
 
 
 def triple_ot_choices(party: Party, n_ot: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:

@@ -5,6 +5,8 @@ All outputs are boolean shares (1-bit :class:`Share`).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .. import ALICE
@@ -46,6 +48,14 @@ def millionaire_cost_bits(bits: int, with_eq: bool = False, leaf_bits: int = LEA
     return q * leaf + 144 * n_and + 4 * n_and
 
 
+@lru_cache(maxsize=None)
+def _leaf_table(m: int) -> np.ndarray:
+    """T[d, v] = 1{d > v} | 1{d = v} << 1 for m-bit d, v (uint8)."""
+    d = np.arange(1 << m)[:, None]
+    v = np.arange(1 << m)[None, :]
+    return ((d > v) | ((d == v) << 1)).astype(np.uint8)
+
+
 def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = False,
                      leaf_bits: int = LEAF_BITS):
     """Millionaires' protocol on raw inputs: ALICE holds x = v, BOB holds y = v (uint64, < 2^bits).
@@ -71,10 +81,10 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     # leaves and triples go in one batch when both are 1-of-16 OTs (one extension, same rounds)
     merged = m == 4
     if party.role == ALICE:
-        lt, eq = party.prg.bits((2, n, q)).astype(U64)
-        cand = np.arange(1 << m, dtype=U64)
-        leaf_msgs = (((digits[..., None] > cand).astype(U64) ^ lt[..., None])
-                     | (((digits[..., None] == cand).astype(U64) ^ eq[..., None]) << ONE)).reshape(n * q, -1)
+        lt, eq = party.prg.bits((2, n, q))
+        # message for BOB's digit v: (1{x_j > v} ⊕ lt_j) | (1{x_j = v} ⊕ eq_j) << 1, via a table
+        leaf_msgs = (_leaf_table(m)[digits.astype(np.intp)] ^ (lt | (eq << 1))[..., None]).reshape(n * q, -1)
+        lt, eq = lt.astype(U64), eq.astype(U64)
         tmsgs, abc = triple_ot_messages(party, n_tri)
         if merged:
             party.ot.kkot_send(np.concatenate([leaf_msgs, tmsgs]), 2)

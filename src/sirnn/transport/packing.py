@@ -10,6 +10,12 @@ import numpy as np
 
 from ..errors import ParameterError
 
+try:  # ~50x faster than the unpackbits route for odd bit widths
+    from ._packkernels import pack_bits_numba as _pack_fast, unpack_bits_numba as _unpack_fast
+    from ._packkernels import unpack_at_numba as _unpack_at_fast
+except ImportError:  # pragma: no cover - numba missing
+    _pack_fast = _unpack_fast = _unpack_at_fast = None
+
 
 def packed_nbytes(count: int, bits: int) -> int:
     """Bytes taken by ``count`` values of ``bits`` bits each."""
@@ -25,14 +31,19 @@ def check_bits(bits: int) -> int:
 def pack(values: np.ndarray, bits: int) -> bytes:
     """Pack ``values`` (any shape, uint64, each < 2^bits) into ``ceil(size*bits/8)`` bytes."""
     bits = check_bits(bits)
-    v = np.ascontiguousarray(values, dtype=np.uint64).ravel()
+    small = bits < 8 and np.asarray(values).dtype == np.uint8  # keep narrow arrays narrow
+    v = np.ascontiguousarray(values, dtype=np.uint8 if small else np.uint64).ravel()
     if bits == 64:
         return v.astype("<u8", copy=False).tobytes()
     if bits % 8 == 0:
         nb = bits // 8
         return v.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nb].tobytes()
     if bits == 1:
-        return np.packbits(v.astype(np.uint8), bitorder="little").tobytes()
+        return np.packbits(v.astype(np.uint8, copy=False), bitorder="little").tobytes()
+    if _pack_fast is not None:
+        out = np.zeros(packed_nbytes(v.size, bits), np.uint8)
+        _pack_fast(v, bits, out)
+        return out.tobytes()
     bitsarr = np.unpackbits(v.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8), axis=1,
                             bitorder="little")[:, :bits]
     return np.packbits(bitsarr, bitorder="little").tobytes()
@@ -55,7 +66,25 @@ def unpack(buf: bytes | memoryview, count: int, bits: int) -> np.ndarray:
         return out.view("<u8").ravel().astype(np.uint64, copy=False)
     if bits == 1:
         return np.unpackbits(raw, count=count, bitorder="little").astype(np.uint64)
+    if _unpack_fast is not None:
+        out = np.empty(count, np.uint64)
+        _unpack_fast(raw, count, bits, out)
+        return out
     b = np.unpackbits(raw, count=count * bits, bitorder="little").reshape(count, bits)
     full = np.zeros((count, 64), dtype=np.uint8)
     full[:, :bits] = b
     return np.packbits(full, axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64, copy=False)
+
+
+def unpack_at(buf: bytes | memoryview, count: int, bits: int, positions: np.ndarray) -> np.ndarray:
+    """``unpack(buf, count, bits)[positions]`` without unpacking the rest (uint64)."""
+    bits = check_bits(bits)
+    need = packed_nbytes(count, bits)
+    if len(buf) != need:
+        raise ParameterError(f"packed buffer has {len(buf)} bytes, expected {need}")
+    pos = np.ascontiguousarray(positions, dtype=np.int64)
+    if _unpack_at_fast is not None and bits <= 56:
+        out = np.empty(pos.size, np.uint64)
+        _unpack_at_fast(np.frombuffer(buf, np.uint8), pos, bits, out)
+        return out
+    return unpack(buf, count, bits)[pos]
