@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..ot.warmup import warm_up
 from ..protocols.party import Party
 from ..transport.launch import run_two_processes
 
@@ -31,6 +32,7 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     from .benchcases import CASES
 
     case = CASES[name]
+    warmup_seconds = warm_up()
     t0 = time.perf_counter()
     party = Party.setup(role, chan)
     setup_seconds = time.perf_counter() - t0
@@ -42,7 +44,7 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     out = case.run(party, inputs, opts)
     seconds = time.perf_counter() - t1
     used = chan.stats - before
-    return {"seconds": seconds, "setup_seconds": setup_seconds, "bytes_sent": used.bytes_sent,
+    return {"seconds": seconds, "setup_seconds": setup_seconds, "warmup_seconds": warmup_seconds, "bytes_sent": used.bytes_sent,
             "rounds": used.rounds, "messages": used.messages_sent, "out": out}
 
 
@@ -64,6 +66,7 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
         **{k: v for k, v in full.items() if k != "n"},
         "seconds": max(a["seconds"], b["seconds"]),
         "setup_seconds": max(a["setup_seconds"], b["setup_seconds"]),
+        "warmup_seconds": max(a["warmup_seconds"], b["warmup_seconds"]),
         "bytes_sent": {"alice": a["bytes_sent"], "bob": b["bytes_sent"], "total": total},
         "bytes_per_element": total / n if n else None,
         "rounds": max(a["rounds"], b["rounds"]),
@@ -77,7 +80,8 @@ def format_report(rep: dict, as_json: bool) -> str:
     if as_json:
         return json.dumps(rep)
     lines = [f"{rep['function']}: n = {rep['n']}",
-             f"  time      {rep['seconds']:.3f} s (set-up {rep['setup_seconds']:.3f} s), "
+             f"  time      {rep['seconds']:.3f} s (set-up {rep['setup_seconds']:.3f} s, "
+             f"kernel warm-up {rep['warmup_seconds']:.3f} s), "
              f"{rep['throughput_per_s']:,.0f} per s",
              f"  bytes     {rep['bytes_sent']['total']:,} ({rep['bytes_per_element']:.1f} per element; "
              f"ALICE {rep['bytes_sent']['alice']:,}, BOB {rep['bytes_sent']['bob']:,})",
