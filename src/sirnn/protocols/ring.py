@@ -28,11 +28,8 @@ def reduce(x: np.ndarray, bits: int) -> np.ndarray:
 
 def to_signed(x: np.ndarray, bits: int) -> np.ndarray:
     """Ring elements → signed integers in [−2^{ℓ−1}, 2^{ℓ−1}) as int64."""
-    x = reduce(x, bits)
-    if bits == 64:
-        return x.view(np.int64)
-    s = x.astype(np.int64)
-    return np.where(s >= (1 << (bits - 1)), s - (1 << bits), s)
+    sh = U64(64 - bits)
+    return ((np.asarray(x, dtype=U64) << sh).view(np.int64)) >> np.int64(64 - bits)
 
 
 def from_int(v, bits: int, signed: bool = True, what: str = "value") -> np.ndarray:
