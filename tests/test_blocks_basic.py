@@ -116,3 +116,13 @@ def test_millionaire_cost_matches_formula(parties, rng, bits, with_eq):
                        lambda p: compare.millionaire_bits(p, y, bits, with_eq))
     formula = compare.millionaire_cost_bits(bits, with_eq) * n / 8
     assert abs(sent - formula) <= 0.01 * formula + 64, (sent, formula)
+
+
+def test_lut_vector_table(parties, rng):
+    n, d, k, bits = 300, 6, 3, 14
+    table = random_ring(rng, (1 << d) * k, bits).reshape(1 << d, k)
+    i0, i1 = rng.integers(0, 1 << d, (2, n)).astype(U64)
+    got = run2(parties, lambda p, di: lutmod.lut(p, table if p.role == ALICE else k, shares(p.role, di, d), bits),
+               i0, i1)
+    assert got.shape == (n, k)
+    assert (got == lutmod.lut_ref(table, (i0 + i1) & mask(d), bits)).all()

@@ -1,0 +1,11 @@
+"""Math functions on secret-shared fixed-point values, written once against a Backend.
+
+``fn(backend, x, bits_out, scale_out)`` computes the secure protocol with a
+:class:`~sirnn.protocols.backend.SecureBackend` and its exact cleartext functionality with a
+:class:`~sirnn.protocols.backend.ClearBackend`.
+"""
+
+from .exp import nexp
+from .sigmoid import sigmoid, tanh
+
+__all__ = ["nexp", "sigmoid", "tanh"]

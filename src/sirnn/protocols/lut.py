@@ -14,10 +14,12 @@ from .share import Share
 def lut(party: Party, table, idx: Share, bits: int, scale: int = 0, signed: bool = False) -> Share:
     """T[i] in Z_{2^bits} for a shared d-bit index i (d = idx.bits ≤ 8).
 
-    ``table`` (ALICE's input; BOB passes None): shape (2^d,) for one table, or idx.shape + (2^d,)
-    for a table per element, entries already in the output ring. ALICE rotates the table by her
-    share, masks it with r and BOB picks his entry by 1-of-2^d OT. Cost: 256 + 2^d·bits bits per
-    element (d = 1: 128 + 2·bits), 2 rounds.
+    ``table`` (ALICE's input; BOB passes None and gets the same shapes from ``idx``): one table of
+    shape (2^d,), a table of k-vectors (2^d, k) (output idx.shape + (k,), all k values from one OT),
+    or a table per element, idx.shape + (2^d,); entries are integers taken mod 2^bits. ALICE
+    rotates the table by her share, masks it with r and BOB picks his entry by 1-of-2^d OT.
+    For vector tables BOB must know k: pass ``table`` = the int k on BOB's side.
+    Cost: 256 + 2^d·k·bits bits per element (d = 1: 128 + 2·k·bits), 2 rounds.
     """
     bits = check_bits(bits)
     d = idx.bits
@@ -27,25 +29,42 @@ def lut(party: Party, table, idx: Share, bits: int, scale: int = 0, signed: bool
     flat = idx.data.ravel()
     n = flat.size
     if party.role == ALICE:
-        t = reduce(np.asarray(table, dtype=np.int64).view(U64) if np.asarray(table).dtype.kind == "i"
-                   else np.asarray(table, dtype=U64), bits)
+        t = _table_ring(table, bits)
         if t.shape == (size,):
-            t = np.broadcast_to(t, (n, size))
+            t, k = np.broadcast_to(t, (n, size)), 0
+        elif t.ndim == 2 and t.shape[0] == size and t.shape != idx.shape + (size,):
+            k = t.shape[1]
+            t = np.broadcast_to(t, (n, size, k))
         elif t.shape == idx.shape + (size,):
-            t = t.reshape(n, size)
+            t, k = t.reshape(n, size), 0
         else:
-            raise ParameterError(f"lut: table shape {t.shape} fits neither ({size},) nor {idx.shape + (size,)}")
-        r = party.random(n, bits)
-        rot = (flat[:, None] + np.arange(size, dtype=U64)) & mask(d)
-        party.ot.kkot_send((np.take_along_axis(t, rot.astype(np.intp), axis=1) - r[:, None]) & mask(bits), bits)
+            raise ParameterError(f"lut: table shape {t.shape} fits none of ({size},), ({size}, k), "
+                                 f"{idx.shape + (size,)}")
+        mshape = (k,) if k else ()
+        r = party.random((n,) + mshape, bits)
+        rot = ((flat[:, None] + np.arange(size, dtype=U64)) & mask(d)).astype(np.intp)
+        if k:
+            rot = rot[..., None]
+        picked = np.take_along_axis(t, rot, axis=1)
+        party.ot.kkot_send((picked - r[:, None]) & mask(bits), bits)
         out = r
     else:
-        out = party.ot.kkot_recv(flat, size, bits)
-    return Share(out.reshape(idx.shape), bits, scale, signed, party.role)
+        mshape = (int(table),) if table is not None else ()
+        out = party.ot.kkot_recv(flat, size, bits, mshape)
+    return Share(out.reshape(idx.shape + mshape), bits, scale, signed, party.role)
+
+
+def _table_ring(table, bits: int) -> np.ndarray:
+    t = np.asarray(table)
+    if t.dtype.kind not in "iu":
+        raise ParameterError(f"lut: table must hold integers, got dtype {t.dtype}")
+    return reduce(t.astype(np.int64).view(U64) if t.dtype.kind == "i" else t.astype(U64), bits)
 
 
 def lut_ref(table: np.ndarray, i: np.ndarray, bits: int) -> np.ndarray:
-    t = np.asarray(table, dtype=np.int64).view(U64) if np.asarray(table).dtype.kind == "i" else np.asarray(table, U64)
-    if t.ndim == 1:
-        return reduce(t[i.astype(np.intp)], bits)
-    return reduce(np.take_along_axis(t, i.astype(np.intp)[..., None], axis=-1)[..., 0], bits)
+    """Cleartext :func:`lut` (one table (2^d,), a vector table (2^d, k), or per-element tables)."""
+    t = _table_ring(table, bits)
+    i = np.asarray(i).astype(np.intp)
+    if t.ndim == i.ndim + 1 and t.shape[:-1] == i.shape:  # a table per element (wins, as in lut)
+        return np.take_along_axis(t, i[..., None], axis=-1)[..., 0]
+    return t[i]

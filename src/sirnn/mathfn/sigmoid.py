@@ -1,0 +1,66 @@
+"""Sigmoid and tanh (SiRNN's recipes): exponential of −|x|, reciprocal of 1 + e, sign by a MUX."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..protocols.backend import Backend
+from ..protocols.share import Share
+from .common import check_format, to_format, zeros_msb
+from .exp import nexp_mid
+from .recip import recip_unit
+
+EXTRA_SCALE = 2  # internal guard bits over the output scale
+
+
+def _neg_abs(be: Backend, x: Share) -> tuple[Share, Share]:
+    """(b = MSB(x), −|x|) with one MSB and one MUX: −|x| = −x + b·(x − (−x))."""
+    b = be.msb(x)
+    nx = -x
+    return b, nx + be.select(b, x - nx)
+
+
+def _recip_one_plus(be: Backend, e: Share, scale: int) -> Share:
+    """1/(1 + e) for e ∈ [0, 1] at scale ``scale`` in a (scale + 2)-bit ring (MSB zero)."""
+    e = be.zext(e, e.bits + 1, msb=zeros_msb(be, e.shape))  # room for 1 + e with a zero MSB
+    return recip_unit(be, e.add_public(np.uint64(1) << np.uint64(e.scale)), scale)
+
+
+def _check(x: Share, bits_out: int, scale_out: int, what: str) -> None:
+    if not x.signed:
+        raise ParameterError(f"{what}: x must be a signed fixed-point share")
+    check_format(bits_out, scale_out, f"{what} output", min_int_bits=1)
+
+
+def sigmoid(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: int = EXTRA_SCALE) -> Share:
+    """σ(x) = 1/(1 + e^{−x}) for signed fixed-point x → (bits_out, scale_out), any input.
+
+    b = MSB(x); e = e^{−|x|}; r = 1/(1 + e) = σ(|x|); σ(x) = b ? 1 − r : r (one MUX; no
+    multiplication since e/(1 + e) = 1 − r). Internal scale: scale_out + extra_scale; the result
+    is rounded to nearest.
+    """
+    _check(x, bits_out, scale_out, "sigmoid")
+    mid = scale_out + extra_scale
+    b, t = _neg_abs(be, x)
+    r = _recip_one_plus(be, nexp_mid(be, t, mid), mid)
+    r = to_format(be, r, bits_out, scale_out, vmax=1 << mid)
+    one_minus_2r = (-(r + r)).add_public(np.uint64(1) << np.uint64(scale_out))
+    return r + be.select(b, one_minus_2r)
+
+
+def tanh(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: int = EXTRA_SCALE) -> Share:
+    """tanh(x) for signed fixed-point x (scale ≥ 1) → (bits_out, scale_out), any input.
+
+    e = e^{−2|x|} (the same ring element −|x| read at scale s_x − 1 is −2|x|); tanh(|x|) =
+    (1 − e)/(1 + e) = 2/(1 + e) − 1; the sign is restored with one MUX.
+    """
+    _check(x, bits_out, scale_out, "tanh")
+    if x.scale < 1:
+        raise ParameterError("tanh: x needs scale ≥ 1 (2|x| is read as |x| at scale − 1)")
+    mid = scale_out + extra_scale
+    b, t = _neg_abs(be, x)
+    r = _recip_one_plus(be, nexp_mid(be, t.with_meta(scale=x.scale - 1), mid), mid)
+    a = (r + r).add_public(np.uint64((1 << r.bits) - (1 << mid)))  # 2r − 1 ∈ [0, 1]
+    a = to_format(be, a, bits_out, scale_out, vmax=1 << mid)
+    return a + be.select(b, -(a + a))

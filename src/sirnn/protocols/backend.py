@@ -1,0 +1,162 @@
+"""One interface, two evaluations: a recipe written against a :class:`Backend` runs either as the
+two-party protocol (:class:`SecureBackend`, on shares) or as its cleartext fixed-point
+functionality (:class:`ClearBackend`, on plain ring elements).
+
+Cleartext values are represented as *trivial sharings*: a :class:`Share` whose holder is ALICE and
+whose other half is zero, so the local operations of :class:`Share` (add, negate, public
+constants, shifts, reductions) mean the same thing in both worlds. Each interactive operation maps
+to a protocol on one side and to that protocol's ``*_ref`` functionality on the other; since the
+tests check every protocol against its ``*_ref`` bit for bit, a recipe's secure output equals its
+cleartext output bit for bit. The math library, the neural layers and the model runtime are all
+written once, against this interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ALICE
+from ..errors import ParameterError
+from . import boolean, compare, digits, extend, lut as lutmod, mul as mulmod, truncate
+from .party import Party
+from .ring import U64, from_int, mask
+from .share import Share
+
+
+class Backend:
+    """The operations recipes may use. Values are :class:`Share` objects (see the module doc)."""
+
+    role: int
+
+    # -- constants and inputs ------------------------------------------------------------------
+    def public(self, values, bits: int, scale: int = 0, signed: bool = True) -> Share:
+        """A public constant array as a (trivial) sharing."""
+        v = from_int(values, bits, signed, what="public constant")
+        return Share(v if self.role == ALICE else np.zeros_like(v), bits, scale, signed, self.role)
+
+    def public_bits(self, values) -> Share:
+        """Public booleans as a (trivial) boolean sharing, e.g. an MSB known to be zero."""
+        return self.public(np.asarray(values, np.int64), 1, 0, False)
+
+    # -- interactive operations (subclasses) -------------------------------------------------------
+    def msb(self, x: Share) -> Share: raise NotImplementedError
+    def select(self, b: Share, x: Share) -> Share: raise NotImplementedError
+    def b2a(self, b: Share, bits: int) -> Share: raise NotImplementedError
+    def lut(self, table, idx: Share, bits: int, scale: int = 0, signed: bool = False) -> Share: raise NotImplementedError
+    def mul(self, x: Share, y: Share, bits_out: int, msb_x: Share | None = None,
+            msb_y: Share | None = None) -> Share: raise NotImplementedError
+    def tr(self, x: Share, s: int) -> Share: raise NotImplementedError
+    def zext(self, x: Share, bits: int, msb: Share | None = None) -> Share: raise NotImplementedError
+    def sext(self, x: Share, bits: int, msb: Share | None = None) -> Share: raise NotImplementedError
+    def digits(self, x: Share, d: int) -> list[Share]: raise NotImplementedError
+    def msnzb_onehot(self, x: Share) -> Share: raise NotImplementedError
+    def onehot_dot(self, onehot: Share, weights, bits: int, scale: int = 0, signed: bool = False) -> Share: raise NotImplementedError
+
+    # -- derived operations (same code in both worlds) -----------------------------------------
+    def if_else(self, b: Share, x: Share, y: Share) -> Share:
+        """b ? x : y with one MUX."""
+        return y + self.select(b, x - y)
+
+
+class SecureBackend(Backend):
+    """Runs every operation as a two-party protocol for ``party``."""
+
+    def __init__(self, party: Party):
+        self.party = party
+        self.role = party.role
+
+    def msb(self, x):
+        return compare.msb(self.party, x)
+
+    def select(self, b, x):
+        return boolean.select(self.party, b, x)
+
+    def b2a(self, b, bits):
+        return boolean.b2a(self.party, b, bits)
+
+    def lut(self, table, idx, bits, scale=0, signed=False):
+        t = np.asarray(table)
+        arg = t if self.role == ALICE else (t.shape[1] if t.ndim == 2 else None)
+        return lutmod.lut(self.party, arg, idx, bits, scale, signed)
+
+    def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
+        return mulmod.mul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
+
+    def tr(self, x, s):
+        return truncate.tr(self.party, x, s, allow_scale_underflow=True)
+
+    def zext(self, x, bits, msb=None):
+        return extend.zext(self.party, x, bits, msb)
+
+    def sext(self, x, bits, msb=None):
+        return extend.sext(self.party, x, bits, msb)
+
+    def digits(self, x, d):
+        return digits.digit_decompose(self.party, x, d)
+
+    def msnzb_onehot(self, x):
+        return digits.msnzb_onehot(self.party, x)
+
+    def onehot_dot(self, onehot, weights, bits, scale=0, signed=False):
+        return digits.onehot_dot(self.party, onehot, weights, bits, scale, signed)
+
+
+class ClearBackend(Backend):
+    """Evaluates every operation by its cleartext functionality (the reference semantics)."""
+
+    role = ALICE
+
+    @staticmethod
+    def _v(data, bits, scale=0, signed=False) -> Share:
+        return Share(data, bits, scale, signed, ALICE)
+
+    @staticmethod
+    def _check(x: Share) -> Share:
+        if not isinstance(x, Share) or x.role != ALICE:
+            raise ParameterError("ClearBackend values are trivial sharings held by ALICE")
+        return x
+
+    def msb(self, x):
+        return self._v(compare.msb_ref(self._check(x).data, x.bits), 1)
+
+    def select(self, b, x):
+        return x.like(boolean.select_ref(self._check(b).data, self._check(x).data, x.bits))
+
+    def b2a(self, b, bits):
+        return self._v(boolean.b2a_ref(self._check(b).data, bits), bits)
+
+    def lut(self, table, idx, bits, scale=0, signed=False):
+        return self._v(lutmod.lut_ref(table, self._check(idx).data, bits), bits, scale, signed)
+
+    def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
+        self._check(x), self._check(y)
+        z = mulmod.mul_ref(x.data, y.data, x.bits, y.bits, bits_out, x.signed, y.signed)
+        return self._v(z, bits_out, x.scale + y.scale, x.signed or y.signed)
+
+    def tr(self, x, s):
+        self._check(x)
+        return self._v(truncate.tr_ref(x.data, x.bits, s), x.bits - s, max(x.scale - s, 0), x.signed)
+
+    def zext(self, x, bits, msb=None):
+        return self._v(extend.zext_ref(self._check(x).data, x.bits, bits), bits, x.scale, x.signed)
+
+    def sext(self, x, bits, msb=None):
+        return self._v(extend.sext_ref(self._check(x).data, x.bits, bits), bits, x.scale, x.signed)
+
+    def digits(self, x, d):
+        parts = digits.digit_decompose_ref(self._check(x).data, x.bits, d)
+        widths = digits.digit_widths(x.bits, d)
+        return [self._v(p, w) for p, w in zip(parts, widths)]
+
+    def msnzb_onehot(self, x):
+        return self._v(digits.msnzb_onehot_ref(self._check(x).data, x.bits), 1)
+
+    def onehot_dot(self, onehot, weights, bits, scale=0, signed=False):
+        return self._v(digits.onehot_dot_ref(self._check(onehot).data, weights, bits), bits, scale, signed)
+
+
+def clear(values, bits: int, scale: int = 0, signed: bool = True) -> Share:
+    """A cleartext fixed-point value (ring elements or signed integers) for :class:`ClearBackend`."""
+    a = np.asarray(values)
+    data = a.astype(U64) & mask(bits) if a.dtype == U64 else from_int(a, bits, signed)
+    return Share(data, bits, scale, signed, ALICE)

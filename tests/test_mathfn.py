@@ -1,0 +1,62 @@
+"""Math functions: secure == cleartext functionality bit for bit; precision of the functionality."""
+
+import numpy as np
+import pytest
+
+from mathhelp import run_both, ulp_stats
+from sirnn.errors import ParameterError
+from sirnn.mathfn import exp as expmod
+from sirnn.protocols.backend import ClearBackend, clear
+
+
+def _inputs(rng, bits, lo, hi, n=600):
+    edge = np.array([lo, hi, 0, -1, 1, lo + 1, hi - 1], dtype=np.int64)
+    edge = edge[(edge >= lo) & (edge <= hi)]
+    return np.concatenate([edge, rng.integers(lo, hi + 1, n)])
+
+
+@pytest.mark.parametrize("bits,scale,bo,so", [(16, 12, 16, 12), (32, 16, 32, 16), (12, 8, 16, 12), (16, 12, 24, 20)])
+def test_nexp_secure_equals_clear(parties, rng, bits, scale, bo, so):
+    x = _inputs(rng, bits, -(1 << (bits - 1)), 0)
+    sec, ref, meta = run_both(parties, expmod.nexp, x, bits, scale, rng, bits_out=bo, scale_out=so)
+    assert (sec == ref).all()
+    mx, _ = ulp_stats(ref, bo, so, np.exp(x / 2.0**scale))
+    assert mx <= 2.0
+
+
+def test_nexp_precision_all_16bit_inputs():
+    xs = np.arange(-(1 << 15), 1, dtype=np.int64)
+    y = expmod.nexp(ClearBackend(), clear(xs, 16, 12), 16, 12)
+    mx, mean = ulp_stats(y.data, 16, 12, np.exp(xs / 2.0**12))
+    assert mx <= 2.0 and mean < 1.0
+
+
+def test_nexp_rejects_bad_formats():
+    with pytest.raises(ParameterError, match="room"):
+        expmod.nexp(ClearBackend(), clear([0], 16, 12), 13, 12)
+
+
+from sirnn.mathfn import sigmoid as sigmod  # noqa: E402
+
+SIG_CONFIGS = [(16, 12, 16, 12), (32, 16, 32, 16), (12, 8, 16, 12), (16, 12, 24, 20)]
+
+
+@pytest.mark.parametrize("fn,ref,bound", [(sigmod.sigmoid, lambda v: 1 / (1 + np.exp(-v)), 3.0),
+                                          (sigmod.tanh, np.tanh, 4.0)])
+@pytest.mark.parametrize("bits,scale,bo,so", SIG_CONFIGS)
+def test_sigmoid_tanh_secure_equals_clear(parties, rng, fn, ref, bound, bits, scale, bo, so):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    x = _inputs(rng, bits, lo, hi, n=400)
+    sec, got, meta = run_both(parties, fn, x, bits, scale, rng, bits_out=bo, scale_out=so)
+    assert (sec == got).all()
+    mx, _ = ulp_stats(got, bo, so, ref(x / 2.0**scale))
+    assert mx <= bound
+
+
+@pytest.mark.parametrize("fn,ref,bound", [(sigmod.sigmoid, lambda v: 1 / (1 + np.exp(-v)), 3.0),
+                                          (sigmod.tanh, np.tanh, 4.0)])
+def test_sigmoid_tanh_precision_all_16bit_inputs(fn, ref, bound):
+    xs = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
+    y = fn(ClearBackend(), clear(xs, 16, 12), 16, 12)
+    mx, mean = ulp_stats(y.data, 16, 12, ref(xs / 2.0**12))
+    assert mx <= bound and mean < 1.0
