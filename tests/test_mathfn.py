@@ -36,7 +36,7 @@ def test_nexp_rejects_bad_formats():
         expmod.nexp(ClearBackend(), clear([0], 16, 12), 13, 12)
 
 
-from sirnn.mathfn import sigmoid as sigmod  # noqa: E402
+from sirnn.mathfn import logistic as sigmod  # noqa: E402
 
 SIG_CONFIGS = [(16, 12, 16, 12), (32, 16, 32, 16), (12, 8, 16, 12), (16, 12, 24, 20)]
 

@@ -29,7 +29,7 @@ class Case:
 
 
 def _party_main(role: int, chan, name: str, opts: dict) -> dict:
-    from .benchcases import CASES
+    from .benchmath import CASES
 
     case = CASES[name]
     warmup_seconds = warm_up()
@@ -50,7 +50,7 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
 
 def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0) -> dict:
     """Run benchmark ``name`` with options ``opts``; returns the JSON-ready report."""
-    from .benchcases import CASES
+    from .benchmath import CASES
 
     if name not in CASES:
         raise SystemExit(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(CASES))}")

@@ -6,6 +6,6 @@
 """
 
 from .exp import nexp
-from .sigmoid import sigmoid, tanh
+from .logistic import sigmoid, tanh
 
 __all__ = ["nexp", "sigmoid", "tanh"]

@@ -22,19 +22,22 @@ def exp_digit_tables(in_bits: int, in_scale: int, scale: int, d: int = DIGIT_BIT
     return tables
 
 
-def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS) -> Share:
+def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: bool = False) -> Share:
     """e^x for x ≤ 0 at an intermediate format: unsigned, ``scale + 2`` bits, value ≤ 2^scale.
 
     SiRNN's rExp: y = −x (as an unsigned ring element); digits of d bits; digit i looks up
     e^{−y_i·2^{d·i − s_x}} at ``scale`` in a (scale + 2)-bit ring (1-of-2^d OT); the digit results
     are multiplied pairwise up a tree (unsigned mixed multiplication into 2·scale + 2 bits with the
     operands' MSBs publicly zero, then TR by ``scale``). For x > 0 the result is that of −x mod 2^ℓ
-    (near zero): callers restrict the domain.
+    (near zero): callers restrict the domain. ``below_one`` caps e^0 at 1 − 2^{−scale} so the
+    result is < 1 (lets 1 + e be reciprocated from a table half the size).
     """
     y = (-x).with_meta(scale=0, signed=False)
     wb = scale + 2
     digits = be.digits(y, d) if y.bits > d else [y]
     tables = exp_digit_tables(x.bits, x.scale, scale, d)
+    if below_one:
+        tables[0] = np.minimum(tables[0], (1 << scale) - 1)
     factors = [be.lut(t, dg, wb, scale=scale, signed=False) for t, dg in zip(tables, digits)]
     while len(factors) > 1:
         nxt = []

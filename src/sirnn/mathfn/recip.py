@@ -38,7 +38,7 @@ def newton_steps(lut_bits: int, scale_out: int) -> int:
 
 
 def recip_unit(be: Backend, D: Share, scale_out: int, *, lut_bits: int | None = None,
-               guard: int = 2) -> Share:
+               guard: int = 2, target_bits: int | None = None, below_two: bool = False) -> Share:
     """1/D for D ∈ [1, 2]: unsigned D at scale s (so 2^s ≤ D ≤ 2^{s+1}) in a ring of ≥ s + 3 bits
     (MSB publicly zero). Returns an unsigned value in [0.5, 1] at ``scale_out``, ring scale_out + 2.
 
@@ -53,8 +53,9 @@ def recip_unit(be: Backend, D: Share, scale_out: int, *, lut_bits: int | None = 
     m = recip_lut_bits(scale_out) if lut_bits is None else lut_bits
     sb = scale_out + guard  # scale of w0²
     f = D.add_public(np.uint64((1 << D.bits) - (1 << s)))  # D − 1 ∈ [0, 2^s]
-    idx = be.tr(f, s - m).reduce(m + 1)  # ⌊(D − 1)·2^m⌋ ∈ [0, 2^m]
-    tab = recip_tables(m, scale_out, sb)
+    ib = m if below_two else m + 1
+    idx = be.tr(f, s - m).reduce(ib)  # ⌊(D − 1)·2^m⌋ ∈ [0, 2^m] (< 2^m if below_two)
+    tab = recip_tables(m, scale_out, sb)[: 1 << ib]
     wbits = sb + 2
     ab = be.lut(tab, idx.with_meta(scale=0, signed=False), wbits, scale=0, signed=False)
     a = ab[..., 0].reduce(scale_out + 2).with_meta(scale=scale_out)
@@ -63,7 +64,7 @@ def recip_unit(be: Backend, D: Share, scale_out: int, *, lut_bits: int | None = 
     p = be.mul(D, b, D.bits + wbits - 1, msb_x=z, msb_y=z)  # ≤ 2^{s+1}·2^{sb} < 2^{D.bits + wbits − 1}
     p = be.tr(p, s + sb - scale_out).reduce(scale_out + 2)  # D·w0² at scale_out (≈ w0 ≤ 1.01)
     r = (a - p.with_meta(scale=scale_out)).with_meta(signed=False)
-    for _ in range(newton_steps(m, scale_out)):
+    for _ in range(newton_steps(m, scale_out if target_bits is None else target_bits)):
         r = _newton_step(be, D, r, z)
     return r
 

@@ -21,10 +21,10 @@ def _neg_abs(be: Backend, x: Share) -> tuple[Share, Share]:
     return b, nx + be.select(b, x - nx)
 
 
-def _recip_one_plus(be: Backend, e: Share, scale: int) -> Share:
-    """1/(1 + e) for e ∈ [0, 1] at scale ``scale`` in a (scale + 2)-bit ring (MSB zero)."""
-    e = be.zext(e, e.bits + 1, msb=zeros_msb(be, e.shape))  # room for 1 + e with a zero MSB
-    return recip_unit(be, e.add_public(np.uint64(1) << np.uint64(e.scale)), scale)
+def _recip_one_plus(be: Backend, e: Share, scale: int, target_bits: int) -> Share:
+    """1/(1 + e) for e ∈ [0, 1) at scale ``scale`` in a (scale + 2)-bit ring (MSB zero)."""
+    D = e.add_public(np.uint64(1) << np.uint64(e.scale))  # < 2^{scale+1}: the MSB stays zero
+    return recip_unit(be, D, scale, target_bits=target_bits, below_two=True)
 
 
 def _check(x: Share, bits_out: int, scale_out: int, what: str) -> None:
@@ -43,7 +43,7 @@ def sigmoid(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale
     _check(x, bits_out, scale_out, "sigmoid")
     mid = scale_out + extra_scale
     b, t = _neg_abs(be, x)
-    r = _recip_one_plus(be, nexp_mid(be, t, mid), mid)
+    r = _recip_one_plus(be, nexp_mid(be, t, mid, below_one=True), mid, scale_out + 1)
     r = to_format(be, r, bits_out, scale_out, vmax=1 << mid)
     one_minus_2r = (-(r + r)).add_public(np.uint64(1) << np.uint64(scale_out))
     return r + be.select(b, one_minus_2r)
@@ -60,7 +60,8 @@ def tanh(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
         raise ParameterError("tanh: x needs scale ≥ 1 (2|x| is read as |x| at scale − 1)")
     mid = scale_out + extra_scale
     b, t = _neg_abs(be, x)
-    r = _recip_one_plus(be, nexp_mid(be, t.with_meta(scale=x.scale - 1), mid), mid)
+    r = _recip_one_plus(be, nexp_mid(be, t.with_meta(scale=x.scale - 1), mid, below_one=True), mid,
+                        scale_out + 1)
     a = (r + r).add_public(np.uint64((1 << r.bits) - (1 << mid)))  # 2r − 1 ∈ [0, 1]
     a = to_format(be, a, bits_out, scale_out, vmax=1 << mid)
     return a + be.select(b, -(a + a))

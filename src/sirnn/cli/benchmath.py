@@ -1,0 +1,73 @@
+"""Benchmarks of the math library: exp, sigmoid, tanh (and more as they land).
+
+Each reports, besides the usual cost figures, ``mismatches`` against the cleartext fixed-point
+functionality (must be 0) and ``max_ulp`` / ``mean_ulp`` of the reconstructed secure output
+against float64 math; ``--dump FILE.npz`` saves the inputs and outputs for rechecking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ALICE
+from ..mathfn import nexp, sigmoid, tanh
+from ..protocols.backend import ClearBackend, SecureBackend, clear
+from ..protocols.ring import from_int, mask, to_signed
+from ..protocols.share import Share
+from .bench import Case
+from .benchcases import CASES, register
+
+__all__ = ["CASES", "MATH"]
+
+# name: (recipe, float reference, input domain as a function of (bits) -> (lo, hi) integers)
+MATH = {
+    "exp": (nexp, np.exp, lambda b: (-(1 << (b - 1)), 0)),
+    "sigmoid": (sigmoid, lambda v: 1 / (1 + np.exp(-v)), lambda b: (-(1 << (b - 1)), (1 << (b - 1)) - 1)),
+    "tanh": (tanh, np.tanh, lambda b: (-(1 << (b - 1)), (1 << (b - 1)) - 1)),
+}
+
+
+def math_inputs_clear(name: str, o: dict) -> np.ndarray:
+    lo, hi = MATH[name][2](o["bw_in"])
+    return np.random.default_rng([o.get("seed", 1), 50]).integers(lo, hi, o["n"], endpoint=True)
+
+
+def _inputs(name):
+    def inputs(role: int, o: dict) -> np.ndarray:
+        x = from_int(math_inputs_clear(name, o), o["bw_in"])
+        x0 = np.random.default_rng([o.get("seed", 1), 51]).integers(0, 2**64, o["n"], dtype=np.uint64,
+                                                                   endpoint=False) & mask(o["bw_in"])
+        return x0 if role == ALICE else (x - x0) & mask(o["bw_in"])
+    return inputs
+
+
+def _run(name):
+    def run(p, data, o):
+        fn = MATH[name][0]
+        y = fn(SecureBackend(p), Share(data, o["bw_in"], o["scale_in"], True, p.role), o["bw_out"], o["scale_out"])
+        return y.data, y.bits
+    return run
+
+
+def _check(name):
+    def check(o, a, b):
+        fn, ref, _ = MATH[name]
+        (d0, bits), (d1, _) = a, b
+        y = (d0 + d1) & mask(bits)
+        xs = math_inputs_clear(name, o)
+        want = fn(ClearBackend(), clear(xs, o["bw_in"], o["scale_in"]), o["bw_out"], o["scale_out"]).data
+        real = ref(xs / 2.0 ** o["scale_in"])
+        got = to_signed(y, o["bw_out"]) / 2.0 ** o["scale_out"]
+        ulp = np.abs(got - real) * 2.0 ** o["scale_out"]
+        if o.get("dump"):
+            np.savez(o["dump"], x=xs.astype(np.int64), y=to_signed(y, o["bw_out"]), bw_in=o["bw_in"],
+                     scale_in=o["scale_in"], bw_out=o["bw_out"], scale_out=o["scale_out"])
+        return {"mismatches": int((y != want).sum()), "max_ulp": float(ulp.max()),
+                "mean_ulp": float(ulp.mean())}
+    return check
+
+
+for _name in MATH:
+    register(Case(_name, _inputs(_name), _run(_name), _check(_name),
+                  {"n": 1 << 16, "bw_in": 16, "scale_in": 12, "bw_out": 16, "scale_out": 12},
+                  f"{_name} on fixed point (math library)"))
