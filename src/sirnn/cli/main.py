@@ -19,6 +19,14 @@ def _bench(args) -> int:
     return 1 if rep.get("mismatches") else 0
 
 
+def _precision(args) -> int:
+    from .precision import format_precision, precision_report
+
+    rep = precision_report(args.function, args.bw_in, args.scale_in, args.bw_out, args.scale_out, args.seed)
+    print(format_precision(rep, args.json))
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import run_demo
 
@@ -32,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run both parties locally as two processes and show what they did")
     d.add_argument("--n", type=int, default=8, help="batch size")
     d.set_defaults(func=_demo)
+
+    pr = sub.add_parser("precision", help="ULP error of a math function over all (or 10^6) inputs")
+    pr.add_argument("function", help="exp, sigmoid, tanh, ...")
+    pr.add_argument("--bw-in", type=int, dest="bw_in", default=16)
+    pr.add_argument("--scale-in", type=int, dest="scale_in", default=12)
+    pr.add_argument("--bw-out", type=int, dest="bw_out", default=16)
+    pr.add_argument("--scale-out", type=int, dest="scale_out", default=12)
+    pr.add_argument("--seed", type=int, default=1)
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=_precision)
 
     b = sub.add_parser("bench", help="microbenchmark one protocol between two processes (loopback)")
     b.add_argument("function", help="benchmark name (see `sirnn bench list`)")

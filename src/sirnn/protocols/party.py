@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import ALICE, BOB
 from ..ot import PRG, OTEngine
-from ..transport import Channel, ChannelStats
+from ..transport import Channel, ChannelStats, handshake
 
 
 @dataclass
@@ -19,13 +19,23 @@ class Party:
     chan: Channel
     ot: OTEngine
     prg: PRG
+    peer: dict | None = None  #: the peer's handshake hello (version, role, parameter digest)
 
     @classmethod
-    def setup(cls, role: int, chan: Channel, seed: bytes | None = None) -> "Party":
-        """Run the session's OT set-up (base OTs, extension bootstrap) with the peer."""
+    def setup(cls, role: int, chan: Channel, seed: bytes | None = None,
+              params: dict | bytes | None = None) -> "Party":
+        """Start a session with the peer: handshake, then the OT set-up.
+
+        The handshake (one round, a few hundred bytes) checks protocol version, roles and the
+        digest of the public ``params`` (model structure, bitwidths, scales, ...); a mismatch
+        raises :class:`~sirnn.errors.HandshakeError` on both sides before any OT runs. Then the
+        OT set-up runs: base OTs and the bootstrap of the extensions in both directions.
+        ``seed`` fixes this party's local randomness (tests only; None draws a fresh one).
+        """
+        peer = handshake(chan, role, params)
         prg = PRG(seed)
         ot = OTEngine(role, chan, PRG(prg.bytes(16).tobytes())).setup()
-        return cls(role, chan, ot, prg)
+        return cls(role, chan, ot, prg, peer)
 
     @property
     def is_alice(self) -> bool:
