@@ -28,29 +28,21 @@ _FIXED_KEY = bytes.fromhex("243f6a8885a308d313198a2e03707344")
 
 
 class PRG:
-    """AES-128-CTR stream under a 16-byte seed. ``bytes(n)`` continues where the last call ended."""
+    """AES-128-CTR stream under a 16-byte seed. ``bytes(n)`` continues where the last call ended.
+
+    One OpenSSL CTR context lives as long as the PRG, so a call costs one ``update`` (no key
+    schedule or context set-up per call).
+    """
 
     def __init__(self, seed: bytes | None = None):
         self.seed = os.urandom(16) if seed is None else bytes(seed)
         if len(self.seed) != 16:
             raise ValueError("PRG seed must be 16 bytes")
-        self._aes = algorithms.AES(self.seed)
-        self._block = 0  # next counter block
-        self._left = b""  # unused tail of the last block
+        self._stream = Cipher(algorithms.AES(self.seed), modes.CTR(bytes(16))).encryptor()
 
     def bytes(self, n: int) -> np.ndarray:
         """The next ``n`` bytes of the stream as a uint8 array."""
-        take = min(n, len(self._left))
-        head, self._left = self._left[:take], self._left[take:]
-        nblocks = (n - take + 15) // 16
-        fresh = b""
-        if nblocks:
-            enc = Cipher(self._aes, modes.CTR(self._block.to_bytes(16, "big"))).encryptor()
-            self._block += nblocks
-            fresh = enc.update(bytes(nblocks * 16))
-            self._left = fresh[n - take:]
-        out = np.frombuffer(fresh, dtype=np.uint8)[: n - take]
-        return np.concatenate([np.frombuffer(head, np.uint8), out]) if take else out
+        return np.frombuffer(self._stream.update(bytes(n)), dtype=np.uint8)
 
     def uint64(self, shape) -> np.ndarray:
         """Uniform uint64 array."""

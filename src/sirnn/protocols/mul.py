@@ -11,7 +11,8 @@ unsigned value of x (likewise Y, wy, y_u). Then
   chooses a correlated OT whose correlation is the other party's share of the other operand,
   reduced mod 2^{ℓ−i} (bit i only matters mod 2^{ℓ−i}): Σ_{i<k} (128 + ℓ − i) bits per direction,
   k = min(driver bits, ℓ). The operand with fewer bits drives. Both directions and all bit positions
-  share the same 2 rounds (split-phase COT).
+  share the same 2 rounds, and all bit positions of one direction share one OT extension (the
+  COTs are derived from random OTs, see :class:`_CotRound`).
 * Wrap terms: only wx·y_u mod 2^{ℓ−m} matters (it is multiplied by 2^m), so it vanishes for ℓ ≤ m;
   otherwise it is a MUX of the boolean share of wx with the shares of y reduced to ℓ − m bits (two
   COTs of 128 + ℓ − m bits, in the same 2 rounds as the cross terms). The boolean wraps come
@@ -72,14 +73,9 @@ def _ext64(v: np.ndarray, bits: int, signed: bool) -> np.ndarray:
     return v
 
 
-def _pad8(n: int) -> int:
-    return (n + 7) // 8 * 8
-
-
-def _cot_cost(count: int, k: int, vec: int, bits_out: int, pad: bool = True) -> int:
+def _cot_cost(count: int, k: int, vec: int, bits_out: int) -> int:
     """Bits of k bit-position COT batches of ``count`` OTs carrying ``vec`` values of ℓ − i bits."""
-    rows = _pad8(count) if pad else count
-    return sum(128 * rows + count * vec * (bits_out - i) for i in range(k))
+    return sum(128 * count + count * vec * (bits_out - i) for i in range(k))
 
 
 def _check_share(v, what: str) -> Share:
@@ -154,30 +150,51 @@ def _known_values(w, bits: int, signed: bool, shape, what: str) -> np.ndarray:
 # one batch of correlated OTs in both directions (2 rounds)
 # ---------------------------------------------------------------------------------------------
 class _CotRound:
-    """Collects COT jobs (in the same order on both sides) and runs them in one 2-round phase.
+    """Collects correlated-OT jobs (in the same order on both sides) and runs them in 2 rounds.
 
-    Each job names its receiver role; the receiver supplies ``choice``, the sender ``corr``. All
-    receivers send their extension matrices first, then all senders answer, then all receivers
-    finish — so any number of OTs, in both directions, cost 2 rounds.
+    Each job names its receiver role and its own bitwidth; the receiver supplies ``choice``, the
+    sender ``corr`` (rows of shape ``mshape``). Jobs with the same receiver and row shape share one
+    random-OT extension (:meth:`OTEngine.rot_send` / ``rot_recv``, hashed to the widest job's
+    bits); each job's COT is derived from it: the sender keeps x0 = m0 mod 2^bits and sends
+    m0 + corr − m1 mod 2^bits, so a job costs exactly 128 + bits·|mshape| per OT, as a COT, while
+    all bit positions of a product share one extension instead of one per bit position.
+    Round 1: every receiver sends its extension matrices; round 2: every sender its corrections.
     """
 
     def __init__(self, party: Party):
         self.party = party
-        self.jobs: list[tuple] = []
+        self.groups: dict[tuple, list[tuple]] = {}
 
     def add(self, receiver: int, bits: int, mshape: tuple, done, choice=None, corr=None) -> None:
-        self.jobs.append((receiver, bits, tuple(mshape), choice, corr, done))
+        self.groups.setdefault((receiver, tuple(mshape)), []).append((bits, choice, corr, done))
 
     def run(self) -> None:
-        me, ot = self.party.role, self.party.ot
-        mine = [j for j in self.jobs if j[0] == me]
-        pending = [ot.cot_recv_start(j[3], j[1], j[2]) for j in mine]
-        for receiver, bits, _, _, corr, done in self.jobs:
-            if receiver != me:
-                done(ot.cot_send(corr, bits))
-        for j, p in zip(mine, pending):
-            j[5](p.finish())
-        self.jobs = []
+        me, ot, chan = self.party.role, self.party.ot, self.party.chan
+        mine = {k: g for k, g in self.groups.items() if k[0] == me}
+        theirs = {k: g for k, g in self.groups.items() if k[0] != me}
+        got = {}
+        for (_, mshape), jobs in mine.items():  # round 1: extension matrices out
+            choice = np.concatenate([j[1] for j in jobs])
+            got[mshape] = (choice, ot.rot_recv(choice, max(j[0] for j in jobs), mshape))
+        for (_, mshape), jobs in theirs.items():  # round 2: corrections out
+            sizes = [j[2].shape[0] for j in jobs]
+            m0, m1 = ot.rot_send(sum(sizes), max(j[0] for j in jobs), mshape)
+            pos = 0
+            for (bits, _, corr, done), size in zip(jobs, sizes):
+                x0 = reduce(m0[pos:pos + size], bits)
+                chan.send(reduce(x0 + corr - m1[pos:pos + size], bits), bits)
+                done(x0)
+                pos += size
+        for (_, mshape), jobs in mine.items():
+            choice, mc = got[mshape]
+            sel = choice.reshape((-1,) + (1,) * len(mshape)).astype(U64)
+            pos = 0
+            for bits, ch, _, done in jobs:
+                size = ch.shape[0]
+                d = chan.recv((size,) + mshape, bits)
+                done(reduce(mc[pos:pos + size] + sel[pos:pos + size] * d, bits))
+                pos += size
+        self.groups = {}
 
 
 class _Acc:
@@ -260,21 +277,9 @@ def wrap_method(bits: int, with_msb: bool = False) -> tuple[str, float]:
 
 
 def _wraps_cost_bits(reqs) -> float:
-    """Total bits of :func:`_wraps` for requests (count, bits, with_msb) or None (mirrors its batching)."""
-    total = 0.0
-    luts: dict[int, int] = {}
-    for r in reqs:
-        if r is None:
-            continue
-        count, bits, with_msb = r
-        method, cost = wrap_method(bits, with_msb)
-        if method == "lut":
-            luts[bits] = luts.get(bits, 0) + count
-        else:
-            total += count * cost  # millionaires merge only at equal cost; msb batches cost the same
-    for bits, count in luts.items():
-        total += count * wrap_method(bits)[1]
-    return total
+    """Total bits of :func:`_wraps` for requests (count, bits, with_msb) or None (its batches
+    merge only requests of equal per-element cost, so costs add up)."""
+    return sum(r[0] * wrap_method(r[1], r[2])[1] for r in reqs if r is not None)
 
 
 def _wraps(party: Party, reqs):
@@ -321,7 +326,8 @@ def _wraps(party: Party, reqs):
     return out
 
 
-# -- cost model: bits sent by both parties (IKNP batches padded to multiples of 8 as sent) ------
+# -- cost model: bits sent by both parties (OT batches are padded to a multiple of 8 instances;
+#    those ≤ 7·128 bits per batch are not counted) ----------------------------------------------
 def _cross_k(m: int, n: int, l: int) -> int:
     """Bit positions of the driving operand in :func:`mul` (the one with fewer relevant bits)."""
     return min(n, l) if min(n, l) <= min(m, l) else min(m, l)
@@ -329,16 +335,15 @@ def _cross_k(m: int, n: int, l: int) -> int:
 
 def mul_cost_bits(m: int, n: int, bits_out: int, msb_x: bool = False, msb_y: bool = False,
                   count: int | None = None) -> float:
-    """Bits (both parties) of :func:`mul` of an m-bit by an n-bit operand: per element when
-    ``count`` is None, else the total for ``count`` elements (OT batches padded as sent)."""
+    """Bits (both parties) of :func:`mul` of an m-bit by an n-bit operand: per element, or the
+    total for ``count`` elements."""
     l = bits_out
-    pad = count is not None
     count = 1 if count is None else count
-    total = 2 * _cot_cost(count, _cross_k(m, n, l), 1, l, pad)
+    total = 2 * _cot_cost(count, _cross_k(m, n, l), 1, l)
     if l > m:
-        total += 2 * _cot_cost(count, 1, 1, l - m, pad)
+        total += 2 * _cot_cost(count, 1, 1, l - m)
     if l > n:
-        total += 2 * _cot_cost(count, 1, 1, l - n, pad)
+        total += 2 * _cot_cost(count, 1, 1, l - n)
     return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None, (count, n, msb_y) if l > n else None])
 
 
@@ -348,24 +353,23 @@ def matmul_cost_bits(a: int, b: int, c: int, m: int, n: int, bits_out: int, msb_
     l = bits_out
     total = 2 * min(_cot_cost(b * c, min(n, l), a, l), _cot_cost(a * b, min(m, l), c, l))
     if l > m:
-        total += 2 * (128 * _pad8(a * b) + a * b * c * (l - m))
+        total += 2 * (128 * a * b + a * b * c * (l - m))
     if l > n:
-        total += 2 * (128 * _pad8(b * c) + b * c * a * (l - n))
+        total += 2 * (128 * b * c + b * c * a * (l - n))
     return total + _wraps_cost_bits([(a * b, m, msb_x) if l > m else None,
                                      (b * c, n, msb_y) if l > n else None])
 
 
 def mul_known_cost_bits(m: int, bits_out: int, w_bits: int | None = None, msb_x: bool = False,
                         count: int | None = None) -> float:
-    """Bits (both parties) of :func:`mul_known` (x: m bits): per element when ``count`` is None,
-    else the total for ``count`` elements."""
+    """Bits (both parties) of :func:`mul_known` (x: m bits): per element, or the total for
+    ``count`` elements."""
     l = bits_out
     n = l if w_bits is None else w_bits
-    pad = count is not None
     count = 1 if count is None else count
-    total = _cot_cost(count, min(m, l) if min(m, l) <= min(n, l) else min(n, l), 1, l, pad)
+    total = _cot_cost(count, min(m, l) if min(m, l) <= min(n, l) else min(n, l), 1, l)
     if l > m:
-        total += _cot_cost(count, 1, 1, l - m, pad)
+        total += _cot_cost(count, 1, 1, l - m)
     return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None])
 
 
@@ -376,7 +380,7 @@ def matmul_known_cost_bits(a: int, b: int, c: int, m: int, bits_out: int, w_bits
     n = l if w_bits is None else w_bits
     total = min(_cot_cost(b * c, min(m, l), a, l), _cot_cost(a * b, min(n, l), c, l))
     if l > m:
-        total += 128 * _pad8(b * c) + b * c * a * (l - m)
+        total += 128 * b * c + b * c * a * (l - m)
     return total + _wraps_cost_bits([(b * c, m, msb_x) if l > m else None])
 
 
@@ -418,7 +422,8 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
 
     ``msb_x`` / ``msb_y``: optional boolean shares of MSB(x) / MSB(y) (the top bit of the m-bit ring
     element, i.e. the sign bit of a signed operand; pass a public zero share for an operand known
-    to be non-negative and < 2^{m−1}). Each replaces a millionaires' instance by one 1-of-4 OT.
+    to be non-negative and < 2^{m−1}). Each lets the wrap cost one 1-of-4 OT (260 bits, 2 rounds)
+    instead of a millionaires' instance (see :func:`wrap_method`).
 
     Cost per element (k = min(m, n, ℓ), both parties together; :func:`mul_cost_bits`):
       2·Σ_{i<k} (128 + ℓ − i)                 cross terms
