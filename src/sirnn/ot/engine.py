@@ -31,7 +31,7 @@ import numpy as np
 from .. import ALICE, BOB
 from ..errors import ParameterError
 from ..transport import Channel
-from ..transport.packing import packed_nbytes, unpack_at
+from ..transport.packing import packed_nbytes, unpack_at, value_dtype
 from .aes import PRG, CRHash
 from .baseot import base_ot_recv, base_ot_send
 from .bitmatrix import hadamard_codewords, hadamard_columns, pack_bits
@@ -54,12 +54,15 @@ def _mask(bits: int) -> np.uint64:
 def _bytes_to_values(raw: np.ndarray, count: int, bits: int, narrow: bool = False) -> np.ndarray:
     """(n, count·vb) pseudorandom bytes → (n, count) values of ``bits`` bits.
 
-    uint64, or uint8 when ``narrow`` and bits ≤ 8 (the 1-of-N sender's bulk messages)."""
+    uint64, or the narrowest dtype holding ``bits`` when ``narrow`` (the 1-of-N sender's bulk)."""
     vb = (bits + 7) // 8
     n = raw.shape[0]
-    if narrow and vb == 1:
-        vals = raw[:, :count] & np.uint8((1 << bits) - 1)
-    elif vb in (1, 2, 4, 8):
+    if narrow and vb in (1, 2, 4):
+        vals = np.ascontiguousarray(raw[:, : count * vb]).view(f"<u{vb}")
+        if bits % 8:
+            vals = vals & vals.dtype.type((1 << bits) - 1)
+        return vals.reshape(n, count)
+    if vb in (1, 2, 4, 8):
         vals = np.ascontiguousarray(raw).view(f"<u{vb}").astype(np.uint64)
     else:
         wide = np.zeros((n * count, 8), np.uint8)
@@ -286,9 +289,9 @@ class OTEngine:
         offsets = hadamard_codewords(k, KK_WIDTH).view("<u8").astype(np.uint64) & ext.s  # (N, 4)
         dom = self._domain(True, self.role)
         mshape = msgs.shape[2:]
-        narrow = bits <= 8
+        narrow = (bits + 7) // 8 in (1, 2, 4)  # keep the bulk in uint8/16/32
         if narrow:
-            msgs = msgs.astype(np.uint8)
+            msgs = msgs.astype(value_dtype(bits), copy=False)
         for lo, hi in self._kk_chunks(n, n_opt):
             keys = self._hash_values(q[lo:hi], idx[lo:hi], dom, (n_opt,) + mshape, bits, offsets, narrow)
             keys ^= msgs[lo:hi]

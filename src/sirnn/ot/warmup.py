@@ -24,7 +24,7 @@ def warm_up() -> float:
     idx = np.arange(2, dtype=np.uint64)
     for w in (2, 4):
         h.hash_pads(np.zeros((2, w), np.uint64), np.zeros((2, w), np.uint64), idx, 0, 40)
-    for dtype in (np.uint8, np.uint64):
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
         buf = pack(np.zeros(9, dtype), 3)
     unpack(buf, 9, 3)
     unpack_at(buf, 9, 3, np.arange(2))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import ALICE
 from ..errors import ParameterError
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
+from ..transport.packing import value_dtype
 
 
 def lut(party: Party, table, idx: Share, bits: int, scale: int = 0, signed: bool = False) -> Share:
@@ -29,25 +31,27 @@ def lut(party: Party, table, idx: Share, bits: int, scale: int = 0, signed: bool
     flat = idx.data.ravel()
     n = flat.size
     if party.role == ALICE:
-        t = _table_ring(table, bits)
-        if t.shape == (size,):
-            t, k = np.broadcast_to(t, (n, size)), 0
-        elif t.ndim == 2 and t.shape[0] == size and t.shape != idx.shape + (size,):
-            k = t.shape[1]
-            t = np.broadcast_to(t, (n, size, k))
-        elif t.shape == idx.shape + (size,):
-            t, k = t.reshape(n, size), 0
-        else:
+        t = _table_ring(table, bits).astype(value_dtype(bits))
+        per_element = t.shape == idx.shape + (size,)
+        if not per_element and t.shape != (size,) and not (t.ndim == 2 and t.shape[0] == size):
             raise ParameterError(f"lut: table shape {t.shape} fits none of ({size},), ({size}, k), "
                                  f"{idx.shape + (size,)}")
+        k = t.shape[1] if t.ndim == 2 and not per_element else 0
         mshape = (k,) if k else ()
-        r = party.random((n,) + mshape, bits)
-        rot = ((flat[:, None] + np.arange(size, dtype=U64)) & mask(d)).astype(np.intp)
-        if k:
-            rot = rot[..., None]
-        picked = np.take_along_axis(t, rot, axis=1)
-        party.ot.kkot_send((picked - r[:, None]) & mask(bits), bits)
-        out = r
+        r = party.random((n,) + mshape, bits).astype(t.dtype)
+        if per_element:  # row i rotated by i0_i
+            rot = ((flat[:, None] + np.arange(size, dtype=U64)) & mask(d)).astype(np.intp)
+            picked = np.take_along_axis(t.reshape(n, size), rot, axis=1)
+        else:  # one table: rows of a sliding window over the table written twice
+            twice = np.concatenate([t, t])
+            picked = sliding_window_view(twice, size, axis=0)[flat.astype(np.intp)]
+            if k:
+                picked = picked.transpose(0, 2, 1)  # (n, size, k)
+        picked = picked - (r[:, None] if not k else r[:, None, :])
+        if bits % 8:
+            picked &= picked.dtype.type((1 << bits) - 1)
+        party.ot.kkot_send(picked, bits)
+        out = r.astype(U64)
     else:
         mshape = (int(table),) if table is not None else ()
         out = party.ot.kkot_recv(flat, size, bits, mshape)

@@ -28,16 +28,29 @@ def check_bits(bits: int) -> int:
     return int(bits)
 
 
+def value_dtype(bits: int) -> np.dtype:
+    """The narrowest unsigned dtype holding ``bits``-bit values."""
+    return np.dtype(np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64)
+
+
 def pack(values: np.ndarray, bits: int) -> bytes:
-    """Pack ``values`` (any shape, uint64, each < 2^bits) into ``ceil(size*bits/8)`` bytes."""
+    """Pack ``values`` (any shape, unsigned, each < 2^bits) into ``ceil(size*bits/8)`` bytes.
+
+    Arrays already in a narrow dtype (uint8/16/32 wide enough for ``bits``) are packed without
+    widening them to uint64 first.
+    """
     bits = check_bits(bits)
-    small = bits < 8 and np.asarray(values).dtype == np.uint8  # keep narrow arrays narrow
-    v = np.ascontiguousarray(values, dtype=np.uint8 if small else np.uint64).ravel()
+    dt = np.asarray(values).dtype
+    keep = dt.kind == "u" and bits <= 8 * dt.itemsize
+    v = np.ascontiguousarray(values, dtype=dt.newbyteorder("<") if keep else np.uint64).ravel()
+    if bits == 8 * v.dtype.itemsize:
+        return v.astype(v.dtype.newbyteorder("<"), copy=False).tobytes()
     if bits == 64:
         return v.astype("<u8", copy=False).tobytes()
     if bits % 8 == 0:
         nb = bits // 8
-        return v.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nb].tobytes()
+        w = v.dtype.itemsize
+        return v.view(np.uint8).reshape(-1, w)[:, :nb].tobytes()
     if bits == 1:
         return np.packbits(v.astype(np.uint8, copy=False), bitorder="little").tobytes()
     if _pack_fast is not None:
