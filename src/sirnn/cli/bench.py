@@ -28,13 +28,23 @@ class Case:
     help: str = ""
 
 
+#: options that do not change what runs between the parties (excluded from the handshake)
+_LOCAL_OPTS = ("seed", "dump")
+
+
+def bench_params(name: str, opts: dict) -> dict:
+    """The benchmark's public parameters, checked by the handshake: parties running different
+    benchmarks or options fail at :meth:`Party.setup` instead of desynchronising later."""
+    return {"bench": name, "opts": {k: v for k, v in opts.items() if k not in _LOCAL_OPTS}}
+
+
 def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     from .benchmath import CASES
 
     case = CASES[name]
     warmup_seconds = warm_up()
     t0 = time.perf_counter()
-    party = Party.setup(role, chan)
+    party = Party.setup(role, chan, params=bench_params(name, opts))
     setup_seconds = time.perf_counter() - t0
     inputs = case.inputs(role, opts)
     chan.send_bytes(b"go")  # line up both parties before the clock starts

@@ -30,7 +30,7 @@ def _precision(args) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(n=args.n)
+    return run_demo() if args.n is None else run_demo(n=args.n)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("demo", help="run both parties locally as two processes and show what they did")
-    d.add_argument("--n", type=int, default=8, help="batch size")
+    d.add_argument("--n", type=int, default=None,
+                   help="batch size (default 4096; the first 8 values are shown)")
     d.set_defaults(func=_demo)
 
     pr = sub.add_parser("precision", help="ULP error of a math function over all (or 10^6) inputs")

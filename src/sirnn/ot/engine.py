@@ -59,7 +59,7 @@ def _bytes_to_values(raw: np.ndarray, count: int, bits: int, narrow: bool = Fals
     n = raw.shape[0]
     if narrow and vb in (1, 2, 4):
         vals = np.ascontiguousarray(raw[:, : count * vb]).view(f"<u{vb}")
-        if bits % 8:
+        if bits < 8 * vb:
             vals = vals & vals.dtype.type((1 << bits) - 1)
         return vals.reshape(n, count)
     if vb in (1, 2, 4, 8):

@@ -48,7 +48,7 @@ def lut(party: Party, table, idx: Share, bits: int, scale: int = 0, signed: bool
             if k:
                 picked = picked.transpose(0, 2, 1)  # (n, size, k)
         picked = picked - (r[:, None] if not k else r[:, None, :])
-        if bits % 8:
+        if bits < 8 * picked.dtype.itemsize:
             picked &= picked.dtype.type((1 << bits) - 1)
         party.ot.kkot_send(picked, bits)
         out = r.astype(U64)
