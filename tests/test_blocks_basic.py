@@ -69,7 +69,7 @@ def test_b2a_and_select(parties, rng, bits):
     assert (got == boolean.select_ref(b0 ^ b1, x, bits)).all()
 
 
-@pytest.mark.parametrize("d,bits", [(1, 5), (2, 64), (4, 13), (8, 16), (8, 1)])
+@pytest.mark.parametrize("d,bits", [(1, 5), (2, 64), (4, 13), (8, 16), (8, 1), (6, 24), (5, 32), (3, 20)])
 def test_lut(parties, rng, d, bits):
     n = 500
     table = random_ring(rng, 1 << d, bits)

@@ -28,31 +28,48 @@ def _ok(proc) -> str:
     return proc.stdout
 
 
+# a result row: i, x | σ secure, clear, numpy, ulp | tanh secure, clear, numpy, ulp
+_NUM = r"\s+(-?\d+\.\d+)"
+_ROW = re.compile(r"^\s+(\d+)" + _NUM + r" \|" + _NUM * 4 + r" \|" + _NUM * 4 + "$", re.M)
+
+
 @pytest.mark.timeout(120)
 def test_demo_runs_and_the_secure_result_matches_the_cleartext(tmp_path):
     out = _ok(_sirnn(tmp_path, "demo"))
-    assert "OK: all 8 secure results match the cleartext" in out
+    assert ("OK: all 4,096 secure σ(x) and tanh(x) are identical to the cleartext fixed-point "
+            "functionality") in out
     assert "all 1,048,576 correlated OTs are correct" in out
     assert "MISMATCH" not in out
     # who holds what is stated
     assert re.search(r"BOB\s+\(client, pid \d+\): private input", out)
-    assert re.search(r"ALICE \(server, pid \d+\): private thresholds", out)
-    assert "BOB alone learns the results" in out
-    # one result row per value, secure value next to the cleartext one, all equal
-    rows = re.findall(r"^\s+(\d+)\s+(-?\d+\.\d\d)\s+(-?\d+\.\d\d) \|\s+(\d)\s+(\d) \|\s+(\d)\s+(\d) \|"
-                      r"\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)$", out, re.M)
+    assert re.search(r"ALICE \(server, pid \d+\): no private data", out)
+    assert "BOB alone learns σ(x) and tanh(x)" in out
+    # the first 8 values shown: secure next to the cleartext functionality (equal) and numpy
+    rows = _ROW.findall(out)
     assert [int(r[0]) for r in rows] == list(range(8))
-    for _, x, t, gt, gt_c, ge, ge_c, relu, relu_c in rows:
-        assert gt == gt_c and ge == ge_c and relu == relu_c
-        assert int(ge) == (float(x) >= float(t)) and int(gt) == (float(t) > float(x))
-        assert float(relu) == pytest.approx(max(float(x) - float(t), 0.0), abs=1e-3)
-    # a report per phase: time, bytes per party, rounds; the COT throughput
-    for phase in ("handshake + OT set-up", "2^20 correlated OTs", "compare t > x (millionaires')",
-                  "DReLU(x - t)", "ReLU(x - t) = MUX", "reveal to BOB"):
-        assert re.search(re.escape(phase) + r"\s+[\d.]+ms\s+[\d.,]+ [KM]?B\s+[\d.,]+ [KM]?B\s+\d+$",
-                         out, re.M), phase
+    assert "4,088 more rows" in out
+    for _, x, *vals in rows:
+        x = float(x)
+        s, s_clear, s_np, s_ulp, t, t_clear, t_np, t_ulp = map(float, vals)
+        assert s == s_clear and t == t_clear
+        assert s_np == pytest.approx(1 / (1 + np.exp(-x)), abs=1e-6)
+        assert t_np == pytest.approx(np.tanh(x), abs=1e-6)
+        assert abs(s - s_np) <= 2 * 2**-12 and abs(t - t_np) <= 2 * 2**-12
+        assert s_ulp == pytest.approx(abs(s - s_np) * 2**12, abs=0.01)
+        assert t_ulp == pytest.approx(abs(t - t_np) * 2**12, abs=0.01)
+    # a report per phase: time, bytes per party, rounds; the throughputs
+    for phase in ("handshake + OT set-up", "2^20 correlated OTs", "share BOB's input", "sigmoid",
+                  "tanh", "reveal to BOB"):
+        assert re.search(r"^\s+" + re.escape(phase) + r"\s+[\d.]+ms\s+[\d.,]+ [KM]?B\s+"
+                         r"[\d.,]+ [KM]?B\s+\d+$", out, re.M), phase
     assert re.search(r"-> [\d.]+ M correlated OTs per s", out)
-    assert re.search(r"reveal to BOB\s+\S+\s+\d+ B\s+0 B\s+1$", out, re.M)  # one way, one round
+    assert len(re.findall(r"-> [\d,]+ per s, [\d,]+ B per element", out)) == 2
+    assert re.search(r"share BOB's input\s+\S+\s+0 B\s+[\d.]+ KB\s+1$", out, re.M)  # BOB only
+    assert re.search(r"reveal to BOB\s+\S+\s+[\d.]+ KB\s+0 B\s+1$", out, re.M)  # one way, one round
+    # max ULP error vs numpy over the whole batch
+    for name in ("sigmoid", "tanh"):
+        m = re.search(rf"^\s+{name}\s+max ([\d.]+) ULP, mean ([\d.]+) ULP$", out, re.M)
+        assert m and float(m[1]) <= 4 and float(m[2]) <= float(m[1])
 
 
 def _bench_json(tmp_path, *args, module="sirnn.cli.main") -> dict:
@@ -90,12 +107,15 @@ def test_bench_list_and_bad_arguments(tmp_path):
 
 
 # ---- the demo's verdict, in process ----------------------------------------------------------------
+_N = 40  # 8 shown rows and 32 more
+
+
 @pytest.fixture(scope="module")
 def demo_session():
     from sirnn.cli.demo import _session
     from sirnn.transport import run_inproc
 
-    return run_inproc(_session, 5)
+    return run_inproc(_session, _N)
 
 
 @pytest.mark.timeout(120)
@@ -103,27 +123,54 @@ def test_demo_report_passes_on_a_correct_session(demo_session, capsys):
     from sirnn.cli.demo import _report
 
     a, b = demo_session
-    assert a["result"] is None and b["result"] is not None  # only BOB learns the result
-    assert _report(5, a, b, 1.0) == 0
-    assert "OK: all 5 secure results match" in capsys.readouterr().out
+    assert a["result"] is None and a["input"] is None  # ALICE learns nothing and holds no input
+    assert b["result"] is not None and len(b["input"]) == _N
+    assert _report(_N, a, b, 1.0) == 0
+    out = capsys.readouterr().out
+    assert f"OK: all {_N} secure σ(x) and tanh(x) are identical" in out
+    assert len(_ROW.findall(out)) == 8
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("what", ["relu", "drelu", "cot"])
-def test_demo_report_fails_on_a_wrong_result(demo_session, capsys, what):
+@pytest.mark.parametrize("what, index", [("sigmoid", 2), ("tanh", 5), ("tanh", 37), ("COT", 123)])
+def test_demo_report_fails_on_a_wrong_result(demo_session, capsys, what, index):
+    """One flipped bit anywhere (in a shown row or not) makes the demo fail."""
     from sirnn.cli.demo import _report
 
     a, b = demo_session
     b = dict(b)
-    gt, ge, relu = (r.copy() for r in b["result"])
-    if what == "relu":
-        relu[2] ^= np.uint64(1)
-    elif what == "drelu":
-        ge[0] ^= np.uint64(1)
-    else:
+    sig, th = (r.copy() for r in b["result"])
+    if what == "COT":
         b["cot_out"] = b["cot_out"].copy()
-        b["cot_out"][123] ^= np.uint64(1)
-    b["result"] = [gt, ge, relu]
-    assert _report(5, a, b, 1.0) == 1
+        b["cot_out"][index] ^= np.uint64(1)
+    else:
+        (sig if what == "sigmoid" else th)[index] ^= np.uint64(1)
+    b["result"] = [sig, th]
+    assert _report(_N, a, b, 1.0) == 1
     out = capsys.readouterr().out
-    assert "MISMATCH" in out and "OK:" not in out
+    assert "OK:" not in out
+    assert re.search(rf"^MISMATCH: .*\b{what}: 1$", out, re.M)
+
+
+# ---- bench: the options are part of the handshake ---------------------------------------------------
+def _setup_with(role, chan, params_by_role):
+    from sirnn.protocols.party import Party
+
+    return Party.setup(role, chan, params=params_by_role[role]).peer is not None
+
+
+@pytest.mark.timeout(120)
+def test_bench_params_cover_the_options_but_not_seed_or_dump():
+    from sirnn.cli.bench import bench_params
+    from sirnn.errors import HandshakeError
+    from sirnn.transport import run_inproc
+
+    opts = {"n": 4096, "bw_in": 16, "scale_in": 12, "seed": 1, "dump": None}
+    same = bench_params("sigmoid", opts)
+    assert same == bench_params("sigmoid", {**opts, "seed": 7, "dump": "out.npz"})
+    assert "seed" not in same["opts"] and "dump" not in same["opts"] and same["opts"]["n"] == 4096
+    assert run_inproc(_setup_with, {ALICE: same, BOB: same}) == (True, True)
+    for other in (bench_params("tanh", opts), bench_params("sigmoid", {**opts, "n": 4095}),
+                  bench_params("sigmoid", {**opts, "extra": 1})):
+        with pytest.raises(HandshakeError):
+            run_inproc(_setup_with, {ALICE: same, BOB: other})
