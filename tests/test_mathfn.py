@@ -60,3 +60,30 @@ def test_sigmoid_tanh_precision_all_16bit_inputs(fn, ref, bound):
     y = fn(ClearBackend(), clear(xs, 16, 12), 16, 12)
     mx, mean = ulp_stats(y.data, 16, 12, ref(xs / 2.0**12))
     assert mx <= bound and mean < 1.0
+
+
+@pytest.mark.parametrize("bits,scale,bo,so", [(16, 12, 16, 12), (16, 12, 24, 20), (12, 8, 16, 12), (32, 16, 24, 16)])
+def test_exp_saturating(parties, rng, bits, scale, bo, so):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    x = _inputs(rng, bits, lo, hi, n=300)
+    sec, got, _ = run_both(parties, expmod.exp_saturating, x, bits, scale, rng, bits_out=bo, scale_out=so)
+    assert (sec == got).all()
+    vmax = ((1 << (bo - 1)) - 1) / 2.0**so
+    c = np.floor(np.log(vmax) * 2.0**scale) / 2.0**scale  # documented saturation point
+    mx, _ = ulp_stats(got, bo, so, np.exp(np.minimum(x / 2.0**scale, c)))
+    assert mx <= 1.0
+
+
+def test_exp_saturating_rejects_too_wide():
+    with pytest.raises(ParameterError, match="64 bits"):
+        expmod.exp_saturating(ClearBackend(), clear([0], 32, 16), 32, 16)
+
+
+def test_nexp_positive_inputs_follow_the_documented_rule(parties, rng):
+    """x > 0 is outside rExp's domain: the result is e^{−(2^ℓ − x)/2^s} (≈ 0), never garbage."""
+    x = rng.integers(1, 1 << 15, 200)
+    sec, got, _ = run_both(parties, expmod.nexp, x, 16, 12, rng, bits_out=16, scale_out=12)
+    assert (sec == got).all()
+    want = np.exp(-((1 << 16) - x) / 2.0**12)
+    mx, _ = ulp_stats(got, 16, 12, want)
+    assert mx <= 2.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ALICE
-from ..mathfn import nexp, sigmoid, tanh
+from ..mathfn import exp_saturating, nexp, sigmoid, tanh
 from ..protocols.backend import ClearBackend, SecureBackend, clear
 from ..protocols.ring import from_int, mask, to_signed
 from ..protocols.share import Share
@@ -22,6 +22,7 @@ __all__ = ["CASES", "MATH"]
 # name: (recipe, float reference, input domain as a function of (bits) -> (lo, hi) integers)
 MATH = {
     "exp": (nexp, np.exp, lambda b: (-(1 << (b - 1)), 0)),
+    "exp_sat": (exp_saturating, np.exp, lambda b: (-(1 << (b - 1)), (1 << (b - 1)) - 1)),
     "sigmoid": (sigmoid, lambda v: 1 / (1 + np.exp(-v)), lambda b: (-(1 << (b - 1)), (1 << (b - 1)) - 1)),
     "tanh": (tanh, np.tanh, lambda b: (-(1 << (b - 1)), (1 << (b - 1)) - 1)),
 }

@@ -5,7 +5,7 @@
 :class:`~sirnn.protocols.backend.ClearBackend`.
 """
 
-from .exp import nexp
+from .exp import exp_saturating, nexp
 from .logistic import sigmoid, tanh
 
-__all__ = ["nexp", "sigmoid", "tanh"]
+__all__ = ["nexp", "exp_saturating", "sigmoid", "tanh"]

@@ -66,6 +66,8 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
         raise ParameterError("nexp: x must be a signed fixed-point share")
     check_format(bits_out, scale_out, "nexp output", min_int_bits=1)
     mid = scale_out + extra_scale
+    if 2 * mid + 2 > 64:
+        raise ParameterError(f"nexp: internal scale {mid} needs products wider than 64 bits (max 31)")
     e = nexp_mid(be, x, mid)
     return to_format(be, e, bits_out, scale_out, vmax=1 << mid)
 
@@ -73,3 +75,44 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
 def nexp_ref_float(x: np.ndarray) -> np.ndarray:
     """The real function the recipe approximates (for precision reports)."""
     return np.exp(x)
+
+
+def exp_saturating(be: Backend, x: Share, bits_out: int, scale_out: int) -> Share:
+    """e^x for any signed fixed-point x, saturating: e^{min(x, c)} with c the largest input whose
+    exponential fits the output format (so inputs above c give the largest representable value
+    e^c rounded, never a wrapped one).
+
+    e^{min(x, c)} = K · e^{min(x − c, 0)} with K = e^c public: x is sign-extended by one bit (so
+    x − c cannot wrap), clamped by min(·, 0) = t − ReLU(t) (one MSB, one MUX), passed to rExp at
+    ⌈log2 K⌉ extra internal bits, and multiplied by the public K (local), then rounded.
+    """
+    if not x.signed:
+        raise ParameterError("exp_saturating: x must be a signed fixed-point share")
+    check_format(bits_out, scale_out, "exp output", min_int_bits=1)
+    vmax_real = ((1 << (bits_out - 1)) - 1) / 2.0**scale_out
+    c_int = int(np.floor(np.log(vmax_real) * 2.0**x.scale))  # c at the input scale, e^c fits
+    if c_int < 0:
+        raise ParameterError("exp_saturating: the output format cannot hold e^0 = 1")
+    hi = (1 << (x.bits - 1)) - 1
+    c_int = min(c_int, hi)
+    c = c_int / 2.0**x.scale
+    g = max(int(np.ceil(np.log2(np.exp(c)))), 0)  # extra bits so K·ε stays below an output ULP
+    if 2 * (scale_out + g + 2) + 2 > 64:
+        raise ParameterError(
+            f"exp_saturating: output scale {scale_out} with a range up to e^{c:.2f} needs internal "
+            f"products wider than 64 bits; lower the output scale or the output width")
+    xe = be.sext(x, x.bits + 1)
+    t = xe.add_public(np.uint64((1 << xe.bits) - c_int))  # x − c
+    neg = be.msb(t)
+    t = be.select(neg, t)  # min(x − c, 0): t if negative, else 0
+    mid = scale_out + g + 2  # two guard bits absorb the rExp tree's truncations
+    e = nexp_mid(be, t, mid)  # ≤ 2^mid, ring mid + 2
+    kq = scale_out + 2  # fraction bits of the public constant K: its rounding costs < ¼ ULP
+    k_int = int(round(np.exp(c) * 2**kq))
+    wide = mid + 2 + k_int.bit_length()
+    if wide > 64:
+        raise ParameterError(
+            f"exp_saturating: output {bits_out} bits / scale {scale_out} needs a {wide}-bit "
+            "intermediate (e^c·2^scale is too large); use a narrower output range or a lower scale")
+    e = be.zext(e, wide, msb=zeros_msb(be, e.shape)).mul_public(k_int, scale=kq)
+    return to_format(be, e, bits_out, scale_out, vmax=(1 << mid) * k_int)
