@@ -128,8 +128,10 @@ def _bob_dies(role, ch):
 
 
 def _sleep_forever(role, ch, pid_dir):
-    with open(os.path.join(pid_dir, f"pid{role}"), "w") as f:
+    path = os.path.join(pid_dir, f"pid{role}")
+    with open(path + ".tmp", "w") as f:  # written whole or not at all, even if killed meanwhile
         f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
     time.sleep(600)
 
 
@@ -336,17 +338,40 @@ def test_launcher_falls_back_to_sirnn_error_for_odd_exception_types():
     assert "--- traceback in the BOB (client) process ---" in str(info.value)
 
 
-@pytest.mark.timeout(60)
-def test_launcher_timeout_kills_both_children(tmp_path):
-    t0 = time.monotonic()
-    with pytest.raises(TimeoutError, match="did not finish within 3 s"):
-        run_two_processes(_sleep_forever, str(tmp_path), timeout=3)
-    assert time.monotonic() - t0 < 10
-    for role in (ALICE, BOB):
-        pid = int((tmp_path / f"pid{role}").read_text())
-        with pytest.raises(ProcessLookupError):  # reaped: not even a zombie is left
-            os.kill(pid, 0)
-    assert not mp.active_children()
+@pytest.mark.timeout(120)
+def test_launcher_timeout_kills_both_children(tmp_path, monkeypatch):
+    """Both children are inside ``fn`` (asleep) when the overall timeout fires: both are killed
+    and reaped. Starting two ``spawn``ed interpreters can take longer than the first timeout on a
+    loaded machine (then a child is killed before it reaches ``fn``): retry with a longer one."""
+    from sirnn.transport import launch
+
+    started: list[int] = []  # the children's pids, as the parent sees them
+    real_start = launch._start_party
+
+    def recording_start(*args, **kwargs):
+        party = real_start(*args, **kwargs)
+        started.append(party.process.pid)
+        return party
+
+    monkeypatch.setattr(launch, "_start_party", recording_start)
+    for attempt, timeout in enumerate((3, 10, 30)):
+        pid_dir = tmp_path / f"attempt{attempt}"
+        pid_dir.mkdir()
+        started.clear()
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match=f"did not finish within {timeout} s"):
+            run_two_processes(_sleep_forever, str(pid_dir), timeout=timeout)
+        assert time.monotonic() - t0 < timeout + 7  # at most terminate's grace after the timeout
+        assert len(started) == 2
+        for pid in started:
+            with pytest.raises(ProcessLookupError):  # reaped: not even a zombie is left
+                os.kill(pid, 0)
+        assert not mp.active_children()
+        written = [pid_dir / f"pid{role}" for role in (ALICE, BOB)]
+        if all(p.exists() for p in written):  # both were asleep in fn when killed
+            assert [int(p.read_text()) for p in written] == started
+            return
+    pytest.fail("the children never both reached fn, even with a 30 s timeout")
 
 
 # ---- TLS in this process -------------------------------------------------------------------------
