@@ -95,14 +95,19 @@ def lrs(party: Party, x: Share, s: int, msb: Share | None = None,
     E.g. ℓ = 32, s = 12: 1308 + (2180 + 128 + 12) = 3628 bits (453.5 bytes), 12 rounds; with msb
     1308 + (256 + 4·12) = 1612 bits (201.5 bytes), 8 rounds.
     """
-    _check_share(x, "lrs x")
-    s = _check_shift(x, s, "lrs")
-    _check_msb(msb, x, "lrs")
-    scale = _out_scale(x, s, allow_scale_underflow, "lrs")
+    return _shift_in_ring(party, x, s, msb, allow_scale_underflow, zext, "lrs")
+
+
+def _shift_in_ring(party: Party, x: Share, s, msb, allow: bool, extend, what: str) -> Share:
+    """TR by s, then back to ℓ bits with ``extend`` (zext: logical, sext: arithmetic)."""
+    _check_share(x, f"{what} x")
+    s = _check_shift(x, s, what)
+    _check_msb(msb, x, what)
+    scale = _out_scale(x, s, allow, what)
     if s == 0:
         return x.like(x.data)
     y = tr(party, x, s, allow_scale_underflow=True)
-    return zext(party, y, x.bits, msb).with_meta(scale=scale)
+    return extend(party, y, x.bits, msb).with_meta(scale=scale)
 
 
 def lrs_ref(x: np.ndarray, bits: int, s: int) -> np.ndarray:
@@ -122,14 +127,7 @@ def ars(party: Party, x: Share, s: int, msb: Share | None = None,
     is the same TR + zero extension (sext adds its bias 2^{ℓ−s−1} after TR instead of 2^{ℓ−1}
     before), so it costs exactly the same; this is the direct one. Cost = :func:`lrs`'s.
     """
-    _check_share(x, "ars x")
-    s = _check_shift(x, s, "ars")
-    _check_msb(msb, x, "ars")
-    scale = _out_scale(x, s, allow_scale_underflow, "ars")
-    if s == 0:
-        return x.like(x.data)
-    y = tr(party, x, s, allow_scale_underflow=True)
-    return sext(party, y, x.bits, msb).with_meta(scale=scale)
+    return _shift_in_ring(party, x, s, msb, allow_scale_underflow, sext, "ars")
 
 
 def _signed(x: np.ndarray, bits: int) -> np.ndarray:
