@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import ALICE
 from ..errors import ParameterError
-from . import boolean, compare, digits, extend, lut as lutmod, mul as mulmod, truncate
+from . import activation, boolean, compare, digits, extend, lut as lutmod, mul as mulmod, truncate
 from .party import Party
 from .ring import U64, from_int, mask
 from .share import Share
@@ -51,6 +51,19 @@ class Backend:
     def digits(self, x: Share, d: int) -> list[Share]: raise NotImplementedError
     def msnzb_onehot(self, x: Share) -> Share: raise NotImplementedError
     def onehot_dot(self, onehot: Share, weights, bits: int, scale: int = 0, signed: bool = False) -> Share: raise NotImplementedError
+    # neural-layer operations; ``W``/``w`` are the server's (ALICE's) private plaintext integers: BOB
+    # passes None (and ``w_shape``), the clear side knows them. Outputs as in sirnn.protocols.mul.
+    def matmul(self, x: Share, y: Share, bits_out: int, msb_x: Share | None = None,
+               msb_y: Share | None = None) -> Share: raise NotImplementedError
+    def mul_known(self, w, x: Share, bits_out: int, *, w_bits: int, w_scale: int = 0,
+                  msb_x: Share | None = None) -> Share: raise NotImplementedError
+    def matmul_known(self, W, x: Share, bits_out: int, *, w_bits: int, w_scale: int = 0, w_shape=None,
+                     w_left: bool = True, msb_x: Share | None = None) -> Share: raise NotImplementedError
+    def ars(self, x: Share, s: int, msb: Share | None = None) -> Share: raise NotImplementedError
+    def div_pow2(self, x: Share, s: int, msb: Share | None = None) -> Share: raise NotImplementedError
+    def relu(self, x: Share) -> Share: raise NotImplementedError
+    def maxpool(self, x: Share, window=None, stride=None, axis: int = -1) -> Share: raise NotImplementedError
+    def argmax(self, x: Share, index_bits: int | None = None, return_max: bool = False): raise NotImplementedError
 
     # -- derived operations (same code in both worlds) -----------------------------------------
     def if_else(self, b: Share, x: Share, y: Share) -> Share:
@@ -99,6 +112,32 @@ class SecureBackend(Backend):
 
     def onehot_dot(self, onehot, weights, bits, scale=0, signed=False):
         return digits.onehot_dot(self.party, onehot, weights, bits, scale, signed)
+
+    def matmul(self, x, y, bits_out, msb_x=None, msb_y=None):
+        return mulmod.matmul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
+
+    def mul_known(self, w, x, bits_out, *, w_bits, w_scale=0, msb_x=None):
+        return mulmod.mul_known(self.party, ALICE, w, x, bits_out, w_bits=w_bits, w_signed=True,
+                                w_scale=w_scale, msb_x=msb_x)
+
+    def matmul_known(self, W, x, bits_out, *, w_bits, w_scale=0, w_shape=None, w_left=True, msb_x=None):
+        return mulmod.matmul_known(self.party, ALICE, W, x, bits_out, w_bits=w_bits, w_signed=True,
+                                   w_scale=w_scale, w_shape=w_shape, w_left=w_left, msb_x=msb_x)
+
+    def ars(self, x, s, msb=None):
+        return truncate.ars(self.party, x, s, msb, allow_scale_underflow=True)
+
+    def div_pow2(self, x, s, msb=None):
+        return truncate.div_pow2(self.party, x, s, msb, allow_scale_underflow=True)
+
+    def relu(self, x):
+        return activation.relu(self.party, x)
+
+    def maxpool(self, x, window=None, stride=None, axis=-1):
+        return activation.maxpool(self.party, x, window, stride, axis)
+
+    def argmax(self, x, index_bits=None, return_max=False):
+        return activation.argmax(self.party, x, index_bits, return_max)
 
 
 class ClearBackend(Backend):
@@ -153,6 +192,44 @@ class ClearBackend(Backend):
 
     def onehot_dot(self, onehot, weights, bits, scale=0, signed=False):
         return self._v(digits.onehot_dot_ref(self._check(onehot).data, weights, bits), bits, scale, signed)
+
+    def matmul(self, x, y, bits_out, msb_x=None, msb_y=None):
+        self._check(x), self._check(y)
+        z = mulmod.matmul_ref(x.data, y.data, x.bits, y.bits, bits_out, x.signed, y.signed)
+        return self._v(z, bits_out, x.scale + y.scale, x.signed or y.signed)
+
+    def mul_known(self, w, x, bits_out, *, w_bits, w_scale=0, msb_x=None):
+        z = mulmod.mul_known_ref(w, self._check(x).data, x.bits, bits_out, w_bits=w_bits, w_signed=True,
+                                 x_signed=x.signed)
+        return self._v(np.reshape(z, x.shape), bits_out, w_scale + x.scale, True)
+
+    def matmul_known(self, W, x, bits_out, *, w_bits, w_scale=0, w_shape=None, w_left=True, msb_x=None):
+        if w_shape is not None and tuple(np.shape(W)) != tuple(w_shape):
+            raise ParameterError(f"w_shape {tuple(w_shape)} differs from W's shape {np.shape(W)}")
+        z = mulmod.matmul_known_ref(W, self._check(x).data, x.bits, bits_out, w_bits=w_bits, w_signed=True,
+                                    x_signed=x.signed, w_left=w_left)
+        return self._v(z, bits_out, w_scale + x.scale, True)
+
+    def ars(self, x, s, msb=None):
+        return x.like(truncate.ars_ref(self._check(x).data, x.bits, s), scale=max(x.scale - s, 0))
+
+    def div_pow2(self, x, s, msb=None):
+        return x.like(truncate.div_pow2_ref(self._check(x).data, x.bits, s), scale=max(x.scale - s, 0))
+
+    def relu(self, x):
+        if not self._check(x).signed:
+            raise ParameterError("relu x must be a signed share (two's complement); got an unsigned one")
+        return x.like(activation.relu_ref(x.data, x.bits))
+
+    def maxpool(self, x, window=None, stride=None, axis=-1):
+        return x.like(activation.maxpool_ref(self._check(x).data, x.bits, window, stride, axis))
+
+    def argmax(self, x, index_bits=None, return_max=False):
+        self._check(x)
+        ib = activation._index_bits(x.shape[-1], index_bits)
+        i, v = activation.argmax_ref(x.data, x.bits)
+        out = self._v(i, ib)
+        return (out, x.like(v)) if return_max else out
 
 
 def clear(values, bits: int, scale: int = 0, signed: bool = True) -> Share:
