@@ -22,17 +22,13 @@ from .boolean import and_bits, select
 from .digits import msb_shifted_bits
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
-from .share import Share
+from .share import Share, check_share
 
 ONE = U64(1)
 
 
 def _check_signed(x, what: str) -> Share:
-    if not isinstance(x, Share):
-        raise ParameterError(f"{what} must be a Share, got {type(x).__name__}")
-    if not x.signed:
-        raise ParameterError(f"{what} must be a signed share (two's complement); got an unsigned one")
-    return x
+    return check_share(x, what, signed=True)
 
 
 def _nonneg(x: np.ndarray, bits: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from .. import ALICE
 from ..errors import ParameterError
 from .party import Party
 from .ring import U64, mask
-from .share import Share
+from .share import Share, check_share
 
 ONE = U64(1)
 
@@ -106,8 +106,7 @@ def and_ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _check_bool(x: Share, what: str) -> None:
-    if not isinstance(x, Share) or x.bits != 1:
-        raise ParameterError(f"{what} must be a boolean (1-bit) Share")
+    check_share(x, what, boolean=True)
 
 
 # -- boolean to arithmetic ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ from .boolean import (Triples, _check_bool, and_bits, b2a, triple_ot_choices, tr
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
+from .share import check_share as _check_share
 
 ONE = U64(1)
 LEAF = 4  # leaf width of the carry computation (1-of-16 OT per leaf)
@@ -187,10 +188,6 @@ def _leaf_values(party: Party, own: np.ndarray, leaves: list[tuple[int, int]]) -
 # ---------------------------------------------------------------------------------------------
 # Digit decomposition
 # ---------------------------------------------------------------------------------------------
-def _check_share(x, what: str) -> Share:
-    if not isinstance(x, Share):
-        raise ParameterError(f"{what} must be a Share, got {type(x).__name__}")
-    return x
 
 
 def _check_digit(d, bits: int, what: str = "d") -> int:

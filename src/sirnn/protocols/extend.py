@@ -34,6 +34,7 @@ from .boolean import b2a
 from .party import Party
 from .ring import U64, check_bits, mask
 from .share import Share
+from .share import check_msb_share as _check_msb, check_share as _check_share
 
 ONE = U64(1)
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
@@ -100,20 +101,8 @@ sext_cost_bits = zext_cost_bits
 
 
 # -- validation helpers -------------------------------------------------------------------------
-def _check_share(x, what: str) -> Share:
-    if not isinstance(x, Share):
-        raise ParameterError(f"{what} must be a Share, got {type(x).__name__}")
-    return x
 
 
-def _check_msb(msb, x: Share, what: str) -> Share | None:
-    if msb is None:
-        return None
-    if not isinstance(msb, Share) or msb.bits != 1:
-        raise ParameterError(f"{what}: msb must be a boolean (1-bit) Share of MSB(x) or None")
-    if msb.shape != x.shape:
-        raise ParameterError(f"{what}: msb shape {msb.shape} differs from x shape {x.shape}")
-    return msb
 
 
 def _check_bits_out(x: Share, bits_out, what: str) -> int:

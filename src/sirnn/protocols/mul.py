@@ -45,6 +45,7 @@ from . import compare
 from .party import Party
 from .ring import U64, check_bits, from_int, mask, reduce
 from .share import Share
+from .share import check_msb_share, check_share as _check_share
 
 ONE = U64(1)
 _BOTH = (ALICE, BOB)
@@ -78,21 +79,12 @@ def _cot_cost(count: int, k: int, vec: int, bits_out: int) -> int:
     return sum(128 * count + count * vec * (bits_out - i) for i in range(k))
 
 
-def _check_share(v, what: str) -> Share:
-    if not isinstance(v, Share):
-        raise ParameterError(f"{what} must be a Share, got {type(v).__name__}")
-    return v
 
 
 def _check_msb(msb, x: Share, what: str):
     """Validate an optional boolean MSB share of x; return its flat 0/1 data or None."""
-    if msb is None:
-        return None
-    if not isinstance(msb, Share) or msb.bits != 1:
-        raise ParameterError(f"{what} must be a boolean (1-bit) Share of the operand's MSB")
-    if msb.shape != x.shape:
-        raise ParameterError(f"{what} has shape {msb.shape}, the operand has shape {x.shape}")
-    return msb.data.ravel()
+    msb = check_msb_share(msb, x, what)
+    return None if msb is None else msb.data.ravel()
 
 
 def _check_out(bits_out, m: int, n: int) -> int:

@@ -119,6 +119,28 @@ class Share:
         return self.like(self.data.ravel())
 
 
+def check_share(x, what: str, *, signed: bool | None = None, boolean: bool = False) -> Share:
+    """``x`` must be a Share (a signed one if ``signed``, a 1-bit one if ``boolean``)."""
+    if not isinstance(x, Share) or (boolean and x.bits != 1):
+        kind = "a boolean (1-bit) Share" if boolean else "a Share"
+        raise ParameterError(f"{what} must be {kind}, got {type(x).__name__}"
+                             + (f" of {x.bits} bits" if isinstance(x, Share) else ""))
+    if signed and not x.signed:
+        raise ParameterError(f"{what} must be a signed share (two's complement); got an unsigned one")
+    return x
+
+
+def check_msb_share(msb, x: Share, what: str) -> Share | None:
+    """An optional boolean share of MSB(x): None, or a 1-bit Share of x's shape."""
+    if msb is None:
+        return None
+    if not isinstance(msb, Share) or msb.bits != 1:
+        raise ParameterError(f"{what}: msb must be a boolean (1-bit) Share of MSB(x) or None")
+    if msb.shape != x.shape:
+        raise ParameterError(f"{what}: msb shape {msb.shape} differs from x shape {x.shape}")
+    return msb
+
+
 def _as_ring(c, bits: int) -> np.ndarray:
     a = np.asarray(c)
     if a.dtype == U64:
