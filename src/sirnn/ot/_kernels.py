@@ -34,6 +34,16 @@ def transpose_bits_numba(cols):  # pragma: no cover - compiled
 # Pad (i, x) = q[i] ⊕ offs[x]; σ(a‖b) = (a ⊕ b)‖a; AES itself runs in OpenSSL between the steps.
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sigma_tweak(sig, ain, j, a, b, t, tw_hi):  # pragma: no cover - compiled
+    """Row j: σ(a‖b) = (a ⊕ b)‖a, and σ ⊕ (t‖tw_hi)."""
+    s0 = a ^ b
+    sig[j, 0] = s0
+    sig[j, 1] = a
+    ain[j, 0] = s0 ^ t
+    ain[j, 1] = a ^ tw_hi
+
+
 @numba.njit(cache=True, nogil=True)
 def mmo_in(q, offs, idx, tw_hi, col):  # pragma: no cover - compiled
     """σ of the 128-bit half ``col`` of every pad, and σ ⊕ tweak (the AES input)."""
@@ -47,13 +57,7 @@ def mmo_in(q, offs, idx, tw_hi, col):  # pragma: no cover - compiled
         t = idx[i]
         for x in range(big):
             j = i * big + x
-            a = qa ^ offs[x, col]
-            b = qb ^ offs[x, col + 1]
-            s0 = a ^ b
-            sig[j, 0] = s0
-            sig[j, 1] = a
-            ain[j, 0] = s0 ^ t
-            ain[j, 1] = a ^ tw_hi
+            _sigma_tweak(sig, ain, j, qa ^ offs[x, col], qb ^ offs[x, col + 1], t, tw_hi)
     return sig, ain
 
 
@@ -70,11 +74,7 @@ def mmo_chain(out1, sig, q, offs, idx, tw_hi):  # pragma: no cover - compiled
             j = i * big + x
             a = out1[j, 0] ^ sig[j, 0] ^ q[i, 2] ^ offs[x, 2]
             b = out1[j, 1] ^ sig[j, 1] ^ q[i, 3] ^ offs[x, 3]
-            s0 = a ^ b
-            sig2[j, 0] = s0
-            sig2[j, 1] = a
-            ain[j, 0] = s0 ^ t
-            ain[j, 1] = a ^ tw_hi
+            _sigma_tweak(sig2, ain, j, a, b, t, tw_hi)
     return sig2, ain
 
 
