@@ -7,5 +7,7 @@
 
 from .exp import exp_saturating, nexp
 from .logistic import sigmoid, tanh
+from .division import div, reciprocal
+from .rsqrt import rsqrt, sqrt
 
-__all__ = ["nexp", "exp_saturating", "sigmoid", "tanh"]
+__all__ = ["nexp", "exp_saturating", "sigmoid", "tanh", "rsqrt", "sqrt", "reciprocal", "div"]
