@@ -224,10 +224,7 @@ class OTEngine:
 
     def recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
         """Chosen-message 1-of-2 OT, receiver side: returns m_c, (n, *mshape)."""
-        c = _check_choice(choice, 2)
-        k = self._iknp_recv_keys(c, bits, tuple(mshape))
-        y = self.chan.recv((c.size, 2) + tuple(mshape), bits)
-        return y[np.arange(c.size), c.astype(np.intp)] ^ k
+        return _PendingIKNP(self, choice, bits, tuple(mshape)).finish()
 
     # ------------------------------------------------------------------ correlated OT
     def cot_send(self, corr: np.ndarray, bits: int) -> np.ndarray:
@@ -299,24 +296,28 @@ class OTEngine:
 
     def kkot_recv(self, choice: np.ndarray, n_options: int, bits: int, mshape: tuple = ()) -> np.ndarray:
         """Chosen-message 1-of-N OT, receiver side: returns msgs[i, choice_i], (n, *mshape)."""
+        return self.kkot_recv_start(choice, n_options, bits, mshape).finish()
+
+    def kkot_recv_start(self, choice: np.ndarray, n_options: int, bits: int,
+                        mshape: tuple = ()) -> "PendingKK":
+        """First half of :meth:`kkot_recv` (sends the extension matrix now; ``finish()`` receives).
+
+        Lets both parties be 1-of-N senders at once, each hashing on its own core::
+
+            pending = ot.kkot_recv_start(my_choices, N, bits)   # my U out
+            ot.kkot_send(my_messages, bits)                      # peer's U in, my messages out
+            mine = pending.finish()                              # peer's messages in
+        """
         k = _log2_options(n_options)
         if k == 1:
-            return self.recv(choice, bits, mshape)
+            return _PendingIKNP(self, choice, bits, tuple(mshape))
         c = _check_choice(choice, n_options)
         n = c.size
         ext = self._need(self._kk_r)
         cols = hadamard_columns(np.concatenate([c, np.zeros(_pad8(n) - n, np.uint64)]), k, KK_WIDTH)
         t, idx = ext.extend(cols)
         keys = self._hash_values(t[:n], idx[:n], self._domain(True, 1 - self.role), mshape, bits)
-        width = int(np.prod(mshape, dtype=np.int64))
-        out = np.empty((n, width), np.uint64)
-        for lo, hi in self._kk_chunks(n, n_options):
-            count = (hi - lo) * n_options * width
-            buf = self.chan.recv_bytes(packed_nbytes(count, bits), what="1-of-N OT messages")
-            first = (np.arange(hi - lo) * n_options + c[lo:hi].astype(np.int64)) * width
-            pos = (first[:, None] + np.arange(width)).ravel()
-            out[lo:hi] = unpack_at(buf, count, bits, pos).reshape(hi - lo, width)
-        return out.reshape((n,) + tuple(mshape)) ^ keys
+        return PendingKK(self, c, keys, n_options, bits, tuple(mshape))
 
     @staticmethod
     def _kk_chunks(n: int, n_options: int):
@@ -335,3 +336,38 @@ class PendingCOT:
         y = self.chan.recv((self.choice.size,) + self.mshape, self.bits)
         sel = self.choice.reshape((-1,) + (1,) * len(self.mshape)).astype(bool)
         return np.where(sel, (y + self.keys) & _mask(self.bits), self.keys)
+
+
+class PendingKK:
+    """A 1-of-N OT receiver waiting for the sender's masked messages (see ``kkot_recv_start``)."""
+
+    def __init__(self, engine: "OTEngine", choice, keys, n_options: int, bits: int, mshape: tuple):
+        self.engine, self.choice, self.keys = engine, choice, keys
+        self.n_options, self.bits, self.mshape = n_options, bits, mshape
+
+    def finish(self) -> np.ndarray:
+        c, n_opt, bits = self.choice, self.n_options, self.bits
+        n = c.size
+        width = int(np.prod(self.mshape, dtype=np.int64))
+        out = np.empty((n, width), np.uint64)
+        for lo, hi in OTEngine._kk_chunks(n, n_opt):
+            count = (hi - lo) * n_opt * width
+            buf = self.engine.chan.recv_bytes(packed_nbytes(count, bits), what="1-of-N OT messages")
+            first = (np.arange(hi - lo) * n_opt + c[lo:hi].astype(np.int64)) * width
+            pos = (first[:, None] + np.arange(width)).ravel()
+            out[lo:hi] = unpack_at(buf, count, bits, pos).reshape(hi - lo, width)
+        return out.reshape((n,) + self.mshape) ^ self.keys
+
+
+class _PendingIKNP:
+    """N = 2: the chosen-message IKNP OT, split the same way."""
+
+    def __init__(self, engine: "OTEngine", choice, bits: int, mshape: tuple):
+        self.engine, self.bits, self.mshape = engine, bits, mshape
+        self.choice = _check_choice(choice, 2)
+        self.keys = engine._iknp_recv_keys(self.choice, bits, mshape)
+
+    def finish(self) -> np.ndarray:
+        c = self.choice
+        y = self.engine.chan.recv((c.size, 2) + self.mshape, self.bits)
+        return y[np.arange(c.size), c.astype(np.intp)] ^ self.keys

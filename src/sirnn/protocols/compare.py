@@ -63,11 +63,12 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     Returns this party's boolean share (0/1 uint64, same shape) of 1{x > y}; with ``with_eq``,
     the pair (share of 1{x > y}, share of 1{x = y}) (the equality costs nothing extra).
 
-    Split into q = ⌈ℓ/m⌉ leaves of m = ``leaf_bits`` bits; ALICE sends, per leaf and BOB's digit
-    value, masked (1{x_j > y_j}, 1{x_j = y_j}) by one 1-of-2^m OT, batched (m = 4) with the OTs
-    that make the bit triples for the combination tree (lt = lt_hi ⊕ eq_hi ∧ lt_lo,
-    eq = eq_hi ∧ eq_lo). Cost per element: :func:`millionaire_cost_bits` (3,932 bits for ℓ = 32,
-    m = 4); rounds 2 + ⌈log2 q⌉.
+    Split into q = ⌈ℓ/m⌉ leaves of m = ``leaf_bits`` bits; the sender sends, per leaf and the
+    receiver's digit value, masked (1{x_j > y_j}, 1{x_j = y_j}) by one 1-of-2^m OT, batched (m = 4)
+    with the OTs that make the bit triples for the combination tree (lt = lt_hi ⊕ eq_hi ∧ lt_lo,
+    eq = eq_hi ∧ eq_lo). Half of the batch has ALICE as the sender, the other half BOB (comparing
+    complements), in the same two rounds, so both cores hash. Cost per element:
+    :func:`millionaire_cost_bits` (3,932 bits for ℓ = 32, m = 4); rounds 2 + ⌈log2 q⌉.
     """
     bits = check_bits(bits)
     shape = v.shape
@@ -75,34 +76,49 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     n = x.size
     m = min(leaf_bits, bits)
     q = -(-bits // m)
-    digits = (x[:, None] >> (U64(m) * np.arange(q, dtype=U64))) & mask(m)  # (n, q)
-    n_and = n * _tree_and_count(q, with_eq)
-    n_tri = (n_and + 1) // 2  # 1-of-16 OTs for the triples
-    # leaves and triples go in one batch when both are 1-of-16 OTs (one extension, same rounds)
+    per_elem = _tree_and_count(q, with_eq)
+    # Both parties send leaf OTs at once: elements [0, h) with ALICE as the 1-of-2^m sender,
+    # [h, n) with BOB, who compares complements (1{~y > ~x} = 1{x > y}), so the hashing is split.
+    h = n // 2
+    rows = [slice(0, h), slice(h, n)]
+    mine, theirs = (rows[0], rows[1]) if party.role == ALICE else (rows[1], rows[0])
+    comp = mask(bits) - x
+    send_v = (x if party.role == ALICE else comp)[mine]
+    recv_v = (comp if party.role == ALICE else x)[theirs]
+
+    def digits_of(val):
+        return (val[:, None] >> (U64(m) * np.arange(q, dtype=U64))) & mask(m)
+
+    n_tri_send = (per_elem * send_v.size + 1) // 2  # 1-of-16 OTs, two triples each
+    n_tri_recv = (per_elem * recv_v.size + 1) // 2
+    lt_s, eq_s = party.prg.bits((2, send_v.size, q))
+    # message for the receiver's digit u: (1{x_j > u} ⊕ lt_j) | (1{x_j = u} ⊕ eq_j) << 1
+    leaf_msgs = (_leaf_table(m)[digits_of(send_v).astype(np.intp)]
+                 ^ (lt_s | (eq_s << 1))[..., None]).reshape(send_v.size * q, -1)
+    tmsgs, abc_s = triple_ot_messages(party, n_tri_send)
+    tchoice, (a_r, b_r) = triple_ot_choices(party, n_tri_recv)
+    leaf_choice = digits_of(recv_v).ravel()
+    ot = party.ot
+    # leaves and triples share one 1-of-16 batch when m = 4 (one extension, same rounds)
     merged = m == 4
-    if party.role == ALICE:
-        lt, eq = party.prg.bits((2, n, q))
-        # message for BOB's digit v: (1{x_j > v} ⊕ lt_j) | (1{x_j = v} ⊕ eq_j) << 1, via a table
-        leaf_msgs = (_leaf_table(m)[digits.astype(np.intp)] ^ (lt | (eq << 1))[..., None]).reshape(n * q, -1)
-        lt, eq = lt.astype(U64), eq.astype(U64)
-        tmsgs, abc = triple_ot_messages(party, n_tri)
-        if merged:
-            party.ot.kkot_send(np.concatenate([leaf_msgs, tmsgs]), 2)
-        else:
-            party.ot.kkot_send(leaf_msgs, 2)
-            party.ot.kkot_send(tmsgs, 2)
-        triples = Triples(*abc)
+    if merged:
+        pending = [ot.kkot_recv_start(np.concatenate([leaf_choice, tchoice]), 16, 2)]
+        ot.kkot_send(np.concatenate([leaf_msgs, tmsgs]), 2)
+        got = pending[0].finish()
+        leaf, tgot = got[:leaf_choice.size], got[leaf_choice.size:]
     else:
-        tchoice, (a1, b1) = triple_ot_choices(party, n_tri)
-        if merged:
-            got = party.ot.kkot_recv(np.concatenate([digits.ravel(), tchoice]), 16, 2)
-            leaf, tgot = got[: n * q], got[n * q:]
-        else:
-            leaf = party.ot.kkot_recv(digits.ravel(), 1 << m, 2)
-            tgot = party.ot.kkot_recv(tchoice, 16, 2)
-        leaf = leaf.reshape(n, q)
-        lt, eq = leaf & ONE, leaf >> ONE
-        triples = Triples(a1, b1, triple_ot_finish(tgot))
+        pending = [ot.kkot_recv_start(leaf_choice, 1 << m, 2), ot.kkot_recv_start(tchoice, 16, 2)]
+        ot.kkot_send(leaf_msgs, 2)
+        ot.kkot_send(tmsgs, 2)
+        leaf, tgot = (pd.finish() for pd in pending)
+    lt = np.empty((n, q), U64)
+    eq = np.empty((n, q), U64)
+    lt[mine], eq[mine] = lt_s, eq_s
+    leaf = leaf.reshape(-1, q)
+    lt[theirs], eq[theirs] = leaf & ONE, leaf >> ONE
+    abc_r = (a_r, b_r, triple_ot_finish(tgot))
+    first, second = (abc_s, abc_r) if party.role == ALICE else (abc_r, abc_s)  # ALICE's half first
+    triples = Triples(*(np.concatenate([f, g]) for f, g in zip(first, second)))
     # combine up the tree: node j covers leaves [j·2^level, ...); index 0 is least significant
     while lt.shape[1] > 1:
         p = lt.shape[1] // 2
