@@ -94,7 +94,7 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     lt_s, eq_s = party.prg.bits((2, send_v.size, q))
     # message for the receiver's digit u: (1{x_j > u} ⊕ lt_j) | (1{x_j = u} ⊕ eq_j) << 1
     leaf_msgs = (_leaf_table(m)[digits_of(send_v).astype(np.intp)]
-                 ^ (lt_s | (eq_s << 1))[..., None]).reshape(send_v.size * q, -1)
+                 ^ (lt_s | (eq_s << 1))[..., None]).reshape(send_v.size * q, 1 << m)
     tmsgs, abc_s = triple_ot_messages(party, n_tri_send)
     tchoice, (a_r, b_r) = triple_ot_choices(party, n_tri_recv)
     leaf_choice = digits_of(recv_v).ravel()
@@ -102,15 +102,22 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     # leaves and triples share one 1-of-16 batch when m = 4 (one extension, same rounds)
     merged = m == 4
     if merged:
-        pending = [ot.kkot_recv_start(np.concatenate([leaf_choice, tchoice]), 16, 2)]
-        ot.kkot_send(np.concatenate([leaf_msgs, tmsgs]), 2)
-        got = pending[0].finish()
-        leaf, tgot = got[:leaf_choice.size], got[leaf_choice.size:]
+        batches_recv = [(np.concatenate([leaf_choice, tchoice]), 16)]
+        batches_send = [np.concatenate([leaf_msgs, tmsgs])]
     else:
-        pending = [ot.kkot_recv_start(leaf_choice, 1 << m, 2), ot.kkot_recv_start(tchoice, 16, 2)]
-        ot.kkot_send(leaf_msgs, 2)
-        ot.kkot_send(tmsgs, 2)
-        leaf, tgot = (pd.finish() for pd in pending)
+        batches_recv = [(leaf_choice, 1 << m), (tchoice, 16)]
+        batches_send = [leaf_msgs, tmsgs]
+    # every receive starts before any send so both directions share the same two rounds;
+    # empty batches (a one-element comparison) are skipped by both parties alike
+    pending = [ot.kkot_recv_start(c, big, 2) if c.size else None for c, big in batches_recv]
+    for msgs in batches_send:
+        if msgs.shape[0]:
+            ot.kkot_send(msgs, 2)
+    got = [pd.finish() if pd is not None else np.zeros(0, U64) for pd in pending]
+    if merged:
+        leaf, tgot = got[0][:leaf_choice.size], got[0][leaf_choice.size:]
+    else:
+        leaf, tgot = got
     lt = np.empty((n, q), U64)
     eq = np.empty((n, q), U64)
     lt[mine], eq[mine] = lt_s, eq_s
