@@ -56,6 +56,61 @@ def _leaf_table(m: int) -> np.ndarray:
     return ((d > v) | ((d == v) << 1)).astype(np.uint8)
 
 
+def leaf_compare(party: Party, v: np.ndarray, m: int, n_and: int) -> tuple[np.ndarray, np.ndarray, Triples]:
+    """Leaf comparisons of the millionaires' protocol, plus bit triples, in one OT batch.
+
+    ``v`` (n, L) values < 2^m: ALICE's a_j, BOB's u_j. Returns this party's boolean shares
+    (0/1 uint64) of 1{a > u} and 1{a = u}, each (n, L), and ``n_and`` AND triples.
+    The sender masks (1{a > t}, 1{a = t}) for every candidate t and the receiver picks its own by
+    a 1-of-2^m OT (2-bit messages); the triples come from 1-of-16 OTs in the same batch (m = 4:
+    one extension). Rows [0, n/2) have ALICE as the sender, the rest BOB, who compares
+    complements (1{~u > ~a} = 1{a > u}), so both parties hash at once in the same two rounds.
+    Cost: (256 + 2^{m+1}) bits per leaf + (256 + 32)/2 per triple, 2 rounds.
+    """
+    n, L = v.shape
+    h = n // 2
+    rows = [slice(0, h), slice(h, n)]
+    mine, theirs = (rows[0], rows[1]) if party.role == ALICE else (rows[1], rows[0])
+    comp = mask(m) - v
+    send_v = (v if party.role == ALICE else comp)[mine]
+    recv_v = (comp if party.role == ALICE else v)[theirs]
+    n_tri = (n_and + 1) // 2  # 1-of-16 OTs, two triples each: ALICE makes the first half
+    n_tri_alice = n_tri // 2
+    n_tri_send, n_tri_recv = ((n_tri_alice, n_tri - n_tri_alice) if party.role == ALICE
+                              else (n_tri - n_tri_alice, n_tri_alice))
+    lt_s, eq_s = party.prg.bits((2,) + send_v.shape)
+    # message for the receiver's value t: (1{a > t} ⊕ lt) | (1{a = t} ⊕ eq) << 1, via a table
+    leaf_msgs = (_leaf_table(m)[send_v.astype(np.intp)]
+                 ^ (lt_s | (eq_s << 1))[..., None]).reshape(send_v.size, 1 << m)
+    tmsgs, abc_s = triple_ot_messages(party, n_tri_send)
+    tchoice, (a_r, b_r) = triple_ot_choices(party, n_tri_recv)
+    leaf_choice = recv_v.ravel()
+    ot = party.ot
+    merged = m == 4
+    if merged:
+        batches_recv = [(np.concatenate([leaf_choice, tchoice]), 16)]
+        batches_send = [np.concatenate([leaf_msgs, tmsgs])]
+    else:
+        batches_recv = [(leaf_choice, 1 << m), (tchoice, 16)]
+        batches_send = [leaf_msgs, tmsgs]
+    # every receive starts before any send so both directions share the same two rounds;
+    # empty batches (one-element comparisons, no triples) are skipped by both parties alike
+    pending = [ot.kkot_recv_start(c, big, 2) if c.size else None for c, big in batches_recv]
+    for msgs in batches_send:
+        if msgs.shape[0]:
+            ot.kkot_send(msgs, 2)
+    got = [pd.finish() if pd is not None else np.zeros(0, U64) for pd in pending]
+    leaf, tgot = (got[0][:leaf_choice.size], got[0][leaf_choice.size:]) if merged else got
+    lt = np.empty((n, L), U64)
+    eq = np.empty((n, L), U64)
+    lt[mine], eq[mine] = lt_s, eq_s
+    leaf = leaf.reshape(lt[theirs].shape)
+    lt[theirs], eq[theirs] = leaf & ONE, leaf >> ONE
+    abc_r = (a_r, b_r, triple_ot_finish(tgot))
+    first, second = (abc_s, abc_r) if party.role == ALICE else (abc_r, abc_s)  # ALICE's first
+    return lt, eq, Triples(*(np.concatenate([f, g]) for f, g in zip(first, second)))
+
+
 def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = False,
                      leaf_bits: int = LEAF_BITS):
     """Millionaires' protocol on raw inputs: ALICE holds x = v, BOB holds y = v (uint64, < 2^bits).
@@ -76,56 +131,8 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     n = x.size
     m = min(leaf_bits, bits)
     q = -(-bits // m)
-    per_elem = _tree_and_count(q, with_eq)
-    # Both parties send leaf OTs at once: elements [0, h) with ALICE as the 1-of-2^m sender,
-    # [h, n) with BOB, who compares complements (1{~y > ~x} = 1{x > y}), so the hashing is split.
-    h = n // 2
-    rows = [slice(0, h), slice(h, n)]
-    mine, theirs = (rows[0], rows[1]) if party.role == ALICE else (rows[1], rows[0])
-    comp = mask(bits) - x
-    send_v = (x if party.role == ALICE else comp)[mine]
-    recv_v = (comp if party.role == ALICE else x)[theirs]
-
-    def digits_of(val):
-        return (val[:, None] >> (U64(m) * np.arange(q, dtype=U64))) & mask(m)
-
-    n_tri_send = (per_elem * send_v.size + 1) // 2  # 1-of-16 OTs, two triples each
-    n_tri_recv = (per_elem * recv_v.size + 1) // 2
-    lt_s, eq_s = party.prg.bits((2, send_v.size, q))
-    # message for the receiver's digit u: (1{x_j > u} ⊕ lt_j) | (1{x_j = u} ⊕ eq_j) << 1
-    leaf_msgs = (_leaf_table(m)[digits_of(send_v).astype(np.intp)]
-                 ^ (lt_s | (eq_s << 1))[..., None]).reshape(send_v.size * q, 1 << m)
-    tmsgs, abc_s = triple_ot_messages(party, n_tri_send)
-    tchoice, (a_r, b_r) = triple_ot_choices(party, n_tri_recv)
-    leaf_choice = digits_of(recv_v).ravel()
-    ot = party.ot
-    # leaves and triples share one 1-of-16 batch when m = 4 (one extension, same rounds)
-    merged = m == 4
-    if merged:
-        batches_recv = [(np.concatenate([leaf_choice, tchoice]), 16)]
-        batches_send = [np.concatenate([leaf_msgs, tmsgs])]
-    else:
-        batches_recv = [(leaf_choice, 1 << m), (tchoice, 16)]
-        batches_send = [leaf_msgs, tmsgs]
-    # every receive starts before any send so both directions share the same two rounds;
-    # empty batches (a one-element comparison) are skipped by both parties alike
-    pending = [ot.kkot_recv_start(c, big, 2) if c.size else None for c, big in batches_recv]
-    for msgs in batches_send:
-        if msgs.shape[0]:
-            ot.kkot_send(msgs, 2)
-    got = [pd.finish() if pd is not None else np.zeros(0, U64) for pd in pending]
-    if merged:
-        leaf, tgot = got[0][:leaf_choice.size], got[0][leaf_choice.size:]
-    else:
-        leaf, tgot = got
-    lt = np.empty((n, q), U64)
-    eq = np.empty((n, q), U64)
-    lt[mine], eq[mine] = lt_s, eq_s
-    leaf = leaf.reshape(-1, q)
-    lt[theirs], eq[theirs] = leaf & ONE, leaf >> ONE
-    abc_r = (a_r, b_r, triple_ot_finish(tgot))
-    first, second = (abc_s, abc_r) if party.role == ALICE else (abc_r, abc_s)  # ALICE's half first
-    triples = Triples(*(np.concatenate([f, g]) for f, g in zip(first, second)))
+    digits = (x[:, None] >> (U64(m) * np.arange(q, dtype=U64))) & mask(m)  # (n, q)
+    lt, eq, triples = leaf_compare(party, digits, m, n * _tree_and_count(q, with_eq))
     # combine up the tree: node j covers leaves [j·2^level, ...); index 0 is least significant
     while lt.shape[1] > 1:
         p = lt.shape[1] // 2

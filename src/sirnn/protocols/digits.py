@@ -33,8 +33,8 @@ import numpy as np
 
 from .. import ALICE
 from ..errors import ParameterError
-from .boolean import (Triples, _check_bool, and_bits, b2a, triple_ot_choices, triple_ot_finish,
-                      triple_ot_messages)
+from .boolean import Triples, _check_bool, and_bits, b2a
+from .compare import leaf_compare
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
@@ -114,28 +114,10 @@ def plan_prefix(nodes: list[int], bottom: bool) -> Plan:
 
 
 def leaf_ot(party: Party, v: np.ndarray, n_and: int) -> tuple[np.ndarray, np.ndarray, Triples]:
-    """Leaf comparisons and bit triples in one batch of 1-of-16 OTs (2-bit messages).
-
-    ``v`` (n, L) values < 16: ALICE's a_j, BOB's 2^w − 1 − b_j. Returns this party's boolean
-    shares (0/1 uint64) of G = 1{a > v_B}, P = 1{a = v_B}, each (n, L), and ``n_and`` triples.
-    Cost: 288 bits per leaf + 144 per triple (OT batches padded to a multiple of 8), 2 rounds.
-    """
-    n, L = v.shape
-    n_tr = (n_and + 1) // 2
-    if n * L + n_tr == 0:
-        z = np.zeros((n, L), U64)
-        return z, z.copy(), Triples(*(np.zeros(0, U64),) * 3)
-    if party.role == ALICE:
-        g, p = party.prg.bits((2, n, L)).astype(U64)
-        msgs = (((v[..., None] > _V16).astype(U64) ^ g[..., None])
-                | (((v[..., None] == _V16).astype(U64) ^ p[..., None]) << ONE))
-        tmsgs, abc = triple_ot_messages(party, n_tr)
-        party.ot.kkot_send(np.concatenate([msgs.reshape(n * L, 16), tmsgs]), 2)
-        return g, p, Triples(*abc)
-    tchoice, (a1, b1) = triple_ot_choices(party, n_tr)
-    got = party.ot.kkot_recv(np.concatenate([v.reshape(-1).astype(U64), tchoice]), 16, 2)
-    leaf = got[: n * L].reshape(n, L)
-    return leaf & ONE, leaf >> ONE, Triples(a1, b1, triple_ot_finish(got[n * L:]))
+    """Leaf step of the carry computation: ``v`` (n, L) values < 16 (ALICE's a_j, BOB's
+    2^w − 1 − b_j) → shares of G = 1{a > v_B}, P = 1{a = v_B} and ``n_and`` triples: the
+    millionaires' leaf step (:func:`compare.leaf_compare`, 4-bit leaves)."""
+    return leaf_compare(party, v, LEAF, n_and)
 
 
 def run_plan(party: Party, G: np.ndarray, P: np.ndarray, plan: Plan, triples: Triples) -> None:
