@@ -48,6 +48,39 @@ def _relu6(rep):
             f"target ≤ 1.5 s {ok}")
 
 
+# SCI (SiRNN's C++ library, 1 thread) on this machine type, N = 65536, 16-bit in/out, scale 12:
+# seconds, bytes per element (both parties), max ULP — the reference figures
+SCI_MATH = {"exp": (1.27, 2004, 2), "sigmoid": (2.18, 4430, 3), "tanh": (2.23, 4383, 4),
+            "rsqrt": (2.91, 5701, 4)}
+MATH_DEFAULT = "--bw-in 16 --scale-in 12 --bw-out 16 --scale-out 12"
+MATH_OTHER = ["--bw-in 32 --scale-in 16 --bw-out 32 --scale-out 16",
+              "--bw-in 12 --scale-in 8 --bw-out 16 --scale-out 12",
+              "--bw-in 16 --scale-in 12 --bw-out 24 --scale-out 20"]
+
+
+def _math(name: str, default: bool):
+    def text(rep):
+        s = f"max ULP {rep['max_ulp']:.2f} (mean {rep['mean_ulp']:.2f})"
+        if default and name in SCI_MATH:
+            t, b, u = SCI_MATH[name]
+            ok = lambda c: "✓" if c else "✗"  # noqa: E731
+            s += (f"; SCI {t} s, {b:,} B, {u} ULP → targets ≤ {3 * t:.2f} s {ok(rep['seconds'] <= 3 * t)}, "
+                  f"≤ {b:,} B {ok(rep['bytes_per_element'] <= b)}, ≤ {u} ULP {ok(rep['max_ulp'] <= u)}")
+        return s
+    return text
+
+
+def _math_configs() -> list:
+    out = []
+    for name in ("exp", "exp_sat", "sigmoid", "tanh", "rsqrt", "sqrt", "reciprocal", "div"):
+        out.append((f"{name} {N} {MATH_DEFAULT}", _math(name, True)))
+        for cfg in MATH_OTHER:
+            if name == "exp_sat" and cfg.startswith("--bw-in 32"):
+                cfg = "--bw-in 32 --scale-in 16 --bw-out 24 --scale-out 16"  # 32/16 out is rejected
+            out.append((f"{name} {N} {cfg}", _math(name, False)))
+    return out
+
+
 # (arguments of `sirnn bench`, comparison text from the median report or None)
 CONFIGS: list[tuple[str, object]] = [
     ("cot --n 1048576 --bits 32", _rate("COT", 2e6)),
@@ -79,6 +112,7 @@ CONFIGS: list[tuple[str, object]] = [
     (f"relu6 {N} --bw-in 32 --scale-in 28", _relu6),
     ("maxpool --n 16384 --bw-in 32 --opt k=4", None),
     ("argmax --n 8192 --bw-in 32 --opt k=8", None),
+    *_math_configs(),
 ]
 
 
