@@ -18,3 +18,19 @@ PROTOCOL_VERSION = 1
 
 ALICE = 0  #: the server: holds the model
 BOB = 1  #: the client: holds the input
+
+#: The Python API (mirrors the command line), loaded on first use:
+#: ``compile_model(float_model, calib) -> Program``, ``Program.save/load``, ``load_program``,
+#: ``serve(program, host, port, ...)``, ``infer(host, port, x) -> InferenceResult``,
+#: ``evaluate_clear(program, x)``, ``FloatModel``/``FloatOp`` (the float model description),
+#: ``CompileConfig``.
+_API = {"compile_model", "Program", "load_program", "serve", "infer", "evaluate_clear", "FloatModel",
+        "FloatOp", "CompileConfig", "compare"}
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import compiler
+
+        return getattr(compiler, name)
+    raise AttributeError(f"module 'sirnn' has no attribute {name!r}")

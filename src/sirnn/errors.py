@@ -27,3 +27,13 @@ class ProtocolError(SirnnError):
 
 class HandshakeError(ProtocolError):
     """The two parties disagree on version, roles or public parameters."""
+
+
+class ProgramError(ParameterError):
+    """A fixed-point program (or a float model description) is malformed: unknown op, missing
+    tensor or parameter, shape or format mismatch, unsupported file format version."""
+
+
+class InputError(ParameterError):
+    """The client's input does not fit the model: wrong shape, NaN/infinity, or values outside
+    the range of the model's public input format. Raised before any secret is used."""

@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_bench)
+
+    from .model import add_parsers
+
+    add_parsers(sub)  # compile, serve, infer, eval, inspect
     return ap
 
 

@@ -7,11 +7,11 @@ from contextlib import contextmanager
 
 
 class Meter:
-    """Collects (name, seconds, bytes_sent, rounds) per section for one party.
+    """Collects (name, seconds, bytes_sent, bytes_recv, rounds) per section for one party.
 
     ``Meter(backend)``; ``with meter.section("sigmoid"): ...``. Sections with the same name add
     up (e.g. over timesteps). With a backend that has no channel (the cleartext backend) only the
-    time is recorded. Bytes are this party's; add both parties' for the protocol's total.
+    time is recorded. ``bytes_sent + bytes_recv`` of one party is the protocol's total.
     Rounds are counted per section (a section starts a fresh round), so they add up to an upper
     bound of the whole run's rounds.
     """
@@ -28,12 +28,14 @@ class Meter:
         try:
             yield
         finally:
-            row = self.rows.setdefault(name, {"seconds": 0.0, "bytes_sent": 0, "rounds": 0, "calls": 0})
+            row = self.rows.setdefault(name, {"seconds": 0.0, "bytes_sent": 0, "bytes_recv": 0, "rounds": 0,
+                                              "calls": 0})
             row["seconds"] += time.perf_counter() - t0
             row["calls"] += 1
             if before is not None:
                 used = self.chan.stats - before
                 row["bytes_sent"] += used.bytes_sent
+                row["bytes_recv"] += used.bytes_recv
                 row["rounds"] += used.rounds
 
     def report(self) -> dict[str, dict]:

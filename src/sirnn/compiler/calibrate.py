@@ -1,0 +1,402 @@
+"""Calibration: a float model + calibration inputs → per-tensor scales and bitwidths → a
+fixed-point :class:`~sirnn.compiler.program.Program`.
+
+Rules (SeeDot-style; :class:`CompileConfig` holds the knobs):
+
+* **activations** — run the float model on the calibration inputs and record max |v| of every
+  tensor; its format is ``act_bits`` bits (16) at the *largest* scale that keeps that maximum
+  with ``headroom_bits`` (1) spare integer bits: :func:`choose_fmt`. One headroom bit also keeps
+  pairwise differences in range, which max-pooling and argmax need.
+* **weights** — ``w_bits`` (16) each, at the largest scale that holds max |W|, lowered if
+  needed so the layer's accumulator (out.bits + W.scale + x.scale − out.scale bits) fits the
+  x.bits × w_bits product; biases at the accumulator's scale (exact adds by the server).
+* **mixed bitwidths where the math wants them** — the inputs of σ/tanh inside the recurrent
+  cells ("pre") get ``pre_bits`` (16) bits at a scale of at most ``pre_max_scale`` (12, SCI's
+  configuration: larger scales grow the tables); σ/tanh outputs use ``gate`` ((16, 12)); the
+  LSTM cell state gets ``state_bits``; accumulators and products are wider rings chosen by the
+  layers (≈ 28–33 bits), each rounded once back to its 16-bit format.
+* format-preserving ops (relu, max-pooling, reshape/flatten/transpose/slice) keep their input's
+  format; ``argmax`` outputs an unsigned index; where an op needs its inputs in one format
+  (concat, GRU's x and h) a ``requant`` op is inserted.
+
+There is no saturation in fixed point (a value outside its format wraps around): headroom is the
+margin against inputs whose intermediates exceed what calibration saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ProgramError
+from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
+from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell
+from .floatir import FloatModel, FloatOp, load_float_model
+from .ops import Op, TensorSpec, cell_formats_to, index_bits_for
+from .program import Program
+
+__all__ = ["CompileConfig", "choose_fmt", "collect_ranges", "compile_model", "compare", "LOWER"]
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    act_bits: int = 16          #: activations
+    w_bits: int = 16            #: weights (and other server constants)
+    headroom_bits: int = 1      #: spare integer bits over the calibrated range
+    pre_bits: int = 16          #: inputs of σ/tanh in the cells
+    pre_max_scale: int = 12     #: largest scale of those inputs
+    gate: Fmt = Fmt(16, 12)     #: σ/tanh outputs
+    state_bits: int = 16        #: LSTM cell state
+    fuse_tanh: bool = True      #: σ and tanh gates of a cell step in one call
+    max_scale: int | None = None  #: cap on every activation scale (None: bits − 1)
+    batch: int = 256            #: calibration samples per float pass
+
+
+def choose_fmt(max_abs: float, bits: int, headroom_bits: int = 1, max_scale: int | None = None,
+               min_scale: int = 0) -> Fmt:
+    """``bits`` bits at the largest scale whose range keeps ``max_abs`` with ``headroom_bits``
+    spare integer bits (at most ``max_scale``, at least ``min_scale``)."""
+    try:
+        s = fit_scale(max_abs, bits, headroom_bits)
+    except ValueError:
+        s = -1
+    if max_scale is not None:
+        s = min(s, max_scale)
+    if s < min_scale:
+        raise ProgramError(f"a {bits}-bit format with {headroom_bits} headroom bit(s) cannot hold "
+                           f"|x| = {max_abs:g} at scale ≥ {min_scale}: raise the bitwidth")
+    return Fmt(bits, s)
+
+
+def collect_ranges(fm: FloatModel, x: np.ndarray, batch: int = 256) -> tuple[dict, dict]:
+    """max |v| of every tensor and of every recurrent op's internals over the inputs x."""
+    ranges: dict[str, float] = {}
+    cells: dict[str, dict] = {}
+    for i in range(0, len(x), batch):
+        rec: dict = {}
+        fm.run(x[i:i + batch], record=rec, cell_stats=cells)
+        for k, v in rec.items():
+            m = float(np.abs(v).max()) if np.size(v) else 0.0
+            ranges[k] = max(ranges.get(k, 0.0), m)
+    return ranges, cells
+
+
+# ---------------------------------------------------------------------------------------------
+class _Lowering:
+    """Builds the program op by op (tensors, ops, params) from the float ops and the ranges."""
+
+    def __init__(self, fm: FloatModel, ranges: dict, cells: dict, cfg: CompileConfig):
+        self.fm, self.ranges, self.cells, self.cfg = fm, ranges, cells, cfg
+        self.tensors: dict[str, TensorSpec] = {}
+        self.ops: list[Op] = []
+        self.params: dict[str, Param] = {}
+        self.names: set[str] = set()
+        self.shapes: dict[str, tuple] = {}
+
+    def act_fmt(self, t: str, bits: int | None = None, max_scale: int | None = None) -> Fmt:
+        cfg = self.cfg
+        ms = cfg.max_scale if max_scale is None else (max_scale if cfg.max_scale is None else min(max_scale, cfg.max_scale))
+        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms)
+
+    def declare(self, t: str, shape, fmt: Fmt, signed: bool = True) -> None:
+        self.tensors[t] = TensorSpec(tuple(shape), fmt[0], fmt[1], signed)
+
+    def param(self, op_name: str, role: str, p: Param) -> str:
+        name = f"{op_name}.{role}"
+        self.params[name] = p
+        return name
+
+    def emit(self, op: str, name: str, inputs, outputs, attrs=None, params=None) -> Op:
+        if name in self.names:
+            n = 2
+            while f"{name}_{n}" in self.names:
+                n += 1
+            name = f"{name}_{n}"
+        self.names.add(name)
+        o = Op(op, name, list(inputs), list(outputs), dict(attrs or {}), dict(params or {}))
+        self.ops.append(o)
+        return o
+
+    def spec(self, t: str) -> TensorSpec:
+        return self.tensors[t]
+
+    def as_fmt(self, t: str, fmt: Fmt, for_op: str) -> str:
+        """Tensor t in format ``fmt``: t itself, or a new tensor from an inserted requant op."""
+        s = self.spec(t)
+        if (s.bits, s.scale) == tuple(fmt):
+            return t
+        new = f"{t}@{fmt[0]}.{fmt[1]}"
+        if new not in self.tensors:
+            self.declare(new, s.shape, fmt)
+            self.emit("requant", f"{for_op}.requant_{t}", [t], [new])
+        return new
+
+    # -- weights --------------------------------------------------------------------------------
+    def weight(self, W: np.ndarray, x: TensorSpec, out: Fmt) -> Param:
+        cfg = self.cfg
+        s = fit_scale(float(np.abs(W).max()) if W.size else 0.0, cfg.w_bits)
+        cap = x.bits + cfg.w_bits - out.bits + out.scale - x.scale
+        s = min(s, cap, 63 - x.scale)
+        if s < 0:
+            raise ProgramError("weights cannot be quantised: the accumulator would not fit a "
+                               f"{x.bits} × {cfg.w_bits}-bit product; raise w_bits or lower the output scale")
+        return Param(W.shape, cfg.w_bits, s, quantize(W, cfg.w_bits, s))
+
+    def bias(self, b: np.ndarray, P: int, out: Fmt) -> Param:
+        L = acc_bits(out, P)
+        s = min(P, fit_scale(float(np.abs(b).max()) if b.size else 0.0, L))
+        return Param(b.shape, L, s, quantize(b, L, s))
+
+    def const(self, y: np.ndarray, bits: int, max_scale: int | None = None) -> Param:
+        s = fit_scale(float(np.abs(y).max()) if y.size else 0.0, bits)
+        if max_scale is not None:
+            s = max(0, min(s, max_scale))
+        return Param(y.shape, bits, s, quantize(y, bits, s))
+
+
+def _affine(L: _Lowering, fop: FloatOp, op: str, W: np.ndarray, shape_fn):
+    x = fop.inputs[0]
+    xs = L.spec(x)
+    out = L.act_fmt(fop.outputs[0])
+    Wq = L.weight(W, xs, out)
+    params = {"W": L.param(fop.name, "W", Wq)}
+    if "b" in fop.params:
+        params["b"] = L.param(fop.name, "b", L.bias(fop.params["b"], Wq.scale + xs.scale, out))
+    L.declare(fop.outputs[0], shape_fn(xs.shape, W), out)
+    attrs = {k: fop.attrs[k] for k in ("stride", "padding") if k in fop.attrs} if op == "conv2d" else {}
+    L.emit(op, fop.name, [x], fop.outputs, attrs, params)
+
+
+def _lower_linear(L, fop):
+    _affine(L, fop, "linear", fop.params["W"], lambda s, W: s[:-1] + (W.shape[0],))
+
+
+def _lower_matmul(L, fop):
+    _affine(L, fop, "linear", fop.params["W"].T, lambda s, W: s[:-1] + (W.shape[0],))
+
+
+def _lower_conv(L, fop):
+    from .ops import conv_out_hw
+
+    def shape(s, W):
+        st = fop.attrs.get("stride", 1)
+        pad = fop.attrs.get("padding", 0)
+        st = (st, st) if np.isscalar(st) else tuple(st)
+        pad = (pad, pad) if np.isscalar(pad) else tuple(pad)
+        return (W.shape[0],) + conv_out_hw(s[1], s[2], W.shape[2:], st, pad)
+
+    _affine(L, fop, "conv2d", fop.params["W"], shape)
+
+
+def _lower_binary(L, fop):
+    x = fop.inputs[0]
+    xs = L.spec(x)
+    out = L.act_fmt(fop.outputs[0])
+    params = {}
+    if len(fop.inputs) == 1:
+        y = fop.params["y"]
+        if fop.op == "mul":
+            cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
+            p = L.const(y, L.cfg.w_bits, cap)
+        else:
+            p = L.const(y, L.cfg.w_bits, max(out.scale, xs.scale))
+        params["y"] = L.param(fop.name, "y", p)
+    L.declare(fop.outputs[0], xs.shape, out)
+    L.emit(fop.op, fop.name, fop.inputs, fop.outputs, {}, params)
+
+
+def _lower_same(L, fop, attrs=()):
+    xs = L.spec(fop.inputs[0])
+    L.emit(fop.op, fop.name, fop.inputs, fop.outputs, {k: fop.attrs[k] for k in attrs if k in fop.attrs})
+    # output shape: from the float model's recorded output (per sample)
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], xs.fmt)
+
+
+def _lower_argmax(L, fop):
+    xs = L.spec(fop.inputs[0])
+    L.declare(fop.outputs[0], xs.shape[:-1], Fmt(index_bits_for(xs.shape[-1]), 0), signed=False)
+    L.emit("argmax", fop.name, fop.inputs, fop.outputs)
+
+
+def _lower_math(L, fop):
+    xs = L.spec(fop.inputs[0])
+    x = fop.inputs[0]
+    if fop.op == "tanh" and xs.scale < 1:
+        x = L.as_fmt(x, Fmt(xs.bits + 1, 1), fop.name)
+    L.declare(fop.outputs[0], xs.shape, L.cfg.gate)
+    L.emit(fop.op, fop.name, [x], fop.outputs)
+
+
+def _lower_requant(L, fop):
+    xs = L.spec(fop.inputs[0])
+    L.declare(fop.outputs[0], xs.shape, L.act_fmt(fop.outputs[0]))
+    L.emit("requant", fop.name, fop.inputs, fop.outputs)
+
+
+def _lower_concat(L, fop):
+    out = L.act_fmt(fop.outputs[0])
+    ins = [L.as_fmt(t, out, fop.name) for t in fop.inputs]
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
+    L.emit("concat", fop.name, ins, fop.outputs, {"axis": fop.attrs.get("axis", 0)})
+
+
+def _lower_cell(L, fop):
+    cfg = L.cfg
+    st = L.cells.get(fop.name, {})
+    x = fop.inputs[0]
+    xs = L.spec(x)
+    hdr = cfg.headroom_bits
+
+    def fmt(key, bits, max_scale=None):
+        return choose_fmt(st.get(key, 0.0), bits, hdr, max_scale if cfg.max_scale is None
+                          else min(cfg.max_scale, max_scale or 64))
+
+    h = fmt("h", cfg.act_bits)
+    if fop.op == "gru":  # one block matrix over [x; h]: one format
+        h = choose_fmt(max(st.get("h", 0.0), L.ranges.get(x, 0.0)), cfg.act_bits, hdr, cfg.max_scale)
+        x = L.as_fmt(x, h, fop.name)
+        xs = L.spec(x)
+    pre = fmt("pre", cfg.pre_bits, cfg.pre_max_scale)
+    if pre.scale < 2:
+        raise ProgramError(f"{fop.name}: σ/tanh inputs up to {st.get('pre', 0):g} need more than "
+                           f"{cfg.pre_bits} bits (raise pre_bits)")
+    f = CellFormats(x=xs.fmt, h=h, pre=pre, gate=cfg.gate,
+                    c=fmt("c", cfg.state_bits), lowrank=fmt("lowrank", cfg.act_bits),
+                    w_bits=cfg.w_bits, fuse_tanh=cfg.fuse_tanh)
+    w = dict(fop.params)
+    params = {}
+    if fop.op == "fastgrnn":
+        w["zeta"], w["nu"] = float(w["zeta"]), float(w["nu"])
+        cell = FastGRNNCell.from_float(w, f)
+        for key, lo in (("W", ("W1", "W2")), ("U", ("U1", "U2"))):
+            v = getattr(cell, key)
+            if isinstance(v, tuple):
+                params[lo[0]], params[lo[1]] = v
+            else:
+                params[key] = v
+        params.update(b_z=cell.b_z, b_h=cell.b_h, zn=cell.zn)
+        H = cell.hidden
+    elif fop.op == "lstm":
+        cell = LSTMCell.from_float(w, f)
+        params.update(W_ih=cell.W_ih, W_hh=cell.W_hh, b=cell.b)
+        H = cell.hidden
+    else:
+        cell = GRUCell.from_float(w, f)
+        params.update(Wb=cell.Wb, b=cell.b)
+        H = cell.hidden
+    seq = bool(fop.attrs.get("sequence", False))
+    T = xs.shape[0]
+    L.declare(fop.outputs[0], (T, H) if seq else (H,), f.h)
+    L.emit(fop.op, fop.name, [x], fop.outputs,
+           {"hidden": int(H), "formats": cell_formats_to(f), "sequence": seq},
+           {role: L.param(fop.name, role, p) for role, p in params.items()})
+
+
+def _unsupported(L, fop):
+    raise ProgramError(f"{fop.name}: {fop.op} is not supported in fixed point yet (it runs in the "
+                       "float reference only)")
+
+
+#: float op → lowering rule
+LOWER = {
+    "linear": _lower_linear, "matmul": _lower_matmul, "conv2d": _lower_conv,
+    "add": _lower_binary, "mul": _lower_binary,
+    "relu": _lower_same, "maxpool2d": lambda L, f: _lower_same(L, f, ("kernel", "stride")),
+    "reshape": lambda L, f: _lower_same(L, f, ("shape",)), "flatten": _lower_same,
+    "transpose": lambda L, f: _lower_same(L, f, ("perm",)),
+    "slice": lambda L, f: _lower_same(L, f, ("axis", "start", "stop", "step")),
+    "argmax": _lower_argmax, "sigmoid": _lower_math, "tanh": _lower_math, "requant": _lower_requant,
+    "concat": _lower_concat, "fastgrnn": _lower_cell, "lstm": _lower_cell, "gru": _lower_cell,
+    "softmax": _unsupported, "l2norm": _unsupported,
+}
+
+
+def _as_float_model(model) -> FloatModel:
+    if isinstance(model, FloatModel):
+        return model
+    return load_float_model(model)
+
+
+def _as_calib(calib, fm: FloatModel) -> np.ndarray:
+    if isinstance(calib, (str, bytes)) or hasattr(calib, "__fspath__"):
+        calib = np.load(calib, allow_pickle=False)
+    x = np.asarray(calib, np.float64)
+    if x.shape == fm.input_shape:
+        x = x[None]
+    if x.shape[1:] != fm.input_shape or len(x) == 0:
+        raise ProgramError(f"calibration data of shape {x.shape}: expected (N,) + {fm.input_shape}")
+    if not np.isfinite(x).all():
+        raise ProgramError("calibration data contains NaN or infinity")
+    return x
+
+
+def compile_model(model, calib, config: CompileConfig | None = None, **overrides) -> Program:
+    """Float model (a :class:`FloatModel` or a file path) + calibration inputs (array or .npy
+    path, (N,) + input shape) → a validated fixed-point :class:`Program` (module doc)."""
+    fm = _as_float_model(model)
+    x = _as_calib(calib, fm)
+    cfg = replace(config or CompileConfig(), **overrides)
+    if "gate" in overrides:
+        cfg = replace(cfg, gate=Fmt(*cfg.gate))
+    ranges, cells = collect_ranges(fm, x, cfg.batch)
+    rec: dict = {}
+    fm.run(x[:1], record=rec)
+    L = _Lowering(fm, ranges, cells, cfg)
+    L.shapes = {k: tuple(v.shape[1:]) for k, v in rec.items()}
+    L.declare(fm.input, fm.input_shape, L.act_fmt(fm.input))
+    for fop in fm.ops:
+        rule = LOWER.get(fop.op)
+        if rule is None:
+            _unsupported(L, fop)
+        rule(L, fop)
+    meta = dict(fm.meta)
+    meta.update(compiled_by=f"sirnn {__version__}", calibration_samples=int(len(x)),
+                config={"act_bits": cfg.act_bits, "w_bits": cfg.w_bits, "headroom_bits": cfg.headroom_bits,
+                        "pre": [cfg.pre_bits, cfg.pre_max_scale], "gate": list(cfg.gate),
+                        "fuse_tanh": cfg.fuse_tanh})
+    return Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
+                   meta=meta, input_max_abs=ranges.get(fm.input, 0.0))
+
+
+def compare(model, program: Program, x) -> dict:
+    """Float reference vs the cleartext fixed-point interpreter on inputs x (a batch).
+
+    Index outputs: ``agreement`` (fraction of equal predictions). Real outputs: ``max_abs_err``,
+    ``mean_abs_err``, ``max_abs`` (of the float output), and ``argmax_agreement`` over the last
+    axis. ``tensors``: per tensor of the program that the float model also has, the max abs error
+    of the fixed-point value (in units of its format's ULP, 2^−scale, as ``ulp``)."""
+    from ..protocols.ring import to_signed
+    from ..protocols.backend import ClearBackend, clear
+    from .runtime import encode_input, execute
+
+    fm = _as_float_model(model)
+    xb = _as_calib(x, fm)
+    rec: dict = {}
+    want = fm.run(xb, record=rec)
+    q, _ = encode_input(program, xb)
+    spec = program.input_spec
+    trace: dict = {}
+    y = execute(program, ClearBackend(), clear(q, spec.bits, spec.scale), trace=trace)
+    out: dict = {"samples": int(len(xb))}
+    o = program.output_spec
+    if not o.signed:
+        got = y.data.astype(np.int64)
+        out["agreement"] = float((got == want).mean())
+    else:
+        got = to_signed(y.data, o.bits) / 2.0**o.scale
+        err = np.abs(got - want)
+        out.update(max_abs_err=float(err.max()), mean_abs_err=float(err.mean()),
+                   max_abs=float(np.abs(want).max()))
+        if got.ndim >= 2:
+            out["argmax_agreement"] = float((got.argmax(-1) == want.argmax(-1)).mean())
+    per = {}
+    for name, share in trace.items():
+        t = program.tensors[name]
+        if name in rec and t.signed and rec[name].shape == share.shape:
+            e = np.abs(to_signed(share.data, t.bits) / 2.0**t.scale - rec[name])
+            per[name] = {"max_abs_err": float(e.max()), "ulp": float(e.max() * 2.0**t.scale),
+                         "max_abs": float(np.abs(rec[name]).max()), "format": [t.bits, t.scale]}
+    out["tensors"] = per
+    return out

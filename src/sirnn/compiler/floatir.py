@@ -1,0 +1,345 @@
+"""The float model description the compiler starts from, and its float64 reference executor.
+
+A :class:`FloatModel` is a list of :class:`FloatOp` s over named tensors with float parameters —
+the same op vocabulary as the fixed-point program (:mod:`sirnn.compiler.ops`), plus ``matmul``
+(x·W with W (in, out), as ONNX MatMul). It is what a model importer produces (the ONNX importer
+and the PyTorch export helper, later) and what :func:`sirnn.compiler.calibrate.compile_model`
+consumes. Shapes are per sample; :meth:`FloatModel.run` takes a batch (N,) + input shape.
+
+Parameter conventions (PyTorch's):
+
+* ``linear``: W (out, in), b (out,) — y = x·Wᵀ + b over the last axis;
+* ``matmul``: W (in, out), optional b (out,) — y = x·W + b;
+* ``conv2d``: W (OC, C, kh, kw), b (OC,); attrs stride, padding (int or pair); x (C, H, W);
+* ``add`` / ``mul``: a second input tensor, or a parameter y broadcast to x;
+* ``maxpool2d``: attrs kernel, stride (default kernel), no padding;
+* ``fastgrnn``: W (H, D) or W1 (H, r), W2 (r, D); U (H, H) or U1, U2; b_z, b_h (H,); zeta, nu
+  (scalars: the effective ζ, ν, i.e. EdgeML's sigmoid(zeta), sigmoid(nu));
+* ``lstm``: W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,), gates i, f, g, o (torch.nn.LSTM);
+* ``gru``: W_ih (3H, D), W_hh (3H, H), b_ih, b_hh (3H,), gates r, z, n (torch.nn.GRU);
+* the cells take a sequence (T, D) and output the final h (H,), or all h (T, H) with attr
+  ``sequence: true``; the initial state is zero.
+
+Files: :meth:`FloatModel.save` writes ``.npz`` (the structure as JSON in ``__model__`` plus one
+float array per parameter ``param/<op>/<role>``) or ``.json`` (parameters inline as nested
+lists). :func:`load_float_model` dispatches on the extension through :data:`LOADERS`; ``.onnx``
+is reserved for the ONNX importer (:func:`register_loader` plugs it in).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ProgramError
+from ..nn.layers import im2col
+
+__all__ = ["FloatOp", "FloatModel", "FLOAT_OPS", "LOADERS", "register_loader", "load_float_model",
+           "cell_float"]
+
+
+@dataclass
+class FloatOp:
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self):
+        self.inputs = [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+        self.outputs = [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
+        self.params = {k: np.asarray(v, np.float64) for k, v in self.params.items()}
+        self.name = self.name or self.outputs[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# float semantics (batch-leading numpy); ``stats`` collects max |value| of cell internals
+# ---------------------------------------------------------------------------------------------
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _windows(x, k, st):
+    H, W = x.shape[-2:]
+    ho, wo = (H - k[0]) // st[0] + 1, (W - k[1]) // st[1] + 1
+    rows = (np.arange(ho) * st[0])[:, None] + np.arange(k[0])
+    cols = (np.arange(wo) * st[1])[:, None] + np.arange(k[1])
+    return x[..., rows[:, None, :, None], cols[None, :, None, :]].reshape(x.shape[:-2] + (ho, wo, -1))
+
+
+def _second(op: FloatOp, ins):
+    return ins[1] if len(ins) == 2 else op.params["y"]
+
+
+def _conv(op, x):
+    W = op.params["W"]
+    OC, C, kh, kw = W.shape
+    st, pad = _pair(op.attrs.get("stride", 1)), _pair(op.attrs.get("padding", 0))
+    cols, ho, wo = im2col(x, kh, kw, st, pad)
+    y = W.reshape(OC, -1) @ cols
+    if "b" in op.params:
+        y = y + op.params["b"].reshape(-1, 1)
+    return y.reshape(OC, x.shape[0], ho, wo).transpose(1, 0, 2, 3)
+
+
+def _maxpool(op, x):
+    k = _pair(op.attrs["kernel"])
+    st = k if op.attrs.get("stride") is None else _pair(op.attrs["stride"])
+    return _windows(x, k, st).max(-1)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _upd(stats, key, v):
+    if stats is not None:
+        stats[key] = max(stats.get(key, 0.0), float(np.abs(v).max()) if np.size(v) else 0.0)
+
+
+def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequence: bool = False):
+    """Run a float cell over xs (N, T, D) from a zero state; returns h (N, H) or (N, T, H).
+    ``stats`` (a dict) collects the max |value| of the cell's internal tensors: "h", "pre"
+    (inputs of σ/tanh), "c" (LSTM cell state), "lowrank" (FastGRNN W2·x, U2·h)."""
+    N, T, _ = xs.shape
+    if op == "fastgrnn":
+        H = (w["W1"] if "W1" in w else w["W"]).shape[0]
+    else:
+        H = w["W_hh"].shape[1]
+    h = np.zeros((H, N))
+    c = np.zeros((H, N))
+    seq = []
+    for t in range(T):
+        x = xs[:, t, :].T  # (D, N)
+        if op == "fastgrnn":
+            if "W1" in w:
+                a = w["W2"] @ x
+                _upd(stats, "lowrank", a)
+                Wx = w["W1"] @ a
+            else:
+                Wx = w["W"] @ x
+            if "U1" in w:
+                a = w["U2"] @ h
+                _upd(stats, "lowrank", a)
+                Uh = w["U1"] @ a
+            else:
+                Uh = w["U"] @ h
+            pre = Wx + Uh
+            pz, ph = pre + w["b_z"][:, None], pre + w["b_h"][:, None]
+            _upd(stats, "pre", pz), _upd(stats, "pre", ph)
+            z, ht = _sig(pz), np.tanh(ph)
+            h = (w["zeta"] * (1 - z) + w["nu"]) * ht + z * h
+        elif op == "lstm":
+            g = w["W_ih"] @ x + w["W_hh"] @ h + (w["b_ih"] + w["b_hh"])[:, None]
+            _upd(stats, "pre", g)
+            i, f, gg, o = _sig(g[:H]), _sig(g[H:2 * H]), np.tanh(g[2 * H:3 * H]), _sig(g[3 * H:])
+            c = f * c + i * gg
+            _upd(stats, "c", c)
+            h = o * np.tanh(c)
+        elif op == "gru":
+            gi = w["W_ih"] @ x + w["b_ih"][:, None]
+            gh = w["W_hh"] @ h + w["b_hh"][:, None]
+            rz = gi[:2 * H] + gh[:2 * H]
+            _upd(stats, "pre", rz), _upd(stats, "pre", gh[2 * H:])
+            r, z = _sig(rz[:H]), _sig(rz[H:])
+            pn = gi[2 * H:] + r * gh[2 * H:]
+            _upd(stats, "pre", pn)
+            n = np.tanh(pn)
+            h = (1 - z) * n + z * h
+        else:
+            raise ProgramError(f"{op} is not a recurrent cell")
+        _upd(stats, "h", h)
+        if sequence:
+            seq.append(h.T)
+    return np.stack(seq, axis=1) if sequence else h.T
+
+
+def _cell(op, ins, stats=None):
+    return cell_float(op.op, op.params, ins[0], stats, bool(op.attrs.get("sequence", False)))
+
+
+def _reshape(op, x):
+    return x.reshape((x.shape[0],) + tuple(op.attrs["shape"]))
+
+
+def _slice(op, x):
+    axis = op.attrs.get("axis", 0) % (x.ndim - 1)
+    sl = slice(op.attrs.get("start"), op.attrs.get("stop"), op.attrs.get("step"))
+    return x[(slice(None),) * (axis + 1) + (sl,)]
+
+
+def _l2norm(op, x):
+    return x / np.sqrt(np.maximum((x * x).sum(-1, keepdims=True), op.attrs.get("eps", 1e-12)))
+
+
+#: op → f(op, inputs, stats) → output (batch-leading arrays)
+FLOAT_OPS: dict[str, Callable] = {
+    "linear": lambda op, ins, st: ins[0] @ op.params["W"].T + op.params.get("b", 0.0),
+    "matmul": lambda op, ins, st: ins[0] @ op.params["W"] + op.params.get("b", 0.0),
+    "conv2d": lambda op, ins, st: _conv(op, ins[0]),
+    "add": lambda op, ins, st: ins[0] + _second(op, ins),
+    "mul": lambda op, ins, st: ins[0] * _second(op, ins),
+    "relu": lambda op, ins, st: np.maximum(ins[0], 0.0),
+    "maxpool2d": lambda op, ins, st: _maxpool(op, ins[0]),
+    "argmax": lambda op, ins, st: np.argmax(ins[0], axis=-1),
+    "sigmoid": lambda op, ins, st: _sig(ins[0]),
+    "tanh": lambda op, ins, st: np.tanh(ins[0]),
+    "requant": lambda op, ins, st: ins[0],
+    "reshape": lambda op, ins, st: _reshape(op, ins[0]),
+    "flatten": lambda op, ins, st: ins[0].reshape(ins[0].shape[0], -1),
+    "transpose": lambda op, ins, st: ins[0].transpose((0,) + tuple(p + 1 for p in op.attrs["perm"])),
+    "slice": lambda op, ins, st: _slice(op, ins[0]),
+    "concat": lambda op, ins, st: np.concatenate(ins, axis=op.attrs.get("axis", 0) % (ins[0].ndim - 1) + 1),
+    "fastgrnn": lambda op, ins, st: _cell(op, ins, st),
+    "lstm": lambda op, ins, st: _cell(op, ins, st),
+    "gru": lambda op, ins, st: _cell(op, ins, st),
+    "softmax": lambda op, ins, st: _softmax(ins[0]),
+    "l2norm": lambda op, ins, st: _l2norm(op, ins[0]),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+class FloatModel:
+    """A float model: ``ops`` over named tensors from ``input`` (per-sample ``input_shape``) to
+    ``output``. ``meta`` is free-form public information (name, class labels, ...)."""
+
+    def __init__(self, ops: list[FloatOp], input: str, input_shape, output: str, meta: dict | None = None):
+        self.ops = list(ops)
+        self.input = input
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.output = output
+        self.meta = dict(meta or {})
+        self.validate()
+
+    def validate(self) -> "FloatModel":
+        defined = {self.input}
+        names = set()
+        for i, op in enumerate(self.ops):
+            where = f"float op #{i} {op.name!r} ({op.op})"
+            if op.op not in FLOAT_OPS:
+                raise ProgramError(f"{where}: unknown op (known: {', '.join(sorted(FLOAT_OPS))})")
+            if op.name in names:
+                raise ProgramError(f"{where}: name used twice")
+            names.add(op.name)
+            for t in op.inputs:
+                if t not in defined:
+                    raise ProgramError(f"{where}: input {t!r} is not defined before use")
+            for t in op.outputs:
+                if t in defined:
+                    raise ProgramError(f"{where}: output {t!r} is defined twice")
+                defined.add(t)
+        if self.output not in defined:
+            raise ProgramError(f"the output {self.output!r} is not computed by any op")
+        return self
+
+    def run(self, x: np.ndarray, *, record: dict | None = None, cell_stats: dict | None = None) -> np.ndarray:
+        """Float64 forward pass on x (N,) + input_shape (or one sample); ``record`` (a dict) gets
+        every tensor, ``cell_stats`` (a dict) per recurrent op name the max |value| of its
+        internal tensors."""
+        a = np.asarray(x, np.float64)
+        single = a.shape == self.input_shape
+        if single:
+            a = a[None]
+        if a.shape[1:] != self.input_shape:
+            raise ProgramError(f"float model input of shape {a.shape}, expected (N,) + {self.input_shape}")
+        env = {self.input: a}
+        for op in self.ops:
+            st = None
+            if cell_stats is not None and op.op in ("fastgrnn", "lstm", "gru"):
+                st = cell_stats.setdefault(op.name, {})
+            env[op.outputs[0]] = FLOAT_OPS[op.op](op, [env[t] for t in op.inputs], st)
+        if record is not None:
+            record.update(env)
+        out = env[self.output]
+        return out[0] if single else out
+
+    # -- files --------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        return {"format": "sirnn-float-model", "version": 1, "input": self.input,
+                "input_shape": list(self.input_shape), "output": self.output, "meta": self.meta,
+                "ops": [{"op": o.op, "name": o.name, "inputs": o.inputs, "outputs": o.outputs,
+                         "attrs": o.attrs, "params": sorted(o.params)} for o in self.ops]}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """``.npz`` (arrays) or ``.json`` (parameters as nested lists)."""
+        path = os.fspath(path)
+        d = self.describe()
+        if path.endswith(".json"):
+            for od, op in zip(d["ops"], self.ops):
+                od["params"] = {k: v.tolist() for k, v in op.params.items()}
+            with open(path, "w") as f:
+                json.dump(d, f)
+            return
+        arrays = {f"param/{op.name}/{k}": v for op in self.ops for k, v in op.params.items()}
+        np.savez_compressed(path, __model__=np.array(json.dumps(d)), **arrays)
+
+    @classmethod
+    def from_dict(cls, d: dict, arrays: dict | None = None) -> "FloatModel":
+        if not isinstance(d, dict) or d.get("format") != "sirnn-float-model":
+            raise ProgramError("not a sirnn float model description")
+        ops = []
+        for od in d["ops"]:
+            if isinstance(od.get("params"), dict):
+                params = {k: np.asarray(v, np.float64) for k, v in od["params"].items()}
+            else:
+                try:
+                    params = {k: arrays[f"param/{od['name']}/{k}"] for k in od.get("params", [])}
+                except (KeyError, TypeError) as e:
+                    raise ProgramError(f"float model: missing parameter array {e}") from None
+            ops.append(FloatOp(od["op"], od["inputs"], od["outputs"], params, od.get("attrs", {}), od["name"]))
+        return cls(ops, d["input"], d["input_shape"], d["output"], d.get("meta"))
+
+
+def _load_npz(path: str) -> FloatModel:
+    with np.load(path, allow_pickle=False) as z:
+        if "__model__" not in z.files:
+            raise ProgramError(f"{path}: not a sirnn float model (.npz without __model__)")
+        d = json.loads(str(z["__model__"]))
+        arrays = {k: z[k] for k in z.files if k != "__model__"}
+    return FloatModel.from_dict(d, arrays)
+
+
+def _load_json(path: str) -> FloatModel:
+    with open(path) as f:
+        return FloatModel.from_dict(json.load(f))
+
+
+def _load_onnx(path: str) -> FloatModel:
+    try:
+        from . import onnx_import  # noqa: F401  (provided by the ONNX importer)
+    except ImportError:
+        raise ProgramError("ONNX import is not available in this sirnn yet: export the model as a "
+                           "sirnn float model (.npz / .json) instead") from None
+    return onnx_import.load(path)
+
+
+#: file extension → loader(path) → FloatModel
+LOADERS: dict[str, Callable[[str], FloatModel]] = {".npz": _load_npz, ".json": _load_json, ".onnx": _load_onnx}
+
+
+def register_loader(ext: str, fn: Callable[[str], FloatModel]) -> None:
+    """Plug in a float-model loader for files ending in ``ext`` (e.g. ".onnx")."""
+    LOADERS[ext if ext.startswith(".") else "." + ext] = fn
+
+
+def load_float_model(path) -> FloatModel:
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    fn = LOADERS.get(ext)
+    if fn is None:
+        raise ProgramError(f"don't know how to read a model from {path!r} (known extensions: "
+                           f"{', '.join(sorted(LOADERS))})")
+    if not os.path.exists(path):
+        raise ProgramError(f"no such model file: {path}")
+    return fn(path)

@@ -1,0 +1,532 @@
+"""The ops of a fixed-point program: their inputs, parameters, attributes, and the shape and format
+rules a program must satisfy (checked when a program is built or loaded).
+
+Conventions
+-----------
+* Tensor shapes are **per sample**: the runtime adds a leading batch axis (N samples evaluated
+  together), so ``linear`` on a tensor of shape (in,) runs on (N, in).
+* Every activation is a signed fixed-point tensor with a format (bits, scale): the real value is
+  signed(x)/2^scale in Z_{2^bits}. The only unsigned tensors are ``argmax`` indices (scale 0).
+* Parameters are server-held integer tensors (:class:`~sirnn.nn.fixed.Param`: shape, bits,
+  scale, values); an op names them by *role* (e.g. ``{"W": "fc1.W", "b": "fc1.b"}``).
+* Where an op's output format is free (``linear``, ``conv2d``, ``add``, ``mul``, ``sigmoid``,
+  ``tanh``, ``requant``) the declared output tensor's format is the target; elsewhere (``relu``,
+  pooling, plumbing, the recurrent cells) it is fixed by the input and must match.
+
+Adding an op: give it an :class:`OpDef` here (``register``), a runner in
+:data:`sirnn.compiler.runtime.RUNNERS`, and, for the compiler, a float function and a lowering
+rule in :mod:`sirnn.compiler.floatir` / :mod:`sirnn.compiler.calibrate`. The ops that wait for
+math-library pieces (``softmax``, ``l2norm``) and ``rnnpool`` are reserved below with the reason,
+so a program using them fails to load with that reason rather than as an unknown op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ProgramError
+from ..nn.fixed import Fmt
+from ..protocols.ring import check_bits
+
+__all__ = ["TensorSpec", "Op", "OpDef", "OPS", "register", "index_bits_for", "CELL_PARAMS",
+           "cell_formats_from", "cell_formats_to"]
+
+
+# ---------------------------------------------------------------------------------------------
+# tensors and ops
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorSpec:
+    """Per-sample shape and fixed-point format of a tensor."""
+
+    shape: tuple
+    bits: int
+    scale: int
+    signed: bool = True
+
+    def __post_init__(self):
+        try:
+            shape = tuple(int(s) for s in self.shape)
+        except (TypeError, ValueError):
+            raise ProgramError(f"tensor shape must be a list of integers, got {self.shape!r}") from None
+        if any(s < 0 for s in shape):
+            raise ProgramError(f"tensor shape has a negative dimension: {shape}")
+        object.__setattr__(self, "shape", shape)
+        try:
+            check_bits(self.bits, "tensor bits")
+        except ValueError as e:
+            raise ProgramError(str(e)) from None
+        if not isinstance(self.scale, (int, np.integer)) or isinstance(self.scale, bool) \
+                or not 0 <= self.scale < self.bits:
+            raise ProgramError(f"tensor scale must be in 0..bits − 1, got scale {self.scale!r} "
+                               f"for {self.bits} bits")
+        object.__setattr__(self, "bits", int(self.bits))
+        object.__setattr__(self, "scale", int(self.scale))
+        object.__setattr__(self, "signed", bool(self.signed))
+
+    @property
+    def fmt(self) -> Fmt:
+        return Fmt(self.bits, self.scale)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def with_shape(self, shape) -> "TensorSpec":
+        return TensorSpec(tuple(shape), self.bits, self.scale, self.signed)
+
+    def describe(self) -> dict:
+        return {"shape": list(self.shape), "bits": self.bits, "scale": self.scale, "signed": self.signed}
+
+    @classmethod
+    def from_dict(cls, d: dict, what: str = "tensor") -> "TensorSpec":
+        if not isinstance(d, dict) or not {"shape", "bits", "scale"} <= d.keys():
+            raise ProgramError(f"{what}: expected {{shape, bits, scale[, signed]}}, got {d!r}")
+        return cls(d["shape"], d["bits"], d["scale"], d.get("signed", True))
+
+    def __str__(self) -> str:
+        kind = "" if self.signed else " unsigned"
+        return f"{tuple(self.shape)} @ ({self.bits}, {self.scale}){kind}"
+
+
+@dataclass
+class Op:
+    """One step of a program: ``outputs = op(inputs; params, attrs)``."""
+
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  #: role → program parameter name
+
+    def describe(self) -> dict:
+        return {"op": self.op, "name": self.name, "inputs": list(self.inputs),
+                "outputs": list(self.outputs), "attrs": _jsonable(self.attrs),
+                "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Op":
+        if not isinstance(d, dict) or "op" not in d:
+            raise ProgramError(f"an op must be an object with at least 'op', got {d!r}")
+        for key in ("inputs", "outputs"):
+            v = d.get(key, [])
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                raise ProgramError(f"op {d.get('name', d['op'])!r}: '{key}' must be a list of tensor names")
+        if not isinstance(d.get("attrs", {}), dict) or not isinstance(d.get("params", {}), dict):
+            raise ProgramError(f"op {d.get('name', d['op'])!r}: 'attrs' and 'params' must be objects")
+        return cls(str(d["op"]), str(d.get("name", d["op"])), list(d.get("inputs", [])),
+                   list(d.get("outputs", [])), dict(d.get("attrs", {})), dict(d.get("params", {})))
+
+
+def _jsonable(v):
+    """Attributes as plain JSON values (tuples → lists, numpy scalars → Python)."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# op definitions
+# ---------------------------------------------------------------------------------------------
+#: check(op, ins, outs, params) raises ProgramError unless the op is well formed; ``ins``/``outs``
+#: are TensorSpecs, ``params`` maps role → Param (values may be None: the client's copy).
+Check = Callable[[Op, list, list, dict], None]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    inputs: tuple[int, int]               #: (min, max) number of inputs
+    outputs: int = 1
+    params: tuple[str, ...] = ()          #: required parameter roles
+    optional: tuple[str, ...] = ()        #: optional parameter roles
+    attrs: tuple[str, ...] = ()           #: allowed attribute names
+    check: Check | None = None
+    doc: str = ""
+    unavailable: str | None = None        #: reserved op: why it cannot run yet
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(d: OpDef) -> OpDef:
+    """Add (or replace) an op definition."""
+    OPS[d.name] = d
+    return d
+
+
+def _fail(op: Op, msg: str):
+    raise ProgramError(f"op {op.name!r} ({op.op}): {msg}")
+
+
+def _signed_in(op: Op, ins) -> None:
+    for i, t in enumerate(ins):
+        if not t.signed:
+            _fail(op, f"input {op.inputs[i]!r} must be a signed fixed-point tensor, got an index tensor")
+
+
+def _same_fmt_out(op: Op, t: TensorSpec, o: TensorSpec, shape) -> None:
+    if tuple(o.shape) != tuple(shape):
+        _fail(op, f"output {op.outputs[0]!r} has shape {o.shape}, expected {tuple(shape)}")
+    if (o.bits, o.scale, o.signed) != (t.bits, t.scale, t.signed):
+        _fail(op, f"output {op.outputs[0]!r} must keep the input format ({t.bits}, {t.scale}), "
+                  f"declared ({o.bits}, {o.scale})")
+
+
+def _out_shape(op: Op, o: TensorSpec, shape) -> None:
+    if tuple(o.shape) != tuple(shape):
+        _fail(op, f"output {op.outputs[0]!r} has shape {o.shape}, expected {tuple(shape)}")
+    if not o.signed:
+        _fail(op, f"output {op.outputs[0]!r} must be signed")
+
+
+def _acc_fits(op: Op, out: TensorSpec, prod_scale: int, in_bits: int, w_bits: int, what: str) -> None:
+    """The product ring out.bits + (prod_scale − out.scale) must fit a multiplication of
+    in_bits × w_bits (and 64 bits)."""
+    need = out.bits + max(prod_scale - out.scale, 0)
+    if need > min(64, in_bits + w_bits):
+        _fail(op, f"{what}: the accumulator needs {need} bits (output {out.bits} bits + "
+                  f"{prod_scale - out.scale} dropped fraction bits) but a {in_bits}-bit × {w_bits}-bit "
+                  f"product has at most {min(64, in_bits + w_bits)}: lower the weight scale")
+
+
+def _check_linear(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    W, b = p["W"], p.get("b")
+    if len(W.shape) != 2:
+        _fail(op, f"W must be 2-D (out, in), got {W.shape}")
+    if len(x.shape) < 1 or x.shape[-1] != W.shape[1]:
+        _fail(op, f"input {op.inputs[0]!r} of shape {x.shape} does not match W {W.shape} (last axis = in)")
+    if b is not None and b.shape not in ((W.shape[0],), (W.shape[0], 1)):
+        _fail(op, f"bias has shape {b.shape}, expected ({W.shape[0]},)")
+    _out_shape(op, o, x.shape[:-1] + (W.shape[0],))
+    _acc_fits(op, o, W.scale + x.scale, x.bits, W.bits, "W·x")
+
+
+def _pair(op, v, what, minimum):
+    t = (v, v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v
+    if not isinstance(t, (list, tuple)) or len(t) != 2 or not all(
+            isinstance(u, (int, np.integer)) and not isinstance(u, bool) and u >= minimum for u in t):
+        _fail(op, f"attribute {what} must be an integer ≥ {minimum} or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def conv_out_hw(H, W, k, stride, pad):
+    kh, kw = k
+    return (H + 2 * pad[0] - kh) // stride[0] + 1, (W + 2 * pad[1] - kw) // stride[1] + 1
+
+
+def _check_conv2d(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    W, b = p["W"], p.get("b")
+    if len(W.shape) != 4:
+        _fail(op, f"W must be 4-D (OC, C, kh, kw), got {W.shape}")
+    if len(x.shape) != 3:
+        _fail(op, f"input must be (C, H, W), got {x.shape}")
+    if x.shape[0] != W.shape[1]:
+        _fail(op, f"input has {x.shape[0]} channels, W expects {W.shape[1]}")
+    st = _pair(op, op.attrs.get("stride", 1), "stride", 1)
+    pad = _pair(op, op.attrs.get("padding", 0), "padding", 0)
+    kh, kw = W.shape[2:]
+    if kh > x.shape[1] + 2 * pad[0] or kw > x.shape[2] + 2 * pad[1]:
+        _fail(op, f"kernel {(kh, kw)} is larger than the padded input")
+    if b is not None and b.shape not in ((W.shape[0],), (W.shape[0], 1)):
+        _fail(op, f"bias has shape {b.shape}, expected ({W.shape[0]},)")
+    _out_shape(op, o, (W.shape[0],) + conv_out_hw(x.shape[1], x.shape[2], (kh, kw), st, pad))
+    _acc_fits(op, o, W.scale + x.scale, x.bits, W.bits, "W·x")
+
+
+def _check_binary(op, ins, outs, p, kind):
+    _signed_in(op, ins)
+    (o,) = outs
+    x = ins[0]
+    if len(ins) == 2:
+        if p:
+            _fail(op, f"{kind} takes two input tensors or one tensor and a parameter 'y', not both")
+        if ins[1].shape != x.shape:
+            _fail(op, f"input shapes differ: {x.shape} vs {ins[1].shape}")
+    else:
+        y = p.get("y")
+        if y is None:
+            _fail(op, f"{kind} needs a second input tensor or a parameter 'y'")
+        try:
+            if np.broadcast_shapes(y.shape, x.shape) != tuple(x.shape):
+                raise ValueError
+        except ValueError:
+            _fail(op, f"parameter y of shape {y.shape} does not broadcast to the input {x.shape}")
+    _out_shape(op, o, x.shape)
+    if kind == "mul":
+        y_bits, y_scale = (ins[1].bits, ins[1].scale) if len(ins) == 2 else (p["y"].bits, p["y"].scale)
+        _acc_fits(op, o, x.scale + y_scale, x.bits, y_bits, "x ⊙ y")
+
+
+def _check_same(op, ins, outs, p):
+    _signed_in(op, ins)
+    _same_fmt_out(op, ins[0], outs[0], ins[0].shape)
+
+
+def _check_maxpool(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    k = _pair(op, op.attrs.get("kernel"), "kernel", 1)
+    st = k if op.attrs.get("stride") is None else _pair(op, op.attrs["stride"], "stride", 1)
+    if len(x.shape) < 2 or k[0] > x.shape[-2] or k[1] > x.shape[-1]:
+        _fail(op, f"window {k} does not fit the input's last two axes {x.shape}")
+    _same_fmt_out(op, x, o, x.shape[:-2] + conv_out_hw(x.shape[-2], x.shape[-1], k, st, (0, 0)))
+
+
+def index_bits_for(K: int) -> int:
+    return max(1, (int(K) - 1).bit_length())
+
+
+def _check_argmax(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    if op.attrs.get("axis", -1) not in (-1, len(x.shape) - 1):
+        _fail(op, "only argmax over the last axis is supported (transpose first)")
+    if not x.shape or x.shape[-1] < 1:
+        _fail(op, f"input needs a non-empty last axis, got {x.shape}")
+    if tuple(o.shape) != tuple(x.shape[:-1]):
+        _fail(op, f"output has shape {o.shape}, expected {tuple(x.shape[:-1])}")
+    need = index_bits_for(x.shape[-1])
+    if o.signed or o.scale != 0 or o.bits < need:
+        _fail(op, f"output must be an unsigned index tensor of ≥ {need} bits at scale 0, got "
+                  f"({o.bits}, {o.scale}{'' if not o.signed else ', signed'})")
+
+
+def _check_math(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    _out_shape(op, o, x.shape)
+    if o.bits < o.scale + 2:
+        _fail(op, f"output format ({o.bits}, {o.scale}) has no room for the integer bit and sign")
+    if op.op == "tanh" and x.scale < 1:
+        _fail(op, "tanh needs an input scale ≥ 1")
+
+
+def _check_requant(op, ins, outs, p):
+    _signed_in(op, ins)
+    _out_shape(op, outs[0], ins[0].shape)
+
+
+def _resolve_shape(op, shape, size: int) -> tuple:
+    if not isinstance(shape, (list, tuple)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= -1 for s in shape):
+        _fail(op, f"attribute shape must be a list of integers (one may be −1), got {shape!r}")
+    shape = [int(s) for s in shape]
+    if shape.count(-1) > 1:
+        _fail(op, "attribute shape may contain −1 only once")
+    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    if -1 in shape:
+        if known == 0 or size % known:
+            _fail(op, f"cannot reshape {size} elements to {shape}")
+        shape[shape.index(-1)] = size // known
+    if int(np.prod(shape, dtype=np.int64)) != size:
+        _fail(op, f"cannot reshape {size} elements to {tuple(shape)}")
+    return tuple(shape)
+
+
+def _check_reshape(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _same_fmt_out(op, x, o, _resolve_shape(op, op.attrs.get("shape"), x.size))
+
+
+def _check_flatten(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _same_fmt_out(op, x, o, (x.size,))
+
+
+def _check_transpose(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    perm = op.attrs.get("perm")
+    if not isinstance(perm, (list, tuple)) or sorted(perm) != list(range(len(x.shape))):
+        _fail(op, f"attribute perm must be a permutation of 0..{len(x.shape) - 1}, got {perm!r}")
+    _same_fmt_out(op, x, o, tuple(x.shape[i] for i in perm))
+
+
+def _slice_of(op, x_shape, attrs) -> tuple[int, slice]:
+    axis = attrs.get("axis", 0)
+    if not isinstance(axis, int) or not -len(x_shape) <= axis < len(x_shape):
+        _fail(op, f"attribute axis {axis!r} out of range for shape {x_shape}")
+    vals = [attrs.get(k) for k in ("start", "stop", "step")]
+    if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
+        _fail(op, "attributes start, stop, step must be integers or null")
+    if vals[2] is not None and vals[2] == 0:
+        _fail(op, "slice step must not be 0")
+    return axis % len(x_shape), slice(*vals)
+
+
+def _check_slice(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    axis, sl = _slice_of(op, x.shape, op.attrs)
+    n = len(range(*sl.indices(x.shape[axis])))
+    if n == 0:
+        _fail(op, "the slice is empty")
+    _same_fmt_out(op, x, o, x.shape[:axis] + (n,) + x.shape[axis + 1:])
+
+
+def _check_concat(op, ins, outs, p):
+    x = ins[0]
+    axis = op.attrs.get("axis", 0)
+    if not isinstance(axis, int) or not -len(x.shape) <= axis < len(x.shape):
+        _fail(op, f"attribute axis {axis!r} out of range for shape {x.shape}")
+    axis %= len(x.shape)
+    for i, t in enumerate(ins[1:], 1):
+        if (t.bits, t.scale, t.signed) != (x.bits, x.scale, x.signed):
+            _fail(op, f"inputs must share one format (insert a requant): {op.inputs[0]!r} is "
+                      f"({x.bits}, {x.scale}), {op.inputs[i]!r} is ({t.bits}, {t.scale})")
+        if len(t.shape) != len(x.shape) or any(a != b for j, (a, b) in enumerate(zip(t.shape, x.shape)) if j != axis):
+            _fail(op, f"input shapes {x.shape} and {t.shape} differ outside axis {axis}")
+    shape = list(x.shape)
+    shape[axis] = sum(t.shape[axis] for t in ins)
+    _same_fmt_out(op, x, outs[0], shape)
+
+
+# ---- recurrent cells ------------------------------------------------------------------------
+#: parameter roles of the cells (FastGRNN: W or W1, W2 (low rank); U or U1, U2)
+CELL_PARAMS = {
+    "fastgrnn": (("b_z", "b_h", "zn"), ("W", "W1", "W2", "U", "U1", "U2")),
+    "lstm": (("W_ih", "W_hh", "b"), ()),
+    "gru": (("Wb", "b"), ()),
+}
+_FMT_KEYS = ("x", "h", "pre", "gate", "c", "lowrank")
+
+
+def cell_formats_from(d) -> "object":
+    """CellFormats from its JSON description (as written by :func:`cell_formats_to`)."""
+    from ..nn.rnn import CellFormats
+
+    if not isinstance(d, dict):
+        raise ProgramError(f"cell formats must be an object, got {d!r}")
+    kw = {}
+    try:
+        for k in _FMT_KEYS:
+            if k in d:
+                kw[k] = Fmt(*(int(v) for v in d[k])).check(f"cell format {k}")
+        if "w_bits" in d:
+            kw["w_bits"] = int(d["w_bits"])
+        if "fuse_tanh" in d:
+            kw["fuse_tanh"] = bool(d["fuse_tanh"])
+    except (TypeError, ValueError) as e:
+        raise ProgramError(f"invalid cell formats {d!r}: {e}") from None
+    unknown = set(d) - set(_FMT_KEYS) - {"w_bits", "fuse_tanh"}
+    if unknown:
+        raise ProgramError(f"unknown cell format keys {sorted(unknown)}")
+    return CellFormats(**kw)
+
+
+def cell_formats_to(f) -> dict:
+    d = {k: [int(v) for v in getattr(f, k)] for k in _FMT_KEYS}
+    d["w_bits"] = int(f.w_bits)
+    d["fuse_tanh"] = bool(f.fuse_tanh)
+    return d
+
+
+def _check_cell(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    try:
+        f = cell_formats_from(op.attrs.get("formats"))
+    except ProgramError as e:
+        _fail(op, str(e))
+    H = op.attrs.get("hidden")
+    if not isinstance(H, int) or H < 1:
+        _fail(op, f"attribute hidden must be a positive integer, got {H!r}")
+    if len(x.shape) != 2 or x.shape[0] < 1:
+        _fail(op, f"input must be a sequence (T, D) with T ≥ 1, got {x.shape}")
+    T, D = x.shape
+    if (x.bits, x.scale) != tuple(f.x):
+        _fail(op, f"input format ({x.bits}, {x.scale}) differs from the cell's x format {tuple(f.x)}")
+
+    def shape(role, want):
+        got = p[role].shape
+        if tuple(got) != tuple(want):
+            _fail(op, f"parameter {role} has shape {got}, expected {tuple(want)}")
+
+    if op.op == "fastgrnn":
+        for full, lo in (("W", ("W1", "W2")), ("U", ("U1", "U2"))):
+            has_lo = [r in p for r in lo]
+            if (full in p) == any(has_lo) or (any(has_lo) and not all(has_lo)):
+                _fail(op, f"give either {full} or both {lo[0]} and {lo[1]}")
+        ins_dim = {"W": D, "U": H}
+        for full, (a, b) in (("W", ("W1", "W2")), ("U", ("U1", "U2"))):
+            if full in p:
+                shape(full, (H, ins_dim[full]))
+            else:
+                r = p[a].shape[1] if len(p[a].shape) == 2 else -1
+                shape(a, (H, r))
+                shape(b, (r, ins_dim[full]))
+        shape("b_z", (H,))
+        shape("b_h", (H,))
+        shape("zn", (2, 1))
+    elif op.op == "lstm":
+        shape("W_ih", (4 * H, D))
+        shape("W_hh", (4 * H, H))
+        shape("b", (4 * H,))
+    elif op.op == "gru":
+        if tuple(f.x) != tuple(f.h):
+            _fail(op, "GRU needs x and h in one format")
+        shape("Wb", (4 * H, D + H))
+        shape("b", (4 * H,))
+    seq = op.attrs.get("sequence", False)
+    if not isinstance(seq, bool):
+        _fail(op, f"attribute sequence must be true or false, got {seq!r}")
+    want = (T, H) if seq else (H,)
+    if tuple(o.shape) != want:
+        _fail(op, f"output has shape {o.shape}, expected {want}")
+    if (o.bits, o.scale, o.signed) != (f.h.bits, f.h.scale, True):
+        _fail(op, f"output format ({o.bits}, {o.scale}) differs from the cell's h format {tuple(f.h)}")
+
+
+# ---- the table ------------------------------------------------------------------------------
+for _d in (
+    OpDef("linear", (1, 1), params=("W",), optional=("b",), check=_check_linear,
+          doc="y = x·Wᵀ + b over the last axis (torch.nn.Linear); W, b server-held"),
+    OpDef("conv2d", (1, 1), params=("W",), optional=("b",), attrs=("stride", "padding"),
+          check=_check_conv2d, doc="2-D convolution (torch.nn.Conv2d), x (C, H, W), W (OC, C, kh, kw)"),
+    OpDef("add", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "add"),
+          doc="x + y (two tensors of one shape, or a server-held y broadcast to x)"),
+    OpDef("mul", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "mul"),
+          doc="x ⊙ y elementwise (two tensors, or a server-held y broadcast to x)"),
+    OpDef("relu", (1, 1), check=_check_same, doc="max(x, 0)"),
+    OpDef("maxpool2d", (1, 1), attrs=("kernel", "stride"), check=_check_maxpool,
+          doc="max-pooling over the last two axes, no padding (stride defaults to kernel)"),
+    OpDef("argmax", (1, 1), attrs=("axis",), check=_check_argmax,
+          doc="index of the maximum over the last axis (first on ties), unsigned"),
+    OpDef("sigmoid", (1, 1), check=_check_math, doc="σ(x) (SiRNN's recipe)"),
+    OpDef("tanh", (1, 1), check=_check_math, doc="tanh(x) (SiRNN's recipe)"),
+    OpDef("requant", (1, 1), check=_check_requant, doc="change of format (exact rounding / extension)"),
+    OpDef("reshape", (1, 1), attrs=("shape",), check=_check_reshape, doc="per-sample reshape"),
+    OpDef("flatten", (1, 1), check=_check_flatten, doc="per-sample flatten to (size,)"),
+    OpDef("transpose", (1, 1), attrs=("perm",), check=_check_transpose, doc="per-sample axis permutation"),
+    OpDef("slice", (1, 1), attrs=("axis", "start", "stop", "step"), check=_check_slice,
+          doc="x[start:stop:step] along a per-sample axis"),
+    OpDef("concat", (1, 64), attrs=("axis",), check=_check_concat, doc="concatenation (one format)"),
+    OpDef("fastgrnn", (1, 1), params=CELL_PARAMS["fastgrnn"][0], optional=CELL_PARAMS["fastgrnn"][1],
+          attrs=("hidden", "formats", "sequence"), check=_check_cell,
+          doc="FastGRNN over a sequence (T, D) → final h (H,) or all h (T, H)"),
+    OpDef("lstm", (1, 1), params=CELL_PARAMS["lstm"][0], attrs=("hidden", "formats", "sequence"),
+          check=_check_cell, doc="LSTM (torch.nn.LSTMCell gates) over a sequence"),
+    OpDef("gru", (1, 1), params=CELL_PARAMS["gru"][0], attrs=("hidden", "formats", "sequence"),
+          check=_check_cell, doc="GRU (torch.nn.GRUCell gates) over a sequence"),
+    # reserved: hooks for ops that wait for other parts
+    OpDef("softmax", (1, 1), attrs=("axis",), doc="softmax over the last axis",
+          unavailable="softmax needs the division of the math library (sirnn.mathfn.division), "
+                      "not wired into the compiler yet"),
+    OpDef("l2norm", (1, 1), attrs=("axis", "eps"), doc="x / ‖x‖₂ over the last axis",
+          unavailable="l2norm needs the reciprocal square root (sirnn.mathfn.rsqrt), not wired "
+                      "into the compiler yet"),
+    OpDef("rnnpool", (1, 1), doc="RNNPool over image patches",
+          unavailable="rnnpool is not implemented yet"),
+):
+    register(_d)

@@ -1,0 +1,304 @@
+"""A fixed-point program: ordered ops over named tensors, server-held integer parameters, an input
+and an output — what ``sirnn compile`` writes and what both the cleartext interpreter and the
+two-party executor run (:mod:`sirnn.compiler.runtime`).
+
+File format (``.sirnn``): one zip archive holding
+
+* ``program.json`` — ``{"format": "sirnn-program", "version": 1, "input", "input_max_abs", "output",
+  "tensors": {name: {shape, bits, scale, signed}}, "ops": [{op, name, inputs, outputs, attrs,
+  params: {role: name}}], "params": {name: {shape, bits, scale}}, "meta": {...},
+  "has_values": true}``;
+* ``params.npz`` — the parameter values, one int64 array per parameter name (absent in a
+  public-only file).
+
+Loading needs numpy and the standard library only (no torch, no onnx) and validates everything:
+the format version, every op against :data:`sirnn.compiler.ops.OPS` (unknown or reserved ops,
+missing or extra inputs/parameters, shapes and formats), that each tensor is defined once before
+use, and that every parameter value has its declared shape and fits its ring.
+
+What the client may see is :meth:`Program.public`: the same structure with no parameter values
+(shapes, formats, op list — the model's architecture is public in this setting, its weights are
+not). :meth:`Program.digest` is the SHA-256 of that public description (canonical JSON); the two
+parties compare it in the session handshake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from ..errors import ProgramError
+from ..nn.fixed import Param
+from ..transport.handshake import canonical_json
+from .ops import OPS, Op, TensorSpec
+
+__all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program"]
+
+FORMAT = "sirnn-program"
+FORMAT_VERSION = 1
+_JSON_NAME = "program.json"
+_PARAMS_NAME = "params.npz"
+
+
+class Program:
+    """A validated fixed-point program (see the module doc).
+
+    ``params`` maps a name to a :class:`~sirnn.nn.fixed.Param` whose values are the integers
+    (server side, cleartext evaluation) or None (the client's public copy).
+    """
+
+    def __init__(self, *, input: str, output: str, tensors: dict[str, TensorSpec], ops: list[Op],
+                 params: dict[str, Param], meta: dict | None = None,
+                 input_max_abs: float | None = None, validate: bool = True):
+        self.input = input
+        self.output = output
+        self.tensors = dict(tensors)
+        self.ops = list(ops)
+        self.params = dict(params)
+        self.meta = dict(meta or {})
+        self.input_max_abs = None if input_max_abs is None else float(input_max_abs)
+        if validate:
+            self.validate()
+
+    # -- views ----------------------------------------------------------------------------------
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self.tensors[self.input]
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        return self.tensors[self.output]
+
+    @property
+    def has_values(self) -> bool:
+        """True if every parameter holds its values (a server's or a cleartext copy)."""
+        return all(p.values is not None for p in self.params.values())
+
+    def op_params(self, op: Op) -> dict[str, Param]:
+        return {role: self.params[name] for role, name in op.params.items()}
+
+    def public(self) -> "Program":
+        """The client's view: the same program without parameter values."""
+        return Program(input=self.input, output=self.output, tensors=self.tensors, ops=self.ops,
+                       params={k: p.spec() for k, p in self.params.items()}, meta=self.meta,
+                       input_max_abs=self.input_max_abs, validate=False)
+
+    def describe(self) -> dict:
+        """The public description as JSON-able data (no parameter values)."""
+        d = {"format": FORMAT, "version": FORMAT_VERSION, "input": self.input,
+             "input_max_abs": self.input_max_abs, "output": self.output,
+             "tensors": {k: t.describe() for k, t in self.tensors.items()},
+             "ops": [op.describe() for op in self.ops],
+             "params": {k: p.describe() for k, p in self.params.items()},
+             "meta": self.meta}
+        return json.loads(canonical_json(d))  # normalised (tuples → lists, numpy → Python)
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical public description; equal for a program and its
+        :meth:`public` copy, and for the copy the client rebuilds from :meth:`public_bytes`."""
+        return hashlib.sha256(canonical_json(self.describe())).hexdigest()
+
+    def public_bytes(self) -> bytes:
+        """The public description as canonical JSON (what the server sends the client)."""
+        return canonical_json(self.describe())
+
+    @classmethod
+    def from_public_bytes(cls, data: bytes) -> "Program":
+        """Rebuild (and validate) a public program from :meth:`public_bytes`."""
+        try:
+            d = json.loads(bytes(data).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ProgramError(f"the public program is not valid JSON: {e}") from None
+        return cls.from_dict(d, None)
+
+    # -- (de)serialisation --------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict, values: dict[str, np.ndarray] | None) -> "Program":
+        """Program from its description and (optionally) the parameter values; validated."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ProgramError(f"not a sirnn program (format {d.get('format') if isinstance(d, dict) else d!r})")
+        v = d.get("version")
+        if not isinstance(v, int) or v < 1:
+            raise ProgramError(f"invalid program format version {v!r}")
+        if v > FORMAT_VERSION:
+            raise ProgramError(f"the program uses format version {v}, this sirnn reads up to "
+                               f"{FORMAT_VERSION}: upgrade sirnn")
+        for key in ("input", "output", "tensors", "ops", "params"):
+            if key not in d:
+                raise ProgramError(f"the program description lacks '{key}'")
+        if not isinstance(d["tensors"], dict) or not isinstance(d["ops"], list) \
+                or not isinstance(d["params"], dict):
+            raise ProgramError("'tensors' and 'params' must be objects, 'ops' a list")
+        tensors = {str(k): TensorSpec.from_dict(t, f"tensor {k!r}") for k, t in d["tensors"].items()}
+        ops = [Op.from_dict(o) for o in d["ops"]]
+        params = {}
+        for name, spec in d["params"].items():
+            if not isinstance(spec, dict) or not {"shape", "bits", "scale"} <= spec.keys():
+                raise ProgramError(f"parameter {name!r}: expected {{shape, bits, scale}}, got {spec!r}")
+            val = None
+            if values is not None:
+                if name not in values:
+                    raise ProgramError(f"parameter {name!r} has no values in the file")
+                val = values[name]
+                if val.dtype.kind not in "iu":
+                    raise ProgramError(f"parameter {name!r} values must be integers, got {val.dtype}")
+            try:
+                params[name] = Param(tuple(spec["shape"]), spec["bits"], spec["scale"], val)
+            except (ValueError, TypeError) as e:
+                raise ProgramError(f"parameter {name!r}: {e}") from None
+        if values is not None:
+            extra = sorted(set(values) - set(params))
+            if extra:
+                raise ProgramError(f"the file holds values for undeclared parameters {extra}")
+        ima = d.get("input_max_abs")
+        if ima is not None and (not isinstance(ima, (int, float)) or not np.isfinite(ima) or ima < 0):
+            raise ProgramError(f"input_max_abs must be a finite number ≥ 0 or null, got {ima!r}")
+        meta = d.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ProgramError("'meta' must be an object")
+        return cls(input=str(d["input"]), output=str(d["output"]), tensors=tensors, ops=ops,
+                   params=params, meta=meta, input_max_abs=ima)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the program as one self-contained file (see the module doc)."""
+        d = self.describe()
+        d["has_values"] = self.has_values
+        if any(p.values is not None for p in self.params.values()) and not self.has_values:
+            raise ProgramError("some parameters have values and others not: save either a full "
+                               "program or its public() copy")
+        buf = io.BytesIO()
+        if self.has_values and self.params:
+            np.savez_compressed(buf, **{k: np.asarray(p.values, np.int64) for k, p in self.params.items()})
+        tmp = f"{os.fspath(path)}.tmp"
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(_JSON_NAME, json.dumps(d, indent=1, sort_keys=True, ensure_ascii=False))
+            if self.has_values and self.params:
+                z.writestr(_PARAMS_NAME, buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Program":
+        """Read and validate a program file (numpy and the standard library only)."""
+        path = os.fspath(path)
+        try:
+            z = zipfile.ZipFile(path)
+        except FileNotFoundError:
+            raise ProgramError(f"no such program file: {path}") from None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ProgramError(f"{path} is not a sirnn program file ({e})") from None
+        with z:
+            names = set(z.namelist())
+            if _JSON_NAME not in names:
+                raise ProgramError(f"{path} is not a sirnn program file (no {_JSON_NAME} inside)")
+            try:
+                d = json.loads(z.read(_JSON_NAME).decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise ProgramError(f"{path}: {_JSON_NAME} is not valid JSON: {e}") from None
+            values = None
+            if isinstance(d, dict) and d.get("has_values", True) and d.get("params"):
+                if _PARAMS_NAME not in names:
+                    raise ProgramError(f"{path}: the parameter values ({_PARAMS_NAME}) are missing")
+                try:
+                    with np.load(io.BytesIO(z.read(_PARAMS_NAME)), allow_pickle=False) as npz:
+                        values = {k: npz[k] for k in npz.files}
+                except (ValueError, OSError, zipfile.BadZipFile) as e:
+                    raise ProgramError(f"{path}: cannot read the parameter values: {e}") from None
+        try:
+            return cls.from_dict(d, values)
+        except ProgramError as e:
+            raise ProgramError(f"{path}: {e}") from None
+
+    # -- validation -----------------------------------------------------------------------------
+    def validate(self) -> "Program":
+        """Check the whole program (see the module doc); raise ProgramError naming the problem."""
+        if self.input not in self.tensors:
+            raise ProgramError(f"the input tensor {self.input!r} is not declared")
+        if self.output not in self.tensors:
+            raise ProgramError(f"the output tensor {self.output!r} is not declared")
+        if not self.input_spec.signed:
+            raise ProgramError("the input tensor must be signed fixed point")
+        for name, p in self.params.items():
+            if not isinstance(p, Param):
+                raise ProgramError(f"parameter {name!r} must be a Param")
+        defined = {self.input}
+        names = set()
+        used_params = set()
+        for i, op in enumerate(self.ops):
+            where = f"op #{i} {op.name!r} ({op.op})"
+            d = OPS.get(op.op)
+            if d is None:
+                raise ProgramError(f"{where}: unknown op {op.op!r} (known: {', '.join(sorted(OPS))})")
+            if d.unavailable:
+                raise ProgramError(f"{where}: {d.unavailable}")
+            if op.name in names:
+                raise ProgramError(f"{where}: op name {op.name!r} is used twice")
+            names.add(op.name)
+            lo, hi = d.inputs
+            if not lo <= len(op.inputs) <= hi:
+                want = str(lo) if lo == hi else f"{lo}..{hi}"
+                raise ProgramError(f"{where}: takes {want} input(s), got {len(op.inputs)}")
+            if len(op.outputs) != d.outputs:
+                raise ProgramError(f"{where}: has {d.outputs} output(s), got {len(op.outputs)}")
+            for t in op.inputs:
+                if t not in defined:
+                    raise ProgramError(f"{where}: input {t!r} is not defined before it is used"
+                                       + ("" if t in self.tensors else " (nor declared)"))
+            for t in op.outputs:
+                if t not in self.tensors:
+                    raise ProgramError(f"{where}: output {t!r} is not declared in 'tensors'")
+                if t in defined:
+                    raise ProgramError(f"{where}: output {t!r} is defined twice")
+                defined.add(t)
+            roles = set(op.params)
+            missing = [r for r in d.params if r not in roles]
+            if missing:
+                raise ProgramError(f"{where}: missing parameter(s) {missing}")
+            extra = sorted(roles - set(d.params) - set(d.optional))
+            if extra:
+                raise ProgramError(f"{where}: unexpected parameter role(s) {extra}")
+            for role, pname in op.params.items():
+                if pname not in self.params:
+                    raise ProgramError(f"{where}: parameter {role} = {pname!r} is not in the program")
+                used_params.add(pname)
+            bad_attrs = sorted(set(op.attrs) - set(d.attrs))
+            if bad_attrs:
+                raise ProgramError(f"{where}: unknown attribute(s) {bad_attrs}")
+            if d.check is not None:
+                d.check(op, [self.tensors[t] for t in op.inputs], [self.tensors[t] for t in op.outputs],
+                        self.op_params(op))
+        if self.output not in defined:
+            raise ProgramError(f"the output tensor {self.output!r} is not computed by any op")
+        unused = sorted(set(self.params) - used_params)
+        if unused:
+            raise ProgramError(f"parameters not used by any op: {unused}")
+        return self
+
+    # -- text ---------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A table of the ops with their output formats and parameter sizes."""
+        lines = [f"input  {self.input}: {self.input_spec}"
+                 + (f", calibrated |x| ≤ {self.input_max_abs:.4g}" if self.input_max_abs is not None else "")]
+        w = max([len(op.name) for op in self.ops] + [5])
+        lines.append(f"  {'layer':{w}s}  {'op':9s}  {'output':34s}  params")
+        for op in self.ops:
+            o = self.tensors[op.outputs[0]]
+            ps = self.op_params(op)
+            n = sum(int(np.prod(p.shape, dtype=np.int64)) for p in ps.values())
+            pdesc = f"{n:,} ({', '.join(f'{r}@{p.bits}b/s{p.scale}' for r, p in ps.items())})" if ps else ""
+            extra = ""
+            if op.op in ("fastgrnn", "lstm", "gru"):
+                f = op.attrs["formats"]
+                extra = f"  [pre {tuple(f['pre'])}, gate {tuple(f['gate'])}, h {tuple(f['h'])}]"
+            lines.append(f"  {op.name:{w}s}  {op.op:9s}  {str(o):34s}  {pdesc}{extra}")
+        lines.append(f"output {self.output}: {self.output_spec}")
+        lines.append(f"digest {self.digest()}")
+        return "\n".join(lines)
+
+
+def load_program(path) -> Program:
+    return Program.load(path)

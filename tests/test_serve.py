@@ -1,0 +1,193 @@
+"""Serving: `sirnn serve` and `sirnn infer` as separate processes (plain TCP and mutual TLS), a
+client that dies mid-inference, and the client-side checks that stop a session before any secret
+is used (in process)."""
+
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from modelhelp import fastgrnn_model, inputs
+from sirnn.compiler import compile_model, evaluate_clear, infer
+from sirnn.compiler.session import client_session, server_session
+from sirnn.errors import InputError, ProgramError, ProtocolError, SirnnError
+from sirnn.transport import make_self_signed_cert, run_inproc
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("model")
+    fm = fastgrnn_model(T=4)
+    prog = compile_model(fm, inputs(fm, 64))
+    path = d / "tiny.sirnn"
+    prog.save(path)
+    return prog, path, d
+
+
+class Server:
+    """`python -m sirnn serve …` in a subprocess; collects its log (stderr) in a thread."""
+
+    def __init__(self, path, *args):
+        self.proc = subprocess.Popen([sys.executable, "-m", "sirnn", "serve", str(path), "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.eof = False
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        line = self.wait_for(r"listening on [\d.]+:(\d+)", 60)
+        self.port = int(re.search(r"listening on [\d.]+:(\d+)", line)[1])
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout=60.0) -> str:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if re.search(pattern, line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    raise AssertionError(f"server log has no {pattern!r}:\n" + "\n".join(self.lines))
+                self.cond.wait(min(left, 0.5))
+
+    def log(self) -> str:
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def finish(self, timeout=30.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _sirnn(*args, timeout=90, **kw):
+    return subprocess.run([sys.executable, "-m", "sirnn", *args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+@pytest.mark.tcp
+@pytest.mark.timeout(150)
+def test_serve_several_clients_one_drops_out(model):
+    prog, path, d = model
+    x1 = inputs(fastgrnn_model(T=4), 1, seed=21)[0]
+    np.save(d / "x1.npy", x1)
+    srv = Server(path, "--max-sessions", "3")
+    try:
+        # 1. the CLI client with the per-layer report
+        r = _sirnn("infer", "--port", str(srv.port), "--input", str(d / "x1.npy"), "--report")
+        assert r.returncode == 0, r.stderr
+        want = int(evaluate_clear(prog, x1))
+        labels = prog.meta["labels"]
+        assert f"prediction: {want} ({labels[want]})" in r.stdout
+        for layer, op in (("rnn", "fastgrnn"), ("fc", "linear"), ("pred", "argmax"), ("OT set-up", "-")):
+            assert re.search(rf"^{re.escape(layer)}\s+{op}\s+[\d.]+ms\s+[\d.,]+ [KM]?B\s+\d+$", r.stdout, re.M), layer
+        assert re.search(r"^total\s+[\d.]+ms\s+[\d.,]+ [KM]?B\s+\d+$", r.stdout, re.M)
+        assert "timestep 4/4" in r.stderr  # progress display (stderr)
+        srv.wait_for(r"session 1: ok — batch 1")
+        # 2. a client killed in the middle of the recurrent layer
+        p = subprocess.Popen([sys.executable, "-m", "sirnn", "infer", "--port", str(srv.port), "--input",
+                              str(d / "x1.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in p.stderr:
+            if "timestep 2/4" in line:
+                p.kill()
+                break
+        p.wait(30)
+        assert p.returncode != 0
+        srv.wait_for(r"session 2: failed after [\d.]+ s — PeerGoneError")
+        # 3. the next client is served as usual (Python API, a batch)
+        xb = inputs(fastgrnn_model(T=4), 3, seed=22)
+        res = infer("127.0.0.1", srv.port, xb)
+        assert (res.prediction == evaluate_clear(prog, xb)).all() and res.batched
+        assert res.digest == prog.digest()
+        assert srv.finish() == 0
+        log = srv.log()
+        assert "session 3: ok — batch 3" in log and "stopped after 3 session(s)" in log
+    finally:
+        srv.finish(5)
+
+
+@pytest.mark.tcp
+@pytest.mark.timeout(120)
+def test_serve_infer_over_mutual_tls(model):
+    prog, path, d = model
+    scert, skey = make_self_signed_cert(d / "srv", "localhost", stem="server")
+    ccert, ckey = make_self_signed_cert(d / "cli", "client", stem="client")
+    x1 = inputs(fastgrnn_model(T=4), 1, seed=23)[0]
+    np.save(d / "x2.npy", x1)
+    srv = Server(path, "--tls-cert", scert, "--tls-key", skey, "--tls-ca", ccert, "--max-sessions", "1")
+    try:
+        assert "(TLS)" in srv.wait_for("listening on")
+        # a client without a certificate is turned away at the TLS handshake (not a session)
+        with pytest.raises(SirnnError):
+            infer("127.0.0.1", srv.port, x1, tls_ca=scert, connect_timeout=10, timeout=10)
+        r = _sirnn("infer", "--port", str(srv.port), "--input", str(d / "x2.npy"), "--tls-ca", scert,
+                   "--tls-cert", ccert, "--tls-key", ckey, "--json", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        import json
+
+        out = json.loads(r.stdout)
+        assert out["prediction"] == int(evaluate_clear(prog, x1)) and out["digest"] == prog.digest()
+        assert out["label"] == prog.meta["labels"][out["prediction"]]
+        assert srv.finish() == 0
+        assert "session 1: ok" in srv.log()
+    finally:
+        srv.finish(5)
+
+
+# ---- before any secret: the client's checks (in process) -----------------------------------------
+def _session(prog, x, **client_kw):
+    def fn(role, chan):
+        if role == 0:
+            return server_session(chan, prog, max_batch=4)
+        try:
+            return client_session(chan, x, **client_kw)
+        except SirnnError as e:
+            return e, chan.stats.copy()
+    return run_inproc(fn, timeout=30)
+
+
+@pytest.mark.parametrize("make_x,error,message", [
+    (lambda: np.zeros((4, 5)), InputError, r"shape \(4, 5\), but the model takes \(4, 4\)"),
+    (lambda: np.where(np.eye(4) > 0, np.nan, 0.0), InputError, "NaN or infinity"),
+    (lambda: np.full((4, 4), np.inf), InputError, "NaN or infinity"),
+    (lambda: np.full((4, 4), 100.0), InputError, "outside the range of the model's input format"),
+    (lambda: np.zeros((2, 4, 4)), ProgramError, "the client expects 0000000000000000"),
+])
+def test_client_rejects_before_any_secret(model, make_x, error, message):
+    prog = model[0]
+    kw = {"expect_digest": "0" * 64} if error is ProgramError else {}
+    srv, (err, stats) = _session(prog, make_x(), **kw)
+    assert isinstance(err, error) and re.search(message, str(err)), err
+    assert srv["status"] == "aborted" and srv["batch"] is None
+    # only the hello, the answer to the program and the abort crossed the wire: no OT, no share
+    assert stats.bytes_sent < 1000 and srv["bytes_sent"] < len(prog.public_bytes()) + 600
+
+
+def test_batch_limit_and_matching_digest(model):
+    prog = model[0]
+    srv, (err, _) = _session(prog, np.zeros((5, 4, 4)))
+    assert isinstance(err, ProtocolError) and "batch size 5 is not in 1..4" in str(err)
+    assert srv["status"] == "refused"
+    srv, res = _session(prog, np.zeros((4, 4)), expect_digest=prog.digest(), report=True)
+    assert srv["status"] == "ok" and res.prediction == evaluate_clear(prog, np.zeros((4, 4)))
+    assert res.digest == prog.digest()
+    assert [r["layer"] for r in res.report["layers"]] == ["handshake + program", "OT set-up", "share input",
+                                                          "rnn", "fc", "pred", "reveal output"]
+    total = res.report["total"]
+    assert total["bytes"] == sum(r["bytes"] for r in res.report["layers"])
+    assert total["rounds"] == srv["rounds"]
