@@ -58,9 +58,10 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
     raised since the value is secret). Output: signed fixed point in [0, 1], rounded to nearest from
     the internal scale ``scale_out + extra_scale``. Rejects bits_out < scale_out + 2 (1.0 would not
     fit as a signed value).
-    Cost (16-bit in, scale 12, 16-bit out, scale 12): digit decomposition into two 8-bit digits,
-    two 1-of-256 LUTs into 14 bits, one 14×14 → 26-bit multiplication with known MSBs, one TR, one
-    cheap extension.
+    Cost (16-bit in, scale 12, 16-bit out, scale 12): digit decomposition into two 8-bit digits
+    (107.5 B), two 1-of-256 LUTs into 14 bits (960 B), one 14×14 → 26-bit multiplication with
+    known MSBs (651 B), one TR (163 B), one cheap extension (33 B): 1,914.5 bytes per element
+    (both parties), 20 rounds. Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
     """
     if not x.signed:
         raise ParameterError("nexp: x must be a signed fixed-point share")
