@@ -15,6 +15,9 @@ Rules (SeeDot-style; :class:`CompileConfig` holds the knobs):
   configuration: larger scales grow the tables); σ/tanh outputs use ``gate`` ((16, 12)); the
   LSTM cell state gets ``state_bits``; accumulators and products are wider rings chosen by the
   layers (≈ 28–33 bits), each rounded once back to its 16-bit format.
+* ``softmax`` / ``l2norm`` outputs: ``act_bits`` bits at the largest scale that holds 1.0 (they
+  are bounded by 1 by construction: no headroom bit) (internal formats: :mod:`sirnn.nn.norm`); ``rnnpool``: two FastGRNN cells
+  calibrated like the ``fastgrnn`` op (rnn1's x is the input's format, rnn2's x is rnn1's h).
 * format-preserving ops (relu, max-pooling, reshape/flatten/transpose/slice) keep their input's
   format; ``argmax`` outputs an unsigned index; where an op needs its inputs in one format
   (concat, GRU's x and h) a ``requant`` op is inserted.
@@ -242,6 +245,67 @@ def _lower_concat(L, fop):
     L.emit("concat", fop.name, ins, fop.outputs, {"axis": fop.attrs.get("axis", 0)})
 
 
+def _fastgrnn_lowered(cfg: CompileConfig, w: dict, st: dict, x: Fmt, name: str):
+    """(CellFormats, params role → Param, H) of a FastGRNN cell with input format x and the
+    calibrated internals st."""
+    hdr = cfg.headroom_bits
+
+    def fmt(key, bits, max_scale=None):
+        return choose_fmt(st.get(key, 0.0), bits, hdr, max_scale if cfg.max_scale is None
+                          else min(cfg.max_scale, max_scale or 64))
+
+    pre = fmt("pre", cfg.pre_bits, cfg.pre_max_scale)
+    if pre.scale < 2:
+        raise ProgramError(f"{name}: σ/tanh inputs up to {st.get('pre', 0):g} need more than "
+                           f"{cfg.pre_bits} bits (raise pre_bits)")
+    f = CellFormats(x=x, h=fmt("h", cfg.act_bits), pre=pre, gate=cfg.gate,
+                    c=fmt("c", cfg.state_bits), lowrank=fmt("lowrank", cfg.act_bits),
+                    w_bits=cfg.w_bits, fuse_tanh=cfg.fuse_tanh)
+    w = dict(w)
+    w["zeta"], w["nu"] = float(np.ravel(w["zeta"])[0]), float(np.ravel(w["nu"])[0])
+    cell = FastGRNNCell.from_float(w, f)
+    params = {}
+    for key, lo in (("W", ("W1", "W2")), ("U", ("U1", "U2"))):
+        v = getattr(cell, key)
+        if isinstance(v, tuple):
+            params[lo[0]], params[lo[1]] = v
+        else:
+            params[key] = v
+    params.update(b_z=cell.b_z, b_h=cell.b_h, zn=cell.zn)
+    return f, params, cell.hidden
+
+
+def _lower_rnnpool(L, fop):
+    from .floatir import _sub
+
+    x = fop.inputs[0]
+    xs = L.spec(x)
+    sts = L.cells.get(fop.name, {})
+    f1, p1, H1 = _fastgrnn_lowered(L.cfg, _sub(fop.params, "rnn1"), sts.get("rnn1", {}), xs.fmt,
+                                   f"{fop.name}.rnn1")
+    f2, p2, H2 = _fastgrnn_lowered(L.cfg, _sub(fop.params, "rnn2"), sts.get("rnn2", {}), f1.h,
+                                   f"{fop.name}.rnn2")
+    k = int(fop.attrs["patch"])
+    s = int(fop.attrs.get("stride", k))
+    params = {f"rnn1.{r}": L.param(fop.name, f"rnn1.{r}", v) for r, v in p1.items()}
+    params.update({f"rnn2.{r}": L.param(fop.name, f"rnn2.{r}", v) for r, v in p2.items()})
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], f2.h)
+    L.emit("rnnpool", fop.name, [x], fop.outputs,
+           {"patch": k, "stride": s, "hidden1": int(H1), "hidden2": int(H2),
+            "formats1": cell_formats_to(f1), "formats2": cell_formats_to(f2)}, params)
+
+
+def _lower_softmax(L, fop):
+    """Softmax / l2norm: outputs in [0, 1] / [−1, 1] by construction, so the format is the one
+    that holds 1.0 with no headroom bit (16 bits: scale 14, range [−2, 2), which still keeps
+    pairwise differences)."""
+    xs = L.spec(fop.inputs[0])
+    out = choose_fmt(1.0, L.cfg.act_bits, 0, L.cfg.max_scale)
+    L.declare(fop.outputs[0], xs.shape, out)
+    attrs = {"eps": float(fop.attrs["eps"])} if fop.op == "l2norm" and "eps" in fop.attrs else {}
+    L.emit(fop.op, fop.name, fop.inputs, fop.outputs, attrs)
+
+
 def _lower_cell(L, fop):
     cfg = L.cfg
     st = L.cells.get(fop.name, {})
@@ -309,7 +373,7 @@ LOWER = {
     "slice": lambda L, f: _lower_same(L, f, ("axis", "start", "stop", "step")),
     "argmax": _lower_argmax, "sigmoid": _lower_math, "tanh": _lower_math, "requant": _lower_requant,
     "concat": _lower_concat, "fastgrnn": _lower_cell, "lstm": _lower_cell, "gru": _lower_cell,
-    "softmax": _unsupported, "l2norm": _unsupported,
+    "softmax": _lower_softmax, "l2norm": _lower_softmax, "rnnpool": _lower_rnnpool,
 }
 
 

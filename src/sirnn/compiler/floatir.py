@@ -19,6 +19,12 @@ Parameter conventions (PyTorch's):
 * ``gru``: W_ih (3H, D), W_hh (3H, H), b_ih, b_hh (3H,), gates r, z, n (torch.nn.GRU);
 * the cells take a sequence (T, D) and output the final h (H,), or all h (T, H) with attr
   ``sequence: true``; the initial state is zero.
+* ``rnnpool``: attrs patch, stride; params ``rnn1.<role>``, ``rnn2.<role>`` with the FastGRNN
+  roles above (rnn1: C → h1, rnn2: h1 → h2); x (C, H, W) → (4·h2, Ho, Wo) (RNNPool, Saha et al.
+  2020, as examples/models.py: rnn1 along every row and every column of each k×k patch (stride
+  s, no padding), rnn2 forward and backward over the row summaries and over the column
+  summaries; output concat(fwd rows, bwd rows, fwd cols, bwd cols));
+* ``softmax`` / ``l2norm``: over the last axis (l2norm: attr eps, x / √max(Σx², eps)).
 
 Files: :meth:`FloatModel.save` writes ``.npz`` (the structure as JSON in ``__model__`` plus one
 float array per parameter ``param/<op>/<role>``) or ``.json`` (parameters inline as nested
@@ -179,6 +185,48 @@ def _slice(op, x):
     return x[(slice(None),) * (axis + 1) + (sl,)]
 
 
+def rnnpool_sequences(x: np.ndarray, k: int, s: int) -> tuple[np.ndarray, int, int]:
+    """(N, C, H, W) → the rnn1 input sequences (N, P, 2k, k, C) (rows i = 0..k−1 over columns,
+    then columns j over rows; P = Ho·Wo patches in row-major order), Ho, Wo. Works on any array
+    with that layout (float values or share data)."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    r0 = (np.arange(Ho) * s)[:, None, None, None] + np.arange(k)[None, None, :, None]   # (Ho,1,k,1)
+    c0 = (np.arange(Wo) * s)[None, :, None, None] + np.arange(k)[None, None, None, :]   # (1,Wo,1,k)
+    patches = x[:, :, r0, c0]                                   # (N, C, Ho, Wo, k, k)
+    patches = patches.reshape(N, C, Ho * Wo, k, k).transpose(0, 2, 3, 4, 1)  # (N, P, i, j, C)
+    rows = patches                                              # row i, time j
+    cols = patches.transpose(0, 1, 3, 2, 4)                     # column j, time i
+    return np.concatenate([rows, cols], axis=2), Ho, Wo
+
+
+def rnnpool_summaries(r: np.ndarray, k: int) -> np.ndarray:
+    """rnn1 results (N, P, 2k, h1) → the rnn2 input sequences (N, P, 4, k, h1): forward rows,
+    backward rows, forward columns, backward columns."""
+    rows, cols = r[:, :, :k], r[:, :, k:]
+    return np.stack([rows, rows[:, :, ::-1], cols, cols[:, :, ::-1]], axis=2)
+
+
+def _sub(params: dict, prefix: str) -> dict:
+    return {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(prefix + ".")}
+
+
+def _rnnpool(op, x, stats=None):
+    k, s = int(op.attrs["patch"]), int(op.attrs.get("stride", op.attrs["patch"]))
+    N = x.shape[0]
+    seqs, Ho, Wo = rnnpool_sequences(x, k, s)
+    P = Ho * Wo
+    st1 = st2 = None
+    if stats is not None:
+        st1, st2 = stats.setdefault("rnn1", {}), stats.setdefault("rnn2", {})
+    r = cell_float("fastgrnn", _sub(op.params, "rnn1"), seqs.reshape(N * P * 2 * k, k, -1), st1)
+    r = r.reshape(N, P, 2 * k, -1)
+    q = rnnpool_summaries(r, k)
+    h = cell_float("fastgrnn", _sub(op.params, "rnn2"), q.reshape(N * P * 4, k, -1), st2)
+    h2 = h.shape[-1]
+    return h.reshape(N, Ho, Wo, 4 * h2).transpose(0, 3, 1, 2)
+
+
 def _l2norm(op, x):
     return x / np.sqrt(np.maximum((x * x).sum(-1, keepdims=True), op.attrs.get("eps", 1e-12)))
 
@@ -206,7 +254,12 @@ FLOAT_OPS: dict[str, Callable] = {
     "gru": lambda op, ins, st: _cell(op, ins, st),
     "softmax": lambda op, ins, st: _softmax(ins[0]),
     "l2norm": lambda op, ins, st: _l2norm(op, ins[0]),
+    "rnnpool": lambda op, ins, st: _rnnpool(op, ins[0], st),
 }
+
+#: ops whose float function fills ``cell_stats`` (per op name): the cells and rnnpool
+#: ({"rnn1": {...}, "rnn2": {...}})
+STAT_OPS = ("fastgrnn", "lstm", "gru", "rnnpool")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +309,7 @@ class FloatModel:
         env = {self.input: a}
         for op in self.ops:
             st = None
-            if cell_stats is not None and op.op in ("fastgrnn", "lstm", "gru"):
+            if cell_stats is not None and op.op in STAT_OPS:
                 st = cell_stats.setdefault(op.name, {})
             env[op.outputs[0]] = FLOAT_OPS[op.op](op, [env[t] for t in op.inputs], st)
         if record is not None:

@@ -16,8 +16,9 @@ Conventions
 Adding an op: give it an :class:`OpDef` here (``register``), a runner in
 :data:`sirnn.compiler.runtime.RUNNERS`, and, for the compiler, a float function and a lowering
 rule in :mod:`sirnn.compiler.floatir` / :mod:`sirnn.compiler.calibrate`. The ops that wait for
-math-library pieces (``softmax``, ``l2norm``) and ``rnnpool`` are reserved below with the reason,
-so a program using them fails to load with that reason rather than as an unknown op.
+math library (``softmax``, ``l2norm``: :mod:`sirnn.nn.norm`) and ``rnnpool`` (two FastGRNN cells,
+:mod:`sirnn.nn.rnn`) are regular ops; :attr:`OpDef.unavailable` remains the hook for reserving an
+op name with a reason.
 """
 
 from __future__ import annotations
@@ -488,6 +489,85 @@ def _check_cell(op, ins, outs, p):
         _fail(op, f"output format ({o.bits}, {o.scale}) differs from the cell's h format {tuple(f.h)}")
 
 
+def _last_axis(op, x):
+    if op.attrs.get("axis", -1) not in (-1, len(x.shape) - 1):
+        _fail(op, f"only {op.op} over the last axis is supported (transpose first)")
+    if not x.shape or x.shape[-1] < 1:
+        _fail(op, f"input needs a non-empty last axis, got {x.shape}")
+
+
+def _check_softmax(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    _last_axis(op, x)
+    _out_shape(op, o, x.shape)
+    if o.bits < o.scale + 2:
+        _fail(op, f"output format ({o.bits}, {o.scale}) cannot hold 1.0")
+
+
+def _check_l2norm(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    _last_axis(op, x)
+    _out_shape(op, o, x.shape)
+    if o.bits < o.scale + 2:
+        _fail(op, f"output format ({o.bits}, {o.scale}) cannot hold 1.0")
+    if 2 * x.bits > 64:
+        _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
+    from ..nn.norm import l2_internal_fmts
+
+    try:
+        l2_internal_fmts(x.bits, x.scale, x.shape[-1], o.fmt)
+    except Exception as e:  # ParameterError
+        _fail(op, str(e))
+
+
+#: rnnpool parameter roles: "rnn1.<role>" and "rnn2.<role>" for the FastGRNN roles
+RNNPOOL_PARAMS = tuple(tuple(f"{c}.{r}" for c in ("rnn1", "rnn2") for r in roles) for roles in CELL_PARAMS["fastgrnn"])
+
+
+def _check_rnnpool(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    if len(x.shape) != 3:
+        _fail(op, f"input must be (C, H, W), got {x.shape}")
+    C, Hh, Ww = x.shape
+    k = op.attrs.get("patch")
+    st = op.attrs.get("stride")
+    for v, w in ((k, "patch"), (st, "stride")):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            _fail(op, f"attribute {w} must be a positive integer, got {v!r}")
+    if k > Hh or k > Ww:
+        _fail(op, f"patch {k} is larger than the input {x.shape[1:]}")
+    Ho, Wo = conv_out_hw(Hh, Ww, (k, k), (st, st), (0, 0))
+    dims = {}
+    for c, D in (("rnn1", C), ("rnn2", None)):
+        sub = Op("fastgrnn", f"{op.name}.{c}", op.inputs, op.outputs,
+                 {"hidden": op.attrs.get("hidden" + c[-1]), "formats": op.attrs.get("formats" + c[-1])},
+                 {})
+        sub_p = {r.split(".", 1)[1]: v for r, v in p.items() if r.startswith(c + ".")}
+        H = sub.attrs["hidden"]
+        if c == "rnn2":
+            D = dims["rnn1"][0]
+        try:
+            f = cell_formats_from(sub.attrs["formats"])
+        except ProgramError as e:
+            _fail(op, f"{c}: {e}")
+        fin = TensorSpec((k, D), f.x.bits, f.x.scale)
+        fout = TensorSpec((H,) if isinstance(H, int) and H >= 1 else (1,), f.h.bits, f.h.scale)
+        _check_cell(sub, [fin], [fout], sub_p)
+        dims[c] = (H, f)
+    (H1, f1), (H2, f2) = dims["rnn1"], dims["rnn2"]
+    if (x.bits, x.scale) != tuple(f1.x):
+        _fail(op, f"input format ({x.bits}, {x.scale}) differs from rnn1's x format {tuple(f1.x)}")
+    if tuple(f2.x) != tuple(f1.h):
+        _fail(op, f"rnn2's x format {tuple(f2.x)} must be rnn1's h format {tuple(f1.h)}")
+    if tuple(o.shape) != (4 * H2, Ho, Wo):
+        _fail(op, f"output has shape {o.shape}, expected {(4 * H2, Ho, Wo)}")
+    if (o.bits, o.scale, o.signed) != (f2.h.bits, f2.h.scale, True):
+        _fail(op, f"output format ({o.bits}, {o.scale}) differs from rnn2's h format {tuple(f2.h)}")
+
+
 # ---- the table ------------------------------------------------------------------------------
 for _d in (
     OpDef("linear", (1, 1), params=("W",), optional=("b",), check=_check_linear,
@@ -519,14 +599,13 @@ for _d in (
           check=_check_cell, doc="LSTM (torch.nn.LSTMCell gates) over a sequence"),
     OpDef("gru", (1, 1), params=CELL_PARAMS["gru"][0], attrs=("hidden", "formats", "sequence"),
           check=_check_cell, doc="GRU (torch.nn.GRUCell gates) over a sequence"),
-    # reserved: hooks for ops that wait for other parts
-    OpDef("softmax", (1, 1), attrs=("axis",), doc="softmax over the last axis",
-          unavailable="softmax needs the division of the math library (sirnn.mathfn.division), "
-                      "not wired into the compiler yet"),
-    OpDef("l2norm", (1, 1), attrs=("axis", "eps"), doc="x / ‖x‖₂ over the last axis",
-          unavailable="l2norm needs the reciprocal square root (sirnn.mathfn.rsqrt), not wired "
-                      "into the compiler yet"),
-    OpDef("rnnpool", (1, 1), doc="RNNPool over image patches",
-          unavailable="rnnpool is not implemented yet"),
+    OpDef("softmax", (1, 1), attrs=("axis",), check=_check_softmax,
+          doc="softmax over the last axis (max, nexp, local sum, div; sirnn.nn.norm)"),
+    OpDef("l2norm", (1, 1), attrs=("axis", "eps"), check=_check_l2norm,
+          doc="x / ‖x‖₂ over the last axis (squares, local sum, rsqrt, mul; sirnn.nn.norm)"),
+    OpDef("rnnpool", (1, 1), params=RNNPOOL_PARAMS[0], optional=RNNPOOL_PARAMS[1],
+          attrs=("patch", "stride", "hidden1", "hidden2", "formats1", "formats2"), check=_check_rnnpool,
+          doc="RNNPool (FastGRNN rnn1 over rows/columns of each patch, rnn2 both ways over the "
+              "summaries) over (C, H, W) → (4·hidden2, Ho, Wo)"),
 ):
     register(_d)

@@ -22,11 +22,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ParameterError, ProgramError
-from ..nn import layers, rnn
+from ..nn import layers, norm, rnn
 from ..nn.fixed import Param, align_scale, requant
 from ..protocols.backend import Backend, ClearBackend, clear
 from ..protocols.ring import to_signed
 from ..protocols.share import Share, concat
+from .floatir import rnnpool_sequences, rnnpool_summaries
 from .ops import OPS, Op, _slice_of, cell_formats_from
 from .program import Program
 
@@ -194,15 +195,19 @@ def _concat(ctx, op, ins):
 
 
 # ---- recurrent cells --------------------------------------------------------------------------
+def _fastgrnn_cell(p: dict, f, H: int) -> "rnn.FastGRNNCell":
+    W = p["W"] if "W" in p else (p["W1"], p["W2"])
+    U = p["U"] if "U" in p else (p["U1"], p["U2"])
+    return rnn.FastGRNNCell(W=W, U=U, b_z=p["b_z"], b_h=p["b_h"], zn=p["zn"], fmts=f, hidden=H)
+
+
 def build_cell(program: Program, op: Op):
     """The nn cell object of a recurrent op (with the parameters this side holds)."""
     p = program.op_params(op)
     f = cell_formats_from(op.attrs["formats"])
     H = op.attrs["hidden"]
     if op.op == "fastgrnn":
-        W = p["W"] if "W" in p else (p["W1"], p["W2"])
-        U = p["U"] if "U" in p else (p["U1"], p["U2"])
-        return rnn.FastGRNNCell(W=W, U=U, b_z=p["b_z"], b_h=p["b_h"], zn=p["zn"], fmts=f, hidden=H)
+        return _fastgrnn_cell(p, f, H)
     if op.op == "lstm":
         return rnn.LSTMCell(p["W_ih"], p["W_hh"], p["b"], f, H)
     if op.op == "gru":
@@ -232,6 +237,48 @@ def _cell_runner(ctx, op, ins):
 
 for _name in ("fastgrnn", "lstm", "gru"):
     RUNNERS[_name] = _cell_runner
+
+
+def _run_cell(ctx, op, cell, xs: Share, step0: int, steps: int) -> Share:
+    """Run a cell over xs (T, D, B) from zero; the final h (H, B)."""
+    state = cell.init_state(ctx.be, xs.shape[2])
+    for t in range(xs.shape[0]):
+        state = cell.step(ctx.be, xs[t], state)
+        if ctx.progress is not None:
+            ctx.progress(ProgressEvent(ctx.index, len(ctx.program.ops), op.name, op.op, step0 + t + 1, steps))
+    return cell.output(state)
+
+
+@runner("rnnpool")
+def _rnnpool(ctx, op, ins):
+    """RNNPool with every pass batched: rnn1 runs once over the k steps with the rows and the
+    columns of all patches of all samples as columns (N·P·2k), rnn2 once over k steps with the
+    four passes (forward/backward over row/column summaries) as N·P·4 columns."""
+    (x,) = ins
+    p = ctx.program.op_params(op)
+    k, s = op.attrs["patch"], op.attrs["stride"]
+    cells = [_fastgrnn_cell({r.split(".", 1)[1]: v for r, v in p.items() if r.startswith(c + ".")},
+                            cell_formats_from(op.attrs["formats" + c[-1]]), op.attrs["hidden" + c[-1]])
+             for c in ("rnn1", "rnn2")]
+    N = x.shape[0]
+    seqs, Ho, Wo = rnnpool_sequences(x.data, k, s)  # (N, P, 2k, k, C)
+    P = Ho * Wo
+    xs = _like(x, seqs.reshape(N * P * 2 * k, k, -1).transpose(1, 2, 0))  # (k, C, B1)
+    r = _run_cell(ctx, op, cells[0], xs, 0, 2 * k)  # (h1, B1)
+    q = rnnpool_summaries(r.data.T.reshape(N, P, 2 * k, -1), k)  # (N, P, 4, k, h1)
+    hs = _like(r, q.reshape(N * P * 4, k, -1).transpose(1, 2, 0))
+    h = _run_cell(ctx, op, cells[1], hs, k, 2 * k)  # (h2, N·P·4)
+    return [_like(h, h.data.T.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2))]
+
+
+@runner("softmax")
+def _softmax(ctx, op, ins):
+    return [norm.softmax(ctx.be, ins[0], _out(ctx, op).fmt)]
+
+
+@runner("l2norm")
+def _l2norm(ctx, op, ins):
+    return [norm.l2_normalise(ctx.be, ins[0], _out(ctx, op).fmt)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 * :mod:`sirnn.nn.fixed` — formats (:class:`Fmt`), server-held parameters (:class:`Param`),
   requantisation rules (:func:`requant`).
 * :mod:`sirnn.nn.layers` — linear, conv2d, relu, maxpool2d, argmax, elementwise add/mul.
+* :mod:`sirnn.nn.norm` — softmax and L2 normalisation over the last axis.
 * :mod:`sirnn.nn.rnn` — FastGRNN, LSTM and GRU cells, :func:`rnn_over_time`, float references.
 * :mod:`sirnn.nn.meter` — per-section time / bytes / rounds.
 """
@@ -10,8 +11,9 @@
 from .fixed import Fmt, Param, fit_scale, requant
 from .layers import add, argmax, conv2d, linear, maxpool2d, mul, mul_known, relu
 from .meter import Meter
+from .norm import l2_normalise, softmax
 from .rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell, rnn_over_time
 
 __all__ = ["Fmt", "Param", "fit_scale", "requant", "add", "argmax", "conv2d", "linear", "maxpool2d",
            "mul", "mul_known", "relu", "Meter", "CellFormats", "FastGRNNCell", "GRUCell", "LSTMCell",
-           "rnn_over_time"]
+           "rnn_over_time", "softmax", "l2_normalise"]

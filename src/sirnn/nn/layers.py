@@ -8,8 +8,8 @@ every layer that multiplies computes its products directly into the ring
 ``linear`` takes x (in,) or (B, in) like ``torch.nn.Linear``; ``conv2d`` takes (C, H, W) or
 (N, C, H, W) with W (OC, C, kh, kw).
 
-Softmax and L2 normalisation are not here: they need the division and rsqrt recipes of the math
-library, and belong with them.
+Softmax and L2 normalisation (nexp, div and rsqrt of the math library) are in
+:mod:`sirnn.nn.norm`.
 """
 
 from __future__ import annotations
