@@ -207,7 +207,7 @@ def inspect_cmd(args) -> int:
 
 def add_parsers(sub) -> None:
     c = sub.add_parser("compile", help="float model + calibration data → fixed-point program (.sirnn)")
-    c.add_argument("model", help="float model: .npz / .json (sirnn float model), .onnx (when available)")
+    c.add_argument("model", help="float model: .onnx (needs the onnx package) or .npz / .json (sirnn float model)")
     c.add_argument("--calib", required=True, metavar="DATA.npy", help="calibration inputs, (N,) + input shape")
     c.add_argument("-o", "--output", required=True, metavar="MODEL.sirnn")
     c.add_argument("--bits", type=int, default=16, help="activation bitwidth (default 16)")

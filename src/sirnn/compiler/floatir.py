@@ -3,7 +3,7 @@
 A :class:`FloatModel` is a list of :class:`FloatOp` s over named tensors with float parameters —
 the same op vocabulary as the fixed-point program (:mod:`sirnn.compiler.ops`), plus ``matmul``
 (x·W with W (in, out), as ONNX MatMul). It is what a model importer produces (the ONNX importer
-and the PyTorch export helper, later) and what :func:`sirnn.compiler.calibrate.compile_model`
+and the PyTorch export helper, :mod:`sirnn.compiler.torch_export`) and what :func:`sirnn.compiler.calibrate.compile_model`
 consumes. Shapes are per sample; :meth:`FloatModel.run` takes a batch (N,) + input shape.
 
 Parameter conventions (PyTorch's):
@@ -369,11 +369,8 @@ def _load_json(path: str) -> FloatModel:
 
 
 def _load_onnx(path: str) -> FloatModel:
-    try:
-        from . import onnx_import  # noqa: F401  (provided by the ONNX importer)
-    except ImportError:
-        raise ProgramError("ONNX import is not available in this sirnn yet: export the model as a "
-                           "sirnn float model (.npz / .json) instead") from None
+    from . import onnx_import  # imports the onnx package lazily, with a clear error if missing
+
     return onnx_import.load(path)
 
 
