@@ -30,6 +30,10 @@ def _precision(args) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
+    if getattr(args, "model", None) is not None:
+        from .demo import run_model_demo
+
+        return run_model_demo(args.model, n=args.n)
     return run_demo() if args.n is None else run_demo(n=args.n)
 
 
@@ -39,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run both parties locally as two processes and show what they did")
     d.add_argument("--n", type=int, default=None,
-                   help="batch size (default 4096; the first 8 values are shown)")
+                   help="batch size (default 4096; the first 8 values are shown); with --model: "
+                        "the number of bundled samples (default all)")
+    d.add_argument("--model", default=None, metavar="NAME",
+                   help="instead: secure inference of a bundled trained model on its bundled test "
+                        "samples (fastgrnn_basic_motions, fastgrnn_japanese_vowels, "
+                        "fastgrnn_lowrank_japanese_vowels, rnnpool_lfw_faces)")
     d.set_defaults(func=_demo)
 
     pr = sub.add_parser("precision", help="ULP error of a math function over all (or 10^6) inputs")
