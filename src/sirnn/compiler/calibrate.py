@@ -261,6 +261,11 @@ def _fastgrnn_lowered(cfg: CompileConfig, w: dict, st: dict, x: Fmt, name: str):
     f = CellFormats(x=x, h=fmt("h", cfg.act_bits), pre=pre, gate=cfg.gate,
                     c=fmt("c", cfg.state_bits), lowrank=fmt("lowrank", cfg.act_bits),
                     w_bits=cfg.w_bits, fuse_tanh=cfg.fuse_tanh)
+    return (f,) + _fastgrnn_params(w, f)
+
+
+def _fastgrnn_params(w: dict, f: CellFormats) -> tuple[dict, int]:
+    """Quantised FastGRNN parameters (role → Param; W1/W2, U1/U2 when low rank) and H."""
     w = dict(w)
     w["zeta"], w["nu"] = float(np.ravel(w["zeta"])[0]), float(np.ravel(w["nu"])[0])
     cell = FastGRNNCell.from_float(w, f)
@@ -272,7 +277,7 @@ def _fastgrnn_lowered(cfg: CompileConfig, w: dict, st: dict, x: Fmt, name: str):
         else:
             params[key] = v
     params.update(b_z=cell.b_z, b_h=cell.b_h, zn=cell.zn)
-    return f, params, cell.hidden
+    return params, cell.hidden
 
 
 def _lower_rnnpool(L, fop):
@@ -332,16 +337,7 @@ def _lower_cell(L, fop):
     w = dict(fop.params)
     params = {}
     if fop.op == "fastgrnn":
-        w["zeta"], w["nu"] = float(w["zeta"]), float(w["nu"])
-        cell = FastGRNNCell.from_float(w, f)
-        for key, lo in (("W", ("W1", "W2")), ("U", ("U1", "U2"))):
-            v = getattr(cell, key)
-            if isinstance(v, tuple):
-                params[lo[0]], params[lo[1]] = v
-            else:
-                params[key] = v
-        params.update(b_z=cell.b_z, b_h=cell.b_h, zn=cell.zn)
-        H = cell.hidden
+        params, H = _fastgrnn_params(w, f)
     elif fop.op == "lstm":
         cell = LSTMCell.from_float(w, f)
         params.update(W_ih=cell.W_ih, W_hh=cell.W_hh, b=cell.b)

@@ -497,6 +497,7 @@ def _last_axis(op, x):
 
 
 def _check_softmax(op, ins, outs, p):
+    """Signed input, reduction over the last axis, outputs in [−1, 1] (1.0 must fit)."""
     (x,), (o,) = ins, outs
     _signed_in(op, ins)
     _last_axis(op, x)
@@ -506,12 +507,8 @@ def _check_softmax(op, ins, outs, p):
 
 
 def _check_l2norm(op, ins, outs, p):
-    (x,), (o,) = ins, outs
-    _signed_in(op, ins)
-    _last_axis(op, x)
-    _out_shape(op, o, x.shape)
-    if o.bits < o.scale + 2:
-        _fail(op, f"output format ({o.bits}, {o.scale}) cannot hold 1.0")
+    _check_softmax(op, ins, outs, p)  # same shape and output rules
+    x = ins[0]
     if 2 * x.bits > 64:
         _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
     from ..nn.norm import l2_internal_fmts
