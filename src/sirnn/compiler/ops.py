@@ -508,7 +508,7 @@ def _check_softmax(op, ins, outs, p):
 
 def _check_l2norm(op, ins, outs, p):
     _check_softmax(op, ins, outs, p)  # same shape and output rules
-    x = ins[0]
+    (x,), (o,) = ins, outs
     if 2 * x.bits > 64:
         _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
     from ..nn.norm import l2_internal_fmts
