@@ -2,19 +2,14 @@
 
 import numpy as np
 
+from nnhelp import fastgrnn_weights
 from sirnn.compiler import FloatModel, FloatOp
 
 
 def fastgrnn_model(T=4, D=4, H=8, K=3, lowrank=None, sequence=False, seed=1):
     """FastGRNN → linear → argmax (lowrank: (rW, rU); sequence: classify the flattened h_1..h_T)."""
     rng = np.random.default_rng(seed)
-    w = dict(b_z=rng.normal(0, 0.5, H), b_h=rng.normal(0, 0.5, H), zeta=0.9, nu=0.06)
-    if lowrank:
-        rw, ru = lowrank
-        w.update(W1=rng.normal(0, 0.5, (H, rw)), W2=rng.normal(0, 0.5, (rw, D)),
-                 U1=rng.normal(0, 0.4, (H, ru)), U2=rng.normal(0, 0.4, (ru, H)))
-    else:
-        w.update(W=rng.normal(0, 0.4, (H, D)), U=rng.normal(0, 0.3, (H, H)))
+    w = fastgrnn_weights(rng, D, H, lowrank)
     ops = [FloatOp("fastgrnn", "x", "h", w, {"sequence": sequence}, name="rnn")]
     feat = "h"
     if sequence:

@@ -62,3 +62,15 @@ def assert_same(sec, ref):
         return
     for s, r in zip(sec, ref):
         assert_same(s, r)
+
+
+def fastgrnn_weights(rng, D, H, lowrank=None):
+    """Random float FastGRNN weights (full or low-rank (rW, rU)) with ζ = 0.9, ν = 0.06."""
+    w = dict(b_z=rng.normal(0, 0.5, H), b_h=rng.normal(0, 0.5, H), zeta=0.9, nu=0.06)
+    if lowrank:
+        rw, ru = lowrank
+        w.update(W1=rng.normal(0, 0.5, (H, rw)), W2=rng.normal(0, 0.5, (rw, D)),
+                 U1=rng.normal(0, 0.4, (H, ru)), U2=rng.normal(0, 0.4, (ru, H)))
+    else:
+        w.update(W=rng.normal(0, 0.4, (H, D)), U=rng.normal(0, 0.3, (H, H)))
+    return w

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from nnhelp import assert_same, run_layer
+from nnhelp import assert_same, fastgrnn_weights, run_layer
 from sirnn.errors import ParameterError
 from sirnn.nn import layers, rnn
 from sirnn.nn.fixed import Fmt, Param, decode_share, fit_scale, requant
@@ -189,15 +189,6 @@ def test_elementwise(parties, rng):
 # ---------------------------------------------------------------------------------------------
 # recurrent cells
 # ---------------------------------------------------------------------------------------------
-def fastgrnn_weights(rng, D, H, lowrank=None):
-    w = dict(b_z=rng.normal(0, 0.5, H), b_h=rng.normal(0, 0.5, H), zeta=0.9, nu=0.06)
-    if lowrank:
-        rw, ru = lowrank
-        w.update(W1=rng.normal(0, 0.5, (H, rw)), W2=rng.normal(0, 0.5, (rw, D)),
-                 U1=rng.normal(0, 0.4, (H, ru)), U2=rng.normal(0, 0.4, (ru, H)))
-    else:
-        w.update(W=rng.normal(0, 0.4, (H, D)), U=rng.normal(0, 0.3, (H, H)))
-    return w
 
 
 def lstm_weights(rng, D, H):

@@ -153,16 +153,6 @@ def _argmax(ctx, op, ins):
     return [layers.argmax(ctx.be, ins[0], o.bits)]
 
 
-@runner("sigmoid")
-def _sigmoid(ctx, op, ins):
-    return [layers.sigmoid(ctx.be, ins[0], _out(ctx, op).fmt)]
-
-
-@runner("tanh")
-def _tanh(ctx, op, ins):
-    return [layers.tanh(ctx.be, ins[0], _out(ctx, op).fmt)]
-
-
 @runner("requant")
 def _requant(ctx, op, ins):
     return [requant(ctx.be, ins[0], _out(ctx, op).fmt)]
@@ -199,6 +189,15 @@ def _fastgrnn_cell(p: dict, f, H: int) -> "rnn.FastGRNNCell":
     W = p["W"] if "W" in p else (p["W1"], p["W2"])
     U = p["U"] if "U" in p else (p["U1"], p["U2"])
     return rnn.FastGRNNCell(W=W, U=U, b_z=p["b_z"], b_h=p["b_h"], zn=p["zn"], fmts=f, hidden=H)
+
+
+def _unary_fmt(fn):
+    """A runner for ``fn(be, x, out_fmt)``: one input, output in the op's output format."""
+    return lambda ctx, op, ins: [fn(ctx.be, ins[0], _out(ctx, op).fmt)]
+
+
+RUNNERS.update(sigmoid=_unary_fmt(layers.sigmoid), tanh=_unary_fmt(layers.tanh),
+               softmax=_unary_fmt(norm.softmax), l2norm=_unary_fmt(norm.l2_normalise))
 
 
 def build_cell(program: Program, op: Op):
@@ -269,16 +268,6 @@ def _rnnpool(ctx, op, ins):
     hs = _like(r, q.reshape(N * P * 4, k, -1).transpose(1, 2, 0))
     h = _run_cell(ctx, op, cells[1], hs, k, 2 * k)  # (h2, N·P·4)
     return [_like(h, h.data.T.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2))]
-
-
-@runner("softmax")
-def _softmax(ctx, op, ins):
-    return [norm.softmax(ctx.be, ins[0], _out(ctx, op).fmt)]
-
-
-@runner("l2norm")
-def _l2norm(ctx, op, ins):
-    return [norm.l2_normalise(ctx.be, ins[0], _out(ctx, op).fmt)]
 
 
 # ---------------------------------------------------------------------------------------------
