@@ -114,6 +114,15 @@ def _upd(stats, key, v):
         stats[key] = max(stats.get(key, 0.0), float(np.abs(v).max()) if np.size(v) else 0.0)
 
 
+def _maybe_lowrank(w: dict, key: str, v: np.ndarray, stats: dict | None) -> np.ndarray:
+    """w[key] @ v, or w[key1] @ (w[key2] @ v) for a low-rank factorisation (recording its range)."""
+    if key + "1" not in w:
+        return w[key] @ v
+    a = w[key + "2"] @ v
+    _upd(stats, "lowrank", a)
+    return w[key + "1"] @ a
+
+
 def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequence: bool = False):
     """Run a float cell over xs (N, T, D) from a zero state; returns h (N, H) or (N, T, H).
     ``stats`` (a dict) collects the max |value| of the cell's internal tensors: "h", "pre"
@@ -129,19 +138,7 @@ def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequ
     for t in range(T):
         x = xs[:, t, :].T  # (D, N)
         if op == "fastgrnn":
-            if "W1" in w:
-                a = w["W2"] @ x
-                _upd(stats, "lowrank", a)
-                Wx = w["W1"] @ a
-            else:
-                Wx = w["W"] @ x
-            if "U1" in w:
-                a = w["U2"] @ h
-                _upd(stats, "lowrank", a)
-                Uh = w["U1"] @ a
-            else:
-                Uh = w["U"] @ h
-            pre = Wx + Uh
+            pre = _maybe_lowrank(w, "W", x, stats) + _maybe_lowrank(w, "U", h, stats)
             pz, ph = pre + w["b_z"][:, None], pre + w["b_h"][:, None]
             _upd(stats, "pre", pz), _upd(stats, "pre", ph)
             z, ht = _sig(pz), np.tanh(ph)

@@ -65,13 +65,18 @@ def _lastaxis_sum(be: Backend, e: Share, K: int) -> Share:
     return e.like(e.data.sum(axis=-1))
 
 
+def _last_axis_args(x: Share, out, what: str) -> tuple[Fmt, int]:
+    """Validate a reduction over x's last axis; (output format, axis length K)."""
+    _check_x(x, f"{what} x")
+    out = Fmt(*out).check(f"{what} output")
+    if not x.shape or x.shape[-1] < 1:
+        raise ParameterError(f"{what}: x needs a non-empty last axis, got {x.shape}")
+    return out, x.shape[-1]
+
+
 def softmax(be: Backend, x: Share, out: Fmt) -> Share:
     """Softmax over the last axis of x → ``out`` (module doc)."""
-    _check_x(x, "softmax x")
-    out = Fmt(*out).check("softmax output")
-    if not x.shape or x.shape[-1] < 1:
-        raise ParameterError(f"softmax: x needs a non-empty last axis, got {x.shape}")
-    K = x.shape[-1]
+    out, K = _last_axis_args(x, out, "softmax")
     m = be.maxpool(x, axis=-1)
     mb = m.like(np.ascontiguousarray(np.broadcast_to(m.data[..., None], x.shape)))
     d = x - mb.with_meta(scale=x.scale, signed=True)
@@ -100,11 +105,7 @@ def l2_internal_fmts(x_bits: int, x_scale: int, K: int, out: Fmt) -> tuple[int, 
 
 def l2_normalise(be: Backend, x: Share, out: Fmt) -> Share:
     """x / ‖x‖₂ over the last axis → ``out`` (module doc)."""
-    _check_x(x, "l2_normalise x")
-    out = Fmt(*out).check("l2_normalise output")
-    if not x.shape or x.shape[-1] < 1:
-        raise ParameterError(f"l2_normalise: x needs a non-empty last axis, got {x.shape}")
-    K = x.shape[-1]
+    out, K = _last_axis_args(x, out, "l2_normalise")
     L, drop, yf = l2_internal_fmts(x.bits, x.scale, K, out)
     sq = be.mul(x, x, 2 * x.bits).with_meta(signed=True)
     ss = _lastaxis_sum(be, sq, K)
