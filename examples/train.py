@@ -47,6 +47,7 @@ sys.path.insert(0, str(HERE))
 import datasets  # noqa: E402
 import float_reference  # noqa: E402
 from models import FastGRNNClassifier, RNNPoolFaceNet, count_params  # noqa: E402
+from sirnn.compiler.torch_export import name_folded_initializers  # noqa: E402
 
 FORMAT_VERSION = 1
 N_CALIB = 64
@@ -162,33 +163,6 @@ def weight_index(weights: dict[str, np.ndarray]) -> dict:
     return idx
 
 
-def _name_folded_initializers(m, model: nn.Module) -> dict[str, str]:
-    """Give the exporter's anonymous folded constants (transposed weights) readable names.
-
-    ``x @ W.t()`` is folded into an initializer named like ``onnx::MatMul_123``; it is renamed
-    ``<param>.T`` (e.g. ``cell.W.T``) when it equals the transpose of parameter ``<param>``.
-    """
-    from onnx import numpy_helper
-
-    params = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    renames = {}
-    for init in m.graph.initializer:
-        if not init.name.startswith("onnx::"):
-            continue
-        arr = numpy_helper.to_array(init)
-        for n, p in params.items():
-            if p.ndim == 2 and arr.shape == p.T.shape and np.array_equal(arr, p.T):
-                renames[init.name] = f"{n}.T"
-                break
-    for init in m.graph.initializer:
-        init.name = renames.get(init.name, init.name)
-    for node in m.graph.node:
-        for i, name in enumerate(node.input):
-            if name in renames:
-                node.input[i] = renames[name]
-    return renames
-
-
 def export_onnx(model: nn.Module, samples: np.ndarray, path: Path) -> dict:
     """Export with a static batch of 1 (secure inference runs one input at a time)."""
     import warnings
@@ -203,7 +177,7 @@ def export_onnx(model: nn.Module, samples: np.ndarray, path: Path) -> dict:
                           opset_version=OPSET, input_names=["x"], output_names=["logits"],
                           do_constant_folding=True)
     m = onnx.load(str(path))
-    _name_folded_initializers(m, model)
+    name_folded_initializers(m, model)  # readable names (cell.W.T) for folded constants
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
     ev = ReferenceEvaluator(m)

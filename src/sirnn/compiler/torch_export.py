@@ -34,12 +34,15 @@ import numpy as np
 
 from ..errors import ProgramError
 
-__all__ = ["export_onnx", "OPSET"]
+__all__ = ["export_onnx", "name_folded_initializers", "OPSET"]
 
 OPSET = 17
 
 
-def _rename_folded(m, model) -> dict:
+def name_folded_initializers(m, model) -> dict:
+    """Give the exporter's anonymous folded constants (``onnx::MatMul_123``) readable names: the
+    parameter they equal (``cell.W``), or ``<param>.T`` when they equal its transpose. Returns
+    the renames and applies them to the graph in place."""
     from onnx import numpy_helper
 
     params = {n: p.detach().cpu().numpy() for n, p in model.named_parameters()}
@@ -94,7 +97,7 @@ def export_onnx(model, example_input, path, *, input_name: str = "x", output_nam
                               input_names=[input_name], output_names=[output_name],
                               do_constant_folding=True)
         m = onnx.load(path)
-        if _rename_folded(m, model):
+        if name_folded_initializers(m, model):
             onnx.save(m, path)
         onnx.checker.check_model(m)
         if check:
