@@ -1,4 +1,4 @@
-"""The ``sirnn`` command line: ``demo`` and ``bench`` run as real subprocesses (each starts two
+"""The ``sirnn`` command line: ``demo --math`` and ``bench`` run as real subprocesses (each starts two
 party processes over loopback TCP), plus in-process checks of the demo's verdict."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ _ROW = re.compile(r"^\s+(\d+)" + _NUM + r" \|" + _NUM * 4 + r" \|" + _NUM * 4 + 
 
 
 @pytest.mark.timeout(120)
-def test_demo_runs_and_the_secure_result_matches_the_cleartext(tmp_path):
-    out = _ok(_sirnn(tmp_path, "demo"))
+def test_math_demo_runs_and_the_secure_result_matches_the_cleartext(tmp_path):
+    out = _ok(_sirnn(tmp_path, "demo", "--math"))
     assert ("OK: all 4,096 secure σ(x) and tanh(x) are identical to the cleartext fixed-point "
             "functionality") in out
     assert "all 1,048,576 correlated OTs are correct" in out
@@ -112,7 +112,7 @@ _N = 40  # 8 shown rows and 32 more
 
 @pytest.fixture(scope="module")
 def demo_session():
-    from sirnn.cli.demo import _session
+    from sirnn.cli.demo_math import _session
     from sirnn.transport import run_inproc
 
     return run_inproc(_session, _N)
@@ -120,7 +120,7 @@ def demo_session():
 
 @pytest.mark.timeout(120)
 def test_demo_report_passes_on_a_correct_session(demo_session, capsys):
-    from sirnn.cli.demo import _report
+    from sirnn.cli.demo_math import _report
 
     a, b = demo_session
     assert a["result"] is None and a["input"] is None  # ALICE learns nothing and holds no input
@@ -135,7 +135,7 @@ def test_demo_report_passes_on_a_correct_session(demo_session, capsys):
 @pytest.mark.parametrize("what, index", [("sigmoid", 2), ("tanh", 5), ("tanh", 37), ("COT", 123)])
 def test_demo_report_fails_on_a_wrong_result(demo_session, capsys, what, index):
     """One flipped bit anywhere (in a shown row or not) makes the demo fail."""
-    from sirnn.cli.demo import _report
+    from sirnn.cli.demo_math import _report
 
     a, b = demo_session
     b = dict(b)

@@ -55,6 +55,38 @@ def test_model_demo_secure_equals_cleartext(tmp_path):
     assert "OK: all 2 secure logit vectors are identical" in out
 
 
+@pytest.mark.tcp
+@pytest.mark.timeout(90)
+def test_bare_sirnn_demo_is_the_default_model_on_all_its_samples(tmp_path):
+    """The README quickstart's ``sirnn demo``: the default bundled model, every bundled sample;
+    the secure prediction is printed next to the true label, fixed-point and float predictions."""
+    from sirnn.cli.demo import DEFAULT_MODEL
+    from sirnn.data import ABOUT, load_samples
+
+    proc = subprocess.run([sys.executable, "-m", "sirnn", "demo"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=85)
+    assert proc.returncode == 0, f"{proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    out = proc.stdout
+    s = load_samples(DEFAULT_MODEL)
+    assert f"bundled model {DEFAULT_MODEL} on {len(s['y'])} of its test samples" in out
+    assert ABOUT[DEFAULT_MODEL] in out
+    rows = re.findall(r"^\s+(\d)\s+(\d+) \(\S+\)\s+(\d+) \(\S+\)\s+(\d+) \(\S+\)\s+(\d+) \(\S+\)\s+yes$",
+                      out, re.M)
+    assert [int(r[0]) for r in rows] == list(range(len(s["y"])))
+    for i, label, secure, clear, flt in rows:
+        assert int(label) == s["y"][int(i)] and secure == clear
+        assert int(flt) == s["float_logits"][int(i)].argmax()
+    assert re.search(r"secure session \(client view\): [\d.]+ s, [\d,]+ bytes .*, \d+ rounds", out)
+    assert f"OK: all {len(s['y'])} secure logit vectors are identical" in out
+
+
+def test_demo_math_and_model_exclude_each_other(capsys):
+    from sirnn.cli.main import main
+
+    assert main(["demo", "--math", "--model", "rnnpool_lfw_faces"]) == 2
+    assert "exclude each other" in capsys.readouterr().out
+
+
 def test_model_demo_rejects_an_unknown_model(capsys):
     from sirnn.cli.main import main
 

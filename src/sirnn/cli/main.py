@@ -28,27 +28,33 @@ def _precision(args) -> int:
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    if args.math:
+        if args.model is not None:
+            print("sirnn demo: --math and --model exclude each other")
+            return 2
+        from .demo_math import DEFAULT_N, run_demo
 
-    if getattr(args, "model", None) is not None:
-        from .demo import run_model_demo
+        return run_demo(DEFAULT_N if args.n is None else args.n)
+    from .demo import DEFAULT_MODEL, run_model_demo
 
-        return run_model_demo(args.model, n=args.n)
-    return run_demo() if args.n is None else run_demo(n=args.n)
+    return run_model_demo(args.model or DEFAULT_MODEL, n=args.n)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sirnn", description="Secure two-party RNN inference (SiRNN).")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    d = sub.add_parser("demo", help="run both parties locally as two processes and show what they did")
-    d.add_argument("--n", type=int, default=None,
-                   help="batch size (default 4096; the first 8 values are shown); with --model: "
-                        "the number of bundled samples (default all)")
+    d = sub.add_parser("demo", help="secure inference of a bundled trained model, both parties as two "
+                                     "local processes; prints the predictions and what it cost")
     d.add_argument("--model", default=None, metavar="NAME",
-                   help="instead: secure inference of a bundled trained model on its bundled test "
-                        "samples (fastgrnn_basic_motions, fastgrnn_japanese_vowels, "
-                        "fastgrnn_lowrank_japanese_vowels, rnnpool_lfw_faces)")
+                   help="the bundled model (default fastgrnn_japanese_vowels; also "
+                        "fastgrnn_basic_motions, fastgrnn_lowrank_japanese_vowels, rnnpool_lfw_faces)")
+    d.add_argument("--n", type=int, default=None,
+                   help="the number of bundled test samples (default all); with --math: the batch "
+                        "size (default 4096; the first 8 values are shown)")
+    d.add_argument("--math", action="store_true",
+                   help="instead: the math library's demo (secure sigmoid and tanh of a batch, "
+                        "with ULP errors and OT throughput)")
     d.set_defaults(func=_demo)
 
     pr = sub.add_parser("precision", help="ULP error of a math function over all (or 10^6) inputs")

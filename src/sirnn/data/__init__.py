@@ -17,7 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bundled_models", "load_bundled", "load_samples", "model_path", "samples_path"]
+__all__ = ["ABOUT", "bundled_models", "load_bundled", "load_samples", "model_path", "samples_path"]
+
+#: one line per bundled model: architecture and data (trained by ``examples/train.py``)
+ABOUT = {
+    "fastgrnn_basic_motions": "FastGRNN (hidden 16) on BasicMotions: accelerometer + gyroscope, "
+                              "100 steps x 6 channels, 4 activities",
+    "fastgrnn_japanese_vowels": "FastGRNN (hidden 32) on JapaneseVowels speech: 29 frames x 12 "
+                                "cepstral coefficients, 9 speakers",
+    "fastgrnn_lowrank_japanese_vowels": "FastGRNN (hidden 32, W rank 6, U rank 8) on JapaneseVowels "
+                                        "speech, 9 speakers",
+    "rnnpool_lfw_faces": "conv + RNNPool + linear on scikit-image's lfw_subset: 25 x 25 grey "
+                         "images, face / not a face",
+}
 
 _SUFFIX = ".sirnn"
 _SAMPLES = ".samples.npz"
