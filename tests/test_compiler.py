@@ -356,3 +356,27 @@ def test_cli_compile_inspect_eval(tmp_path):
     assert r.returncode == 2 and "error: calibration data of shape (5, 2)" in r.stderr
     r = sirnn("compile", "cnn.onnx", "--calib", "calib.npy", "-o", "x.sirnn")
     assert r.returncode == 2 and "no such model file" in r.stderr
+
+
+def test_programs_load_and_run_without_torch_or_onnx():
+    """A compiled program needs numpy and sirnn only: torch and onnx made unimportable."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = sys.modules['onnx'] = None\n"
+            "from sirnn.data import load_bundled\n"
+            "from sirnn.compiler import evaluate_clear\n"
+            "p, s = load_bundled('fastgrnn_japanese_vowels')\n"
+            "assert (evaluate_clear(p, s['x']).argmax(1) == s['float_logits'].argmax(1)).all()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_every_op_runs_and_every_float_op_lowers():
+    from sirnn.compiler.calibrate import LOWER
+    from sirnn.compiler.floatir import FLOAT_OPS
+    from sirnn.compiler.ops import OPS
+    from sirnn.compiler.runtime import RUNNERS
+
+    assert set(OPS) == set(RUNNERS) and set(FLOAT_OPS) == set(LOWER)
+    assert all(d.doc for d in OPS.values())

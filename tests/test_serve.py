@@ -191,3 +191,55 @@ def test_batch_limit_and_matching_digest(model):
     total = res.report["total"]
     assert total["bytes"] == sum(r["bytes"] for r in res.report["layers"])
     assert total["rounds"] == srv["rounds"]
+
+
+def test_program_format_mismatch_fails_at_the_first_hello(model):
+    """A server of another program format (another sirnn version) is refused at the session's
+    first hello, before the program is even sent; the error says what to do."""
+    from sirnn import ALICE
+    from sirnn.compiler.program import FORMAT_VERSION
+    from sirnn.compiler.session import SERVICE
+    from sirnn.errors import HandshakeError
+    from sirnn.transport.handshake import handshake
+
+    def fn(role, chan):
+        try:
+            if role == ALICE:
+                return handshake(chan, ALICE, {"service": SERVICE, "program_format": 99})
+            return client_session(chan, np.zeros((4, 4)))
+        except SirnnError as e:
+            return e
+    srv, cli = run_inproc(fn, timeout=30)
+    assert isinstance(srv, HandshakeError) and isinstance(cli, HandshakeError)
+    assert "program_format" in str(cli) and f"program format {FORMAT_VERSION}" in str(cli) and "same sirnn version" in str(cli)
+
+
+def test_client_progress_names_every_step(model):
+    prog = model[0]
+    events = []
+    _session(prog, np.zeros((4, 4)), progress=events.append)
+    phases = [e.name for e in events if e.op == "phase"]
+    assert phases == ["handshake + program", "OT set-up", "share input", "reveal output"]
+    ops = [(e.name, e.step) for e in events if e.op != "phase"]
+    assert ops[0] == ("rnn", 0) and ("rnn", 4) in ops and ops[-1] == ("pred", 0)
+    assert all(e.n_ops == len(prog.ops) for e in events if e.op != "phase")
+
+
+def test_progress_line_without_a_terminal():
+    """`sirnn infer`'s progress display in a log: a line per step and op, timesteps every ~10%."""
+    import io
+
+    from sirnn.cli.model import ProgressLine
+    from sirnn.compiler import ProgressEvent
+
+    buf = io.StringIO()
+    show = ProgressLine(buf, prefix="sirnn demo")
+    show(ProgressEvent(-1, 0, "OT set-up", "phase"))
+    for t in range(1, 101):
+        show(ProgressEvent(0, 2, "rnn", "fastgrnn", t, 100))
+    show(ProgressEvent(1, 2, "fc", "linear"))
+    show.done()
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("sirnn demo: OT set-up ")
+    assert [ln.split("timestep ")[1].split()[0] for ln in lines[1:-1]] == [f"{t}/100" for t in range(10, 101, 10)]
+    assert lines[-1].startswith("sirnn demo: [2/2] fc (linear) ")

@@ -50,7 +50,7 @@ def _model_session(role: int, chan, name: str, n: int | None) -> dict:
     if sys.stderr.isatty():  # a live progress line on a terminal only (not in logs or pipes)
         from .model import ProgressLine
 
-        progress = ProgressLine()
+        progress = ProgressLine(prefix="sirnn demo")
     res = client_session(chan, x, report=True, progress=progress)
     if progress is not None:
         progress.done()

@@ -85,11 +85,13 @@ def serve_cmd(args) -> int:
 
 # ---- infer ----------------------------------------------------------------------------------------
 class ProgressLine:
-    """Progress on stderr: one line rewritten in place on a terminal; otherwise a line per phase,
-    per op and per ~10% of the timesteps."""
+    """Progress of a client session (:class:`~sirnn.compiler.ProgressEvent` s) on stderr, each
+    line starting with ``prefix``: one line rewritten in place on a terminal; otherwise a line per
+    session step, per op and per ~10% of the timesteps."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, prefix: str = "sirnn infer"):
         self.stream = stream or sys.stderr
+        self.prefix = prefix
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.t0 = time.perf_counter()
         self.dirty = False
@@ -97,7 +99,7 @@ class ProgressLine:
     def __call__(self, ev) -> None:
         el = time.perf_counter() - self.t0
         if ev.op == "phase":
-            text = f"{ev.name}"
+            text = ev.name
         elif ev.steps:
             every = max(1, ev.steps // 10)
             if not self.tty and ev.step % every and ev.step != ev.steps:
@@ -105,7 +107,7 @@ class ProgressLine:
             text = f"[{ev.op_index + 1}/{ev.n_ops}] {ev.name} ({ev.op}): timestep {ev.step}/{ev.steps}"
         else:
             text = f"[{ev.op_index + 1}/{ev.n_ops}] {ev.name} ({ev.op})"
-        line = f"sirnn infer: {text}  {el:.1f} s"
+        line = f"{self.prefix}: {text}  {el:.1f} s"
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
             self.dirty = True
@@ -128,21 +130,20 @@ def infer_cmd(args) -> int:
         x = _load_array(args.input, "input")
         if x.dtype.kind not in "fiub":
             raise InputError(f"the input must be a numeric array, got dtype {x.dtype}")
-        res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                    server_hostname=args.server_name, expect_digest=args.expect_digest, report=args.report,
-                    progress=progress, timeout=args.timeout, connect_timeout=args.connect_timeout)
+        try:
+            res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
+                        tls_key=args.tls_key, server_hostname=args.server_name,
+                        expect_digest=args.expect_digest, report=args.report, progress=progress,
+                        timeout=args.timeout, connect_timeout=args.connect_timeout)
+        finally:  # clear the progress line before anything else is printed
+            if progress:
+                progress.done()
     except (InputError, ProgramError) as e:
-        if progress:
-            progress.done()
         _err("infer", e)
         return 2
     except SirnnError as e:
-        if progress:
-            progress.done()
         _err("infer", f"{type(e).__name__}: {e}")
         return 1
-    if progress:
-        progress.done()
     for w in res.warnings:
         print(f"sirnn infer: warning: {w}", file=sys.stderr)
     if args.json:

@@ -28,8 +28,9 @@ Parameter conventions (PyTorch's):
 
 Files: :meth:`FloatModel.save` writes ``.npz`` (the structure as JSON in ``__model__`` plus one
 float array per parameter ``param/<op>/<role>``) or ``.json`` (parameters inline as nested
-lists). :func:`load_float_model` dispatches on the extension through :data:`LOADERS`; ``.onnx``
-is reserved for the ONNX importer (:func:`register_loader` plugs it in).
+lists). :func:`load_float_model` dispatches on the extension through :data:`LOADERS`: ``.onnx``
+goes to the ONNX importer (:mod:`sirnn.compiler.onnx_import`, imported on first use);
+:func:`register_loader` plugs in other formats.
 """
 
 from __future__ import annotations
@@ -366,9 +367,9 @@ def _load_json(path: str) -> FloatModel:
 
 
 def _load_onnx(path: str) -> FloatModel:
-    from . import onnx_import  # imports the onnx package lazily, with a clear error if missing
+    from .onnx_import import load_onnx  # imports the onnx package, with a clear error if missing
 
-    return onnx_import.load(path)
+    return load_onnx(path)
 
 
 #: file extension → loader(path) → FloatModel

@@ -15,10 +15,7 @@ Conventions
 
 Adding an op: give it an :class:`OpDef` here (``register``), a runner in
 :data:`sirnn.compiler.runtime.RUNNERS`, and, for the compiler, a float function and a lowering
-rule in :mod:`sirnn.compiler.floatir` / :mod:`sirnn.compiler.calibrate`. The ops that wait for
-math library (``softmax``, ``l2norm``: :mod:`sirnn.nn.norm`) and ``rnnpool`` (two FastGRNN cells,
-:mod:`sirnn.nn.rnn`) are regular ops; :attr:`OpDef.unavailable` remains the hook for reserving an
-op name with a reason.
+rule in :mod:`sirnn.compiler.floatir` / :mod:`sirnn.compiler.calibrate`.
 """
 
 from __future__ import annotations
@@ -152,7 +149,6 @@ class OpDef:
     attrs: tuple[str, ...] = ()           #: allowed attribute names
     check: Check | None = None
     doc: str = ""
-    unavailable: str | None = None        #: reserved op: why it cannot run yet
 
 
 OPS: dict[str, OpDef] = {}
@@ -199,6 +195,11 @@ def _acc_fits(op: Op, out: TensorSpec, prod_scale: int, in_bits: int, w_bits: in
                   f"product has at most {min(64, in_bits + w_bits)}: lower the weight scale")
 
 
+def _check_bias(op: Op, b, n_out: int) -> None:
+    if b is not None and b.shape not in ((n_out,), (n_out, 1)):
+        _fail(op, f"bias has shape {b.shape}, expected ({n_out},)")
+
+
 def _check_linear(op, ins, outs, p):
     (x,), (o,) = ins, outs
     _signed_in(op, ins)
@@ -207,8 +208,7 @@ def _check_linear(op, ins, outs, p):
         _fail(op, f"W must be 2-D (out, in), got {W.shape}")
     if len(x.shape) < 1 or x.shape[-1] != W.shape[1]:
         _fail(op, f"input {op.inputs[0]!r} of shape {x.shape} does not match W {W.shape} (last axis = in)")
-    if b is not None and b.shape not in ((W.shape[0],), (W.shape[0], 1)):
-        _fail(op, f"bias has shape {b.shape}, expected ({W.shape[0]},)")
+    _check_bias(op, b, W.shape[0])
     _out_shape(op, o, x.shape[:-1] + (W.shape[0],))
     _acc_fits(op, o, W.scale + x.scale, x.bits, W.bits, "W·x")
 
@@ -241,8 +241,7 @@ def _check_conv2d(op, ins, outs, p):
     kh, kw = W.shape[2:]
     if kh > x.shape[1] + 2 * pad[0] or kw > x.shape[2] + 2 * pad[1]:
         _fail(op, f"kernel {(kh, kw)} is larger than the padded input")
-    if b is not None and b.shape not in ((W.shape[0],), (W.shape[0], 1)):
-        _fail(op, f"bias has shape {b.shape}, expected ({W.shape[0]},)")
+    _check_bias(op, b, W.shape[0])
     _out_shape(op, o, (W.shape[0],) + conv_out_hw(x.shape[1], x.shape[2], (kh, kw), st, pad))
     _acc_fits(op, o, W.scale + x.scale, x.bits, W.bits, "W·x")
 
@@ -554,7 +553,7 @@ def _check_rnnpool(op, ins, outs, p):
         fout = TensorSpec((H,) if isinstance(H, int) and H >= 1 else (1,), f.h.bits, f.h.scale)
         _check_cell(sub, [fin], [fout], sub_p)
         dims[c] = (H, f)
-    (H1, f1), (H2, f2) = dims["rnn1"], dims["rnn2"]
+    (_, f1), (H2, f2) = dims["rnn1"], dims["rnn2"]
     if (x.bits, x.scale) != tuple(f1.x):
         _fail(op, f"input format ({x.bits}, {x.scale}) differs from rnn1's x format {tuple(f1.x)}")
     if tuple(f2.x) != tuple(f1.h):

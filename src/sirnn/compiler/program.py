@@ -233,8 +233,6 @@ class Program:
             d = OPS.get(op.op)
             if d is None:
                 raise ProgramError(f"{where}: unknown op {op.op!r} (known: {', '.join(sorted(OPS))})")
-            if d.unavailable:
-                raise ProgramError(f"{where}: {d.unavailable}")
             if op.name in names:
                 raise ProgramError(f"{where}: op name {op.name!r} is used twice")
             names.add(op.name)
@@ -301,4 +299,5 @@ class Program:
 
 
 def load_program(path) -> Program:
+    """:meth:`Program.load`: read and validate a ``.sirnn`` file."""
     return Program.load(path)

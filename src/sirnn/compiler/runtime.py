@@ -28,7 +28,7 @@ from ..protocols.backend import Backend, ClearBackend, clear
 from ..protocols.ring import to_signed
 from ..protocols.share import Share, concat
 from .floatir import rnnpool_sequences, rnnpool_summaries
-from .ops import OPS, Op, _slice_of, cell_formats_from
+from .ops import Op, _slice_of, cell_formats_from
 from .program import Program
 
 __all__ = ["execute", "ProgressEvent", "RUNNERS", "evaluate_clear", "encode_input", "decode_output",
@@ -295,9 +295,7 @@ def execute(program: Program, backend: Backend, x_share: Share, meter=None,
     for i, op in enumerate(program.ops):
         run = RUNNERS.get(op.op)
         if run is None:
-            d = OPS.get(op.op)
-            raise ProgramError(f"op {op.name!r}: no runner for {op.op!r}"
-                               + (f" ({d.unavailable})" if d is not None and d.unavailable else ""))
+            raise ProgramError(f"op {op.name!r}: {op.op!r} has no runner in sirnn.compiler.runtime.RUNNERS")
         if progress is not None:
             progress(ProgressEvent(i, n_ops, op.name, op.op))
         ctx = _Ctx(program, backend, meter, progress, i)

@@ -4,7 +4,11 @@ client (BOB, holds the input), over any channel; :func:`serve` and :func:`infer`
 One session, message by message:
 
 1. both send a hello (:func:`sirnn.transport.handshake`): protocol version and roles, with the
-   public parameters ``{"service": "sirnn-inference", "program_format": 1}``;
+   public parameters ``{"service": "sirnn-inference", "program_format": FORMAT_VERSION}``. Two
+   versions guard compatibility: :data:`sirnn.PROTOCOL_VERSION` covers the messages (bump it
+   when this sequence or any protocol's messages change), ``program_format``
+   (:data:`sirnn.compiler.program.FORMAT_VERSION`) the public program of step 2; a mismatch of
+   either fails here, on both sides, with an error that says to run one sirnn version;
 2. the server sends the **public program** (structure, shapes, formats; no weights);
 3. the client validates it, checks its digest against ``expect_digest`` if given, and checks its
    input against the public input spec — shape, NaN/infinity, range of the input format. On any
@@ -29,6 +33,7 @@ import select
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable
@@ -36,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from .. import ALICE, BOB
-from ..errors import InputError, PeerGoneError, ProgramError, ProtocolError, SirnnError
+from ..errors import HandshakeError, InputError, PeerGoneError, ProgramError, ProtocolError, SirnnError
 from ..nn.meter import Meter
 from ..protocols.backend import SecureBackend
 from ..protocols.party import Party
@@ -56,6 +61,19 @@ DEFAULT_MAX_BATCH = 4096
 
 def _hello() -> dict:
     return {"service": SERVICE, "program_format": FORMAT_VERSION}
+
+
+def _session_handshake(chan, role: int) -> None:
+    """The session's first hello (:func:`sirnn.transport.handshake`); a peer that reads another
+    program format (or is not an inference peer) fails here, with an error saying so."""
+    try:
+        handshake(chan, role, _hello())
+    except HandshakeError as e:
+        if "program_format" in str(e) or "service" in str(e):
+            raise HandshakeError(f"{e} — the peer is not a sirnn inference {'client' if role == ALICE else 'server'} "
+                                 f"for program format {FORMAT_VERSION}: run the same sirnn version on both "
+                                 "sides") from None
+        raise
 
 
 def _send_json(chan, obj) -> None:
@@ -90,7 +108,7 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
         raise ProgramError("the server needs the program with its parameter values")
     t0 = time.perf_counter()
     summary = {"status": None, "batch": None}
-    handshake(chan, ALICE, _hello())
+    _session_handshake(chan, ALICE)
     digest = program.digest()
     chan.send_bytes(program.public_bytes())
     msg = _recv_json(chan, "answer to the program")
@@ -166,15 +184,14 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     t0 = time.perf_counter()
     meter = _meter_for(chan) if report else None
 
-    def phase(name):
+    def step(name: str):
+        """A session step: a progress event and, with ``report``, a row of the report."""
         if progress is not None:
             progress(ProgressEvent(-1, 0, name, "phase"))
+        return meter.section(name) if meter is not None else nullcontext()
 
-    phase("handshake")
-    sec = meter.section if meter is not None else None
-    ctx = sec("handshake + program") if sec else _null()
-    with ctx:
-        handshake(chan, BOB, _hello())
+    with step("handshake + program"):
+        _session_handshake(chan, BOB)
         with _frame_limit(chan, _MAX_PROGRAM):
             data = chan.recv_bytes()
         try:
@@ -203,23 +220,18 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
         reply = _recv_json(chan, "answer to the batch size")
         if reply["status"] != "ok":
             raise ProtocolError(f"the server refused the session: {reply.get('reason', reply['status'])}")
-    phase("OT set-up")
-    with (sec("OT set-up") if sec else _null()):
+    with step("OT set-up"):
         party = Party.setup(BOB, chan, seed=seed, params={"program": digest, "batch": int(N)})
     be = SecureBackend(party)
     spec = program.input_spec
-    phase("share input")
-    with (sec("share input") if sec else _null()):
+    with step("share input"):
         xs = share_input(party, BOB, q, bits=spec.bits, scale=spec.scale, signed=True)
     y = execute(program, be, xs, meter=meter, progress=progress)
-    phase("reveal")
-    with (sec("reveal output") if sec else _null()):
+    with step("reveal output"):
         ring = reveal(party, y, to=BOB)
     out = decode_output(program, ring)
     out = out if batched else out[0]
-    pred = out
-    if not program.output_spec.signed:
-        pred = out if batched else int(out)
+    pred = int(out) if not (batched or program.output_spec.signed) else out
     rows = None
     if meter is not None:
         rows = {"layers": _rows(program, meter), "total": {
@@ -228,14 +240,6 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
             "rounds": chan.stats.rounds}}
     return InferenceResult(pred, out, batched, digest, program, time.perf_counter() - t0,
                            chan.stats.bytes_sent, chan.stats.bytes_recv, chan.stats.rounds, rows, warnings)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _rows(program: Program, meter: Meter) -> list[dict]:

@@ -1,0 +1,277 @@
+"""ONNX front-end: an ONNX float model → a :class:`~sirnn.compiler.floatir.FloatModel`.
+
+``load_onnx(path)`` (what :func:`~sirnn.compiler.floatir.load_float_model` calls for ``.onnx``
+files) reads the graph with the ``onnx`` package
+(imported lazily: ``pip install onnx``), folds every node whose inputs are constants
+(initializers, ``Constant`` nodes, ``Shape`` of tensors whose shape is static — with the batch
+fixed to 1 — and whatever follows from them, evaluated with ``onnx.reference``), and maps the rest
+onto the float IR's op vocabulary.
+
+Batch and per-sample shapes
+---------------------------
+The model takes one input tensor whose first axis is the batch (static 1 or symbolic); the float
+IR is per sample. Every other tensor keeps the batch as *some* axis of size 1 (not necessarily the
+first: ONNX ``LSTM`` / ``GRU`` take (T, batch, D)); the importer tracks where, and the per-sample
+tensor is the ONNX tensor at batch 1 without that axis. An op that merges the batch axis with
+other axes (a Reshape to (4, 8, 7, 7) of a (1, 4, 8, 7, 7) tensor) cannot be expressed per sample
+and is rejected, naming the node.
+
+Supported ONNX ops (anything else fails with a ProgramError naming the node)
+---------------------------------------------------------------------------
+* ``Gemm`` (constant B, optional C; alpha, beta, transB) → ``linear``; ``MatMul`` with a constant
+  right operand → ``matmul`` (a following ``Add`` of a constant bias over the last axis is fused);
+* ``Conv`` (1-D or 2-D, group 1, dilation 1, symmetric padding) → ``conv2d``; ``MaxPool`` (1-D or
+  2-D, no padding), ``GlobalMaxPool`` → ``maxpool2d``; ``BatchNormalization`` (inference) →
+  ``mul`` + ``add``;
+* ``Relu``, ``Sigmoid``, ``Tanh``, ``Softmax`` (last axis), ``LpNormalization`` (p = 2, last axis)
+  → ``relu`` / ``sigmoid`` / ``tanh`` / ``softmax`` / ``l2norm``; ``ArgMax`` (last axis, first
+  index on ties; ``keepdims`` is dropped: the index is a per-sample scalar);
+* ``Add``, ``Sub``, ``Mul`` with a constant or with a tensor of the same shape, ``Div`` by a
+  constant, ``Neg`` → ``add`` / ``mul``;
+* ``Reshape``, ``Flatten``, ``Squeeze``, ``Unsqueeze``, ``Transpose``, ``Slice``, ``Split``,
+  ``Concat``, ``Gather`` with constant indices → ``reshape`` / ``flatten`` / ``transpose`` /
+  ``slice`` / ``concat``; ``Identity``, ``Dropout``, ``Cast`` to a float type → nothing;
+* ``LSTM`` (gates i, o, f, c) and ``GRU`` (gates z, r, h; ``linear_before_reset = 1``, as PyTorch
+  exports it) → ``lstm`` / ``gru`` with PyTorch's gate orders (i, f, g, o and r, z, n); forward,
+  reverse and bidirectional; ``layout`` 0 or 1; zero (or absent) initial states, no
+  ``sequence_lens`` shorter than T, default activations, no clip, no peepholes; outputs Y and Y_h
+  (Y_c, the final LSTM cell state, is not available);
+* **unrolled FastGRNN** (what ``torch.onnx.export`` makes of a custom cell such as
+  ``examples/models.py``): every timestep ``a = W·x_t + U·h`` (``MatMul`` by ``W.T`` — or by
+  ``W2.T`` then ``W1.T`` for a low-rank W, or ``Gemm`` —, the same for U; constants added to
+  ``a`` go into the biases), ``z = Sigmoid(a + b_z)``, ``h̃ = Tanh(a + b_h)``,
+  ``h' = (ζ·(1 − z) + ν)·h̃ + z·h`` (ζ, ν constants, e.g. ``Sigmoid(zeta_raw)``), from h = 0, is
+  recognised by its signature (a Sigmoid and a Tanh fed by Adds of constants to one
+  pre-activation); the steps are chained through h, the weights are checked to be the same at
+  every step, and the whole chain becomes **one** ``fastgrnn`` op, named after the common prefix
+  of its weights' initializer names (``cell`` for ``cell.W.T``, ``cell.U.T``), with output
+  ``<name>.h`` (``sequence: true`` when the states of other steps are used too). Its input
+  sequence is the input tensor itself (or a slice, transpose) when the steps ``Gather`` x[:, t]
+  in order, another cell's state sequence for stacked cells, else a concat of the x_t. A step
+  that does not match the pattern fails with a ProgramError naming the node (``fuse_cells=False``
+  imports the unrolled graph op by op instead — a correct float model, but not one the compiler
+  handles well);
+* **RNNPool** (``examples/models.py``'s ``RNNPool`` as exported: the patches sliced out, FastGRNN
+  ``rnn1`` unrolled over a batch of rows and columns, ``rnn2`` forward and backward over the
+  summaries): FastGRNN chains whose state holds several sequences per sample ("batched" passes)
+  are grouped with the passes that read them into a region from one (C, H, W) tensor to the
+  first tensor after them that holds the pooled values with the batch axis back; the region is
+  replaced by **one** ``rnnpool`` op (patch = the passes' length; stride and output layout are
+  found by evaluating the region's subgraph with ``onnx.reference`` on random inputs and
+  comparing with the IR's ``rnnpool``; a transpose/reshape is added when the layout differs).
+  Batched passes that do not form such a region fail with a ProgramError naming the node.
+
+Not expressible (the error says so): tensor × tensor MatMul, broadcasting between two tensors,
+division by a tensor, grouped convolution, pooling with padding, data-dependent indices, custom
+domains, a batch axis merged with other axes outside RNNPool.
+
+The result is tidied: reshape chains, transposes that cancel or only move size-1 axes, and
+concatenations of adjacent slices (e.g. a stack of a cell's states) collapse; unused ops go.
+
+Modules
+-------
+:mod:`.graph` reads the model and folds constants; :mod:`.fastgrnn` and :mod:`.rnnpool`
+recognise the unrolled cells and RNNPool regions; :mod:`.nodes` maps the remaining nodes, one
+handler per ONNX op type; this module orders all of them (:func:`load_onnx`) and tidies the
+result.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+
+import numpy as np
+
+from ...errors import ProgramError
+from ..floatir import FloatModel, FloatOp
+from .fastgrnn import Chain, chain_steps, emit_chain, find_steps
+from .graph import Graph, fold, node_label, read_graph, require_onnx, shape_of
+from .nodes import HANDLERS, SUPPORTED_OPS, Context
+from .rnnpool import emit_region, rnnpool_regions
+
+__all__ = ["load_onnx", "SUPPORTED_OPS"]
+
+
+def _order(g: Graph, chains: list[Chain], regions: list) -> list:
+    """Topological order of the remaining nodes, the chains and the RNNPool regions (as items), dead
+    items dropped."""
+    absorbed = set()
+    items = []
+    for c in chains:
+        absorbed |= set().union(*(s.nodes for s in c.steps))
+    for r in regions:
+        absorbed |= r.nodes
+    for i, n in enumerate(g.nodes):
+        if i not in absorbed:
+            items.append((i, ("node", i), [t for t in n.input if t], [o for o in n.output if o]))
+    for c in chains:
+        if c.seq_src and c.seq_src[0] == "input":
+            ins = [c.seq_src[1]]
+        elif c.seq_src:
+            ins = [c.seq_src[1].token]
+        else:
+            ins = [s.x for s in c.steps]
+        outs = list(c.external.values()) + ([c.token] if c.sequence else [])
+        pos = max(max(s.nodes) for s in c.steps)
+        items.append((pos, ("chain", c), ins, outs))
+    for r in regions:
+        items.append((max(r.nodes), ("region", r), [r.x], [r.y]))
+    prod = {o: k for k, it in enumerate(items) for o in it[3]}
+    deps = [{prod[t] for t in it[2] if t in prod} for it in items]
+    users: dict = {}
+    for k, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(k)
+    left = [len(d) for d in deps]
+    heap = [(items[k][0], k) for k in range(len(items)) if not left[k]]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, k = heapq.heappop(heap)
+        order.append(k)
+        for u in users.get(k, []):
+            left[u] -= 1
+            if not left[u]:
+                heapq.heappush(heap, (items[u][0], u))
+    if len(order) != len(items):
+        raise ProgramError("the ONNX graph has a cycle")
+    live = {g.output}
+    keep = []
+    for k in reversed(order):
+        if any(o in live for o in items[k][3]):
+            keep.append(k)
+            live.update(items[k][2])
+    return [items[k][1] for k in reversed(keep)], live
+
+
+def _model(source):
+    onnx = require_onnx()
+    if isinstance(source, onnx.ModelProto):
+        return source, getattr(source.graph, "name", "") or "onnx-model"
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            return onnx.load_from_string(bytes(source)), "onnx-model"
+        path = os.fspath(source)
+        m = onnx.load(path)
+    except ProgramError:
+        raise
+    except Exception as e:  # noqa: BLE001 - protobuf / IO errors
+        raise ProgramError(f"{source}: not a valid ONNX model ({type(e).__name__}: {e})") from None
+    if not m.graph.node and not m.graph.input:
+        raise ProgramError(f"{source}: not a valid ONNX model (empty graph)")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return m, parent if stem == "model" and parent else stem
+
+
+def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True) -> FloatModel:
+    """An ONNX model (path, serialized bytes or ``onnx.ModelProto``) → :class:`FloatModel`.
+
+    ``output``: the ONNX output to use when the model has several. ``fuse_cells``: recognise
+    unrolled FastGRNN cells and emit one ``fastgrnn`` op per cell (default); ``False`` maps the
+    unrolled graph op by op. Raises :class:`~sirnn.errors.ProgramError` naming the ONNX node for
+    anything the float IR cannot express (module docstring)."""
+    model, name = _model(source)
+    g = read_graph(model, output)
+    chains = chain_steps(g, find_steps(g)) if fuse_cells else []
+    regions, chains = rnnpool_regions(g, chains)
+    plan, live = _order(g, chains, regions)
+    ctx = Context(g)
+    ctx.live = live
+    ctx.names.add(g.input)
+    ctx.val[g.input] = np.zeros((1,) + g.input_shape)
+    ctx.bind(g.input, g.input, 0)
+    for kind, it in plan:
+        if kind == "chain":
+            emit_chain(ctx, it)
+            continue
+        if kind == "region":
+            emit_region(ctx, it)
+            continue
+        if it in ctx.skip:
+            continue
+        node = g.nodes[it]
+        ins = [t for t in node.input if t]
+        if node.op_type == "Shape":
+            ctx.dyn(node, node.input[0])
+            g.consts[node.output[0]] = shape_of(node, ctx.full(node.input[0]))
+            continue
+        if ins and all(ctx.is_const(t) for t in ins):
+            for o, v in zip(node.output, fold(node, [ctx.const(t) for t in node.input], g.opset)):
+                if o:
+                    g.consts[o] = np.asarray(v)
+            continue
+        h = HANDLERS.get(node.op_type)
+        if h is None:
+            raise ProgramError(f"{node_label(node)}: this ONNX op is not supported by the sirnn float IR "
+                               f"(supported: {', '.join(SUPPORTED_OPS)}, and unrolled FastGRNN cells)")
+        h(ctx, node)
+    if g.output not in ctx.t:
+        raise ProgramError(f"the ONNX output {g.output!r} was not produced")
+    out_ir = ctx.t[g.output][0]
+    meta = {"name": name, "source": "onnx",
+            "onnx": {"producer": f"{model.producer_name} {model.producer_version}".strip(),
+                     "opset": int(g.opset), "input": g.input, "output": g.output,
+                     "nodes": len(model.graph.node)}}
+    fused = [{"name": c.name, "op": "fastgrnn", "timesteps": len(c.steps)} for c in chains]
+    fused += [{"name": r.name, "op": "rnnpool", "patch": r.patch, "stride": r.stride, "nodes": len(r.nodes)}
+              for r in regions]
+    if fused:
+        meta["onnx"]["fused"] = fused
+    return FloatModel(_simplify(ctx, out_ir), g.input, g.input_shape, out_ir, meta)
+
+
+def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
+    """Collapse chains of reshapes (reshape of a reshape = one reshape; back to the original shape
+    = nothing), of transposes, concats of adjacent slices, and drop ops whose results are unused."""
+    alias: dict = {}
+    base: dict = {}
+    pieces: dict = {}  # slice output → (source, axis, start, stop) for unit-step slices
+    perms: dict = {}   # transpose output → (source, perm)
+    ops = []
+    for op in ctx.ops:
+        op.inputs = [alias.get(t, t) for t in op.inputs]
+        o = op.outputs[0]
+        if op.op == "slice" and op.attrs.get("step") in (None, 1) and op.attrs.get("start") is not None \
+                and op.attrs.get("stop") is not None:
+            pieces[o] = (op.inputs[0], op.attrs["axis"], op.attrs["start"], op.attrs["stop"])
+        if op.op == "concat" and all(t in pieces for t in op.inputs):
+            # concat of adjacent slices of one tensor (e.g. a stack of a cell's states): one slice
+            ps = [pieces[t] for t in op.inputs]
+            src, ax = ps[0][0], ps[0][1]
+            if all(p[0] == src and p[1] == ax == op.attrs.get("axis") for p in ps) \
+                    and all(ps[k][3] == ps[k + 1][2] for k in range(len(ps) - 1)):
+                start, stop = ps[0][2], ps[-1][3]
+                if (start, stop) == (0, ctx.ps(src)[ax]) and o != out_ir:
+                    alias[o] = src
+                    continue
+                op = FloatOp("slice", [src], [o], {}, {"axis": ax, "start": start, "stop": stop, "step": 1},
+                             op.name)
+        if op.op == "transpose":
+            src, p = op.inputs[0], list(op.attrs["perm"])
+            if src in perms:  # transpose of a transpose: one permutation
+                src, inner = perms[src]
+                p = [inner[i] for i in p]
+            if p == sorted(p) and o != out_ir:
+                alias[o] = src
+                continue
+            moved = [a for a in p if ctx.ps(src)[a] != 1]
+            if moved == sorted(moved):  # only size-1 axes move: a reshape
+                op = FloatOp("reshape", [src], [o], {}, {"shape": list(ctx.ps(o))}, op.name)
+            else:
+                op = FloatOp("transpose", [src], [o], {}, {"perm": p}, op.name)
+                perms[o] = (src, p)
+        if op.op in ("reshape", "flatten"):
+            src = base.get(op.inputs[0], op.inputs[0])
+            if ctx.ps(src) == ctx.ps(o) and o != out_ir:
+                alias[o] = src
+                continue
+            op.inputs = [src]
+            base[o] = src
+        ops.append(op)
+    used = {out_ir}
+    for op in reversed(ops):
+        if op.outputs[0] in used:
+            used.update(op.inputs)
+    return [op for op in ops if op.outputs[0] in used]

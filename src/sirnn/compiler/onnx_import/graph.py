@@ -1,0 +1,212 @@
+"""Reading an ONNX model: the graph after constant folding (:class:`Graph`), ONNX node
+helpers, and the ``onnx`` import with a clear error when the package is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ProgramError
+
+FLOAT_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def require_onnx():
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ProgramError("ONNX import is not available: the 'onnx' package is not installed "
+                           "(pip install onnx)") from None
+    return onnx
+
+
+def node_label(node) -> str:
+    return f"ONNX node {node.name or node.output[0]!r} ({node.op_type})"
+
+
+def node_attrs(node) -> dict:
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else (
+            [s.decode() if isinstance(s, bytes) else s for s in v] if isinstance(v, list) else v)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and constant folding
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Graph:
+    """The dynamic part of an ONNX graph after constant folding."""
+
+    nodes: list                      #: NodeProtos, topological order
+    consts: dict                     #: name → np.ndarray
+    shapes: dict                     #: name → static ONNX shape at batch 1 (None: unknown)
+    input: str
+    input_shape: tuple               #: per sample
+    output: str
+    opset: int
+    producer: dict = field(default_factory=dict)   #: tensor → node index
+    consumers: dict = field(default_factory=dict)  #: tensor → [node index]
+
+    def index(self):
+        self.producer, self.consumers = {}, {}
+        for i, n in enumerate(self.nodes):
+            for o in n.output:
+                if o:
+                    self.producer[o] = i
+            for t in n.input:
+                if t and t not in self.consts:
+                    self.consumers.setdefault(t, []).append(i)
+
+    def is_const(self, t: str) -> bool:
+        return t in self.consts
+
+    def split_const(self, i: int):
+        """(dynamic input, constant) of a binary node with exactly one constant input."""
+        n = self.nodes[i]
+        if len(n.input) != 2:
+            return None
+        a, b = n.input
+        if self.is_const(a) and not self.is_const(b):
+            return b, self.consts[a]
+        if self.is_const(b) and not self.is_const(a):
+            return a, self.consts[b]
+        return None
+
+
+def _constant_value(node) -> np.ndarray:
+    from onnx import numpy_helper
+
+    a = node.attribute[0]
+    if a.name == "value":
+        return numpy_helper.to_array(a.t)
+    v = node_attrs(node)[a.name]
+    if a.name in ("value_float", "value_floats"):
+        return np.asarray(v, np.float32)
+    if a.name in ("value_int", "value_ints"):
+        return np.asarray(v, np.int64)
+    raise ProgramError(f"{node_label(node)}: unsupported constant attribute {a.name!r}")
+
+
+def fold(node, values: list, opset: int) -> list:
+    from onnx import NodeProto
+    from onnx.reference import ReferenceEvaluator
+
+    n = NodeProto()
+    n.CopyFrom(node)
+    feeds = {}
+    for k, v in enumerate(values):
+        if n.input[k]:
+            n.input[k] = f"i{k}"
+            feeds[f"i{k}"] = v
+    for k in range(len(n.output)):
+        if n.output[k]:
+            n.output[k] = f"o{k}"
+    try:
+        return ReferenceEvaluator(n, opsets={"": opset}).run(None, feeds)
+    except Exception as e:  # noqa: BLE001 - any evaluator failure is a model problem
+        raise ProgramError(f"{node_label(node)}: cannot evaluate this node on its constant inputs: {e}") from None
+
+
+def _static_shapes(model, input_name: str) -> dict:
+    """ONNX shape inference with the batch fixed to 1: name → shape tuple (None if unknown)."""
+    import onnx
+    from onnx import shape_inference
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for i in m.graph.input:
+        if i.name == input_name:
+            i.type.tensor_type.shape.dim[0].dim_value = 1
+    try:
+        m = shape_inference.infer_shapes(m, data_prop=True)
+    except Exception:  # noqa: BLE001 - shape inference is a convenience
+        pass
+    shapes = {}
+    for vi in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):
+        t = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or not t.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        shapes[vi.name] = None if None in dims else tuple(int(d) for d in dims)
+    return shapes
+
+
+def read_graph(model, output: str | None) -> Graph:
+    from onnx import numpy_helper
+
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise ProgramError(f"the ONNX model must have exactly one input tensor, it has {len(inputs)}: "
+                           f"{[i.name for i in inputs]}")
+    inp = inputs[0]
+    tt = inp.type.tensor_type
+    if not inp.type.HasField("tensor_type") or tt.elem_type not in FLOAT_TYPES:
+        raise ProgramError(f"the ONNX input {inp.name!r} must be a float tensor")
+    dims = list(tt.shape.dim) if tt.HasField("shape") else []
+    if not dims:
+        raise ProgramError(f"the ONNX input {inp.name!r} needs a shape (batch, ...)")
+    if dims[0].HasField("dim_value") and dims[0].dim_value not in (0, 1):
+        raise ProgramError(f"the ONNX input {inp.name!r} has a static batch of {dims[0].dim_value}: "
+                           "export with batch 1 (or a dynamic batch axis)")
+    per = []
+    for k, d in enumerate(dims[1:], 1):
+        if not d.HasField("dim_value") or d.dim_value <= 0:
+            raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {k} "
+                               f"({d.dim_param or '?'}): only the batch (axis 0) may be dynamic")
+        per.append(int(d.dim_value))
+    outs = [o.name for o in g.output]
+    if output is None:
+        if len(outs) != 1:
+            raise ProgramError(f"the ONNX model has {len(outs)} outputs {outs}: pick one (output=...)")
+        output = outs[0]
+    elif output not in outs and not any(output in n.output for n in g.node):
+        raise ProgramError(f"the ONNX model has no tensor {output!r} (outputs: {outs})")
+    shapes = _static_shapes(model, inp.name)
+
+    nodes = []
+    for node in g.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise ProgramError(f"{node_label(node)}: custom op domain {node.domain!r} is not supported")
+        ins = [t for t in node.input if t]
+        if node.op_type == "Constant":
+            consts[node.output[0]] = _constant_value(node)
+            continue
+        if node.op_type == "Shape" and node.input[0] not in consts and shapes.get(node.input[0]):
+            consts[node.output[0]] = shape_of(node, shapes[node.input[0]])
+            continue
+        if ins and all(t in consts for t in ins):
+            vals = fold(node, [consts.get(t) if t else None for t in node.input], opset)
+            for o, v in zip(node.output, vals):
+                if o:
+                    consts[o] = np.asarray(v)
+            continue
+        nodes.append(node)
+    if output in consts:
+        raise ProgramError(f"the ONNX output {output!r} is a constant (it does not depend on the input)")
+    gr = Graph(nodes, consts, shapes, inp.name, tuple(per), output, opset)
+    gr.index()
+    return gr
+
+
+def shape_of(node, shape) -> np.ndarray:
+    a = node_attrs(node)
+    s = np.asarray(shape, np.int64)
+    return s[a.get("start", 0):a.get("end", None)]
+
+
+def index_range(idx: list) -> range | None:
+    """The indices ``idx`` as a range if they are one index or consecutive ones (step 1 or −1),
+    else None."""
+    step = 1 if len(idx) == 1 else idx[1] - idx[0]
+    if abs(step) != 1 or any(idx[k + 1] - idx[k] != step for k in range(len(idx) - 1)):
+        return None
+    return range(idx[0], idx[-1] + step, step)
