@@ -20,11 +20,11 @@ ALICE = 0  #: the server: holds the model
 BOB = 1  #: the client: holds the input
 
 #: The Python API (mirrors the command line), loaded on first use:
-#: ``compile_model(float_model, calib) -> Program``, ``Program.save/load``, ``load_program``,
+#: ``load_float_model(path)`` (ONNX, .npz, .json), ``compile_model(float_model, calib) -> Program``, ``Program.save/load``, ``load_program``,
 #: ``serve(program, host, port, ...)``, ``infer(host, port, x) -> InferenceResult``,
 #: ``evaluate_clear(program, x)``, ``FloatModel``/``FloatOp`` (the float model description),
 #: ``CompileConfig``.
-_API = {"compile_model", "Program", "load_program", "serve", "infer", "evaluate_clear", "FloatModel",
+_API = {"load_float_model", "compile_model", "Program", "load_program", "serve", "infer", "evaluate_clear", "FloatModel",
         "FloatOp", "CompileConfig", "compare"}
 
 

@@ -35,7 +35,6 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -90,10 +89,6 @@ def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
     if not isinstance(obj, dict) or "status" not in obj:
         raise ProtocolError(f"expected the peer's {what} (a JSON status), got {bytes(data[:60])!r}")
     return obj
-
-
-def _meter_for(chan) -> Meter:
-    return Meter(SimpleNamespace(party=SimpleNamespace(chan=chan)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +177,7 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     sample or a batch); see the module doc. Raises :class:`InputError` (bad input) or
     :class:`ProgramError` (unexpected or invalid program) *before* any secret is used."""
     t0 = time.perf_counter()
-    meter = _meter_for(chan) if report else None
+    meter = Meter(chan=chan) if report else None
 
     def step(name: str):
         """A session step: a progress event and, with ``report``, a row of the report."""

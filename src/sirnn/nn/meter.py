@@ -16,9 +16,11 @@ class Meter:
     bound of the whole run's rounds.
     """
 
-    def __init__(self, backend):
+    def __init__(self, backend=None, *, chan=None):
+        """Meter the channel of ``backend``'s party, or ``chan`` directly (before a party exists,
+        e.g. a session's handshake); no channel: time only."""
         party = getattr(backend, "party", None)
-        self.chan = party.chan if party is not None else None
+        self.chan = chan if chan is not None else party.chan if party is not None else None
         self.rows: dict[str, dict] = {}
 
     @contextmanager
