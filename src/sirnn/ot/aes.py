@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -25,6 +26,11 @@ _CHUNK_PADS = 1 << 14  # pads hashed per chunk: a few arrays of 256 KiB stay in 
 
 # π's key: public and fixed (the first 16 bytes of the hexadecimal expansion of π).
 _FIXED_KEY = bytes.fromhex("243f6a8885a308d313198a2e03707344")
+
+
+def _count(shape) -> int:
+    """Number of elements of an array shape (an int or a tuple), without a numpy call."""
+    return int(shape) if isinstance(shape, (int, np.integer)) else int(math.prod(shape))
 
 
 class PRG:
@@ -46,7 +52,7 @@ class PRG:
 
     def uint64(self, shape) -> np.ndarray:
         """Uniform uint64 array."""
-        count = int(np.prod(shape, dtype=np.int64))
+        count = _count(shape)
         return self.bytes(8 * count).view("<u8").astype(np.uint64, copy=False).reshape(shape)
 
     def ring(self, shape, bits: int) -> np.ndarray:
@@ -56,7 +62,7 @@ class PRG:
 
     def bits(self, shape) -> np.ndarray:
         """Uniform bits as a uint8 array of 0/1."""
-        count = int(np.prod(shape, dtype=np.int64))
+        count = _count(shape)
         return np.unpackbits(self.bytes((count + 7) // 8), count=count,
                              bitorder="little").reshape(shape)
 

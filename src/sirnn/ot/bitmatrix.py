@@ -5,11 +5,14 @@ Bit order is little-endian everywhere: bit j of a packed row is bit ``j % 8`` of
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 _M1 = np.uint64(0x00AA00AA00AA00AA)
 _M2 = np.uint64(0x0000CCCC0000CCCC)
 _M3 = np.uint64(0x00000000F0F0F0F0)
+_BIT_POS = np.arange(64, dtype=np.uint64)
 
 
 def _transpose8x8(x: np.ndarray) -> None:
@@ -69,16 +72,22 @@ def hadamard_columns(choices: np.ndarray, k: int, width: int = 256) -> np.ndarra
     column j holds bit j of every codeword. Built by linearity from the k basis columns, so the
     work is ``width`` XORs of packed columns, not ``width · n`` parities.
     """
-    r = np.asarray(choices, dtype=np.uint64)
-    basis = [pack_bits((r >> np.uint64(b)) & np.uint64(1)) for b in range(k)]
-    nbytes = basis[0].size if k else (r.size + 7) // 8
-    cols = np.zeros((1 << k, nbytes), dtype=np.uint8)
+    r = np.asarray(choices, dtype=np.uint64).ravel()
+    nbytes = (r.size + 7) // 8
+    # basis[b] = bit b of every choice, packed: one packbits call for all k bits
+    basis = np.packbits(((r[None, :] >> _BIT_POS[:k, None]) & np.uint64(1)).astype(np.uint8),
+                        axis=1, bitorder="little")
+    cols = np.empty((1 << k, nbytes), dtype=np.uint8)
+    cols[0] = 0
     for b in range(k):
         half = 1 << b
         np.bitwise_xor(cols[:half], basis[b], out=cols[half:2 * half])
-    return np.ascontiguousarray(np.tile(cols, (width >> k, 1)))
+    return np.tile(cols, (width >> k, 1))  # the 2^k columns repeat across the width (a new array)
 
 
+@lru_cache(maxsize=None)
 def hadamard_codewords(k: int, width: int = 256) -> np.ndarray:
-    """All 2^k codewords as packed rows: (2^k, width/8) uint8."""
-    return transpose_bits(hadamard_columns(np.arange(1 << k), k, width))[: 1 << k]
+    """All 2^k codewords as packed rows: (2^k, width/8) uint8 (cached; read-only)."""
+    words = np.ascontiguousarray(transpose_bits(hadamard_columns(np.arange(1 << k), k, width))[: 1 << k])
+    words.flags.writeable = False
+    return words

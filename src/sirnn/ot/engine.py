@@ -26,6 +26,8 @@ correlated OT         128·m + n·m                  2
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ALICE, BOB
@@ -119,10 +121,14 @@ class OTEngine:
         self._iknp_r: ExtReceiver | None = None
         self._kk_s: ExtSender | None = None
         self._kk_r: ExtReceiver | None = None
+        self._kk_offsets: dict[int, np.ndarray] = {}  # 1-of-2^k sender: codewords ∧ s, per k
+        self._iknp_offsets: np.ndarray | None = None  # IKNP sender: (0, s)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> "OTEngine":
         """Base OTs and bootstrapping of all four extensions (both parties call it)."""
+        self._kk_offsets = {}
+        self._iknp_offsets = None
         if self.role == ALICE:
             s = self.prg.bits(IKNP_WIDTH)
             self._iknp_s = ExtSender(self.chan, s, base_ot_recv(self.chan, s))
@@ -168,10 +174,10 @@ class OTEngine:
         mshape = tuple(mshape)
         n = pads.shape[0]
         if offsets is None:
-            count = int(np.prod(mshape, dtype=np.int64))
+            count = int(math.prod(mshape))
             raw = self.hash.hash_expand(pads, index, domain, count * ((bits + 7) // 8))
         else:
-            count = int(np.prod(mshape[1:], dtype=np.int64))
+            count = int(math.prod(mshape[1:]))
             raw = self.hash.hash_pads(pads, offsets, index, domain, count * ((bits + 7) // 8))
         return _bytes_to_values(raw, count, bits, narrow).reshape((n,) + mshape)
 
@@ -187,7 +193,9 @@ class OTEngine:
         """Sender: the keys H(q_i) and H(q_i ⊕ Δ) as values, each (n, *mshape)."""
         ext = self._need(self._iknp_s)
         q, idx = ext.extend(_pad8(n))
-        offsets = np.stack([np.zeros_like(ext.s), ext.s])
+        offsets = self._iknp_offsets
+        if offsets is None:  # (0, s): fixed for the session (reset by setup)
+            offsets = self._iknp_offsets = np.stack([np.zeros_like(ext.s), ext.s])
         keys = self._hash_values(q[:n], idx[:n], self._domain(False, self.role), (2,) + tuple(mshape),
                                  bits, offsets)
         return keys[:, 0], keys[:, 1]
@@ -283,7 +291,10 @@ class OTEngine:
             return self.send(msgs[:, 0], msgs[:, 1], bits)
         ext = self._need(self._kk_s)
         q, idx = ext.extend(_pad8(n))
-        offsets = hadamard_codewords(k, KK_WIDTH).view("<u8").astype(np.uint64) & ext.s  # (N, 4)
+        offsets = self._kk_offsets.get(k)
+        if offsets is None:  # C(x) ∧ s for every option x: fixed for the session, made once per N
+            offsets = hadamard_codewords(k, KK_WIDTH).view("<u8").astype(np.uint64) & ext.s  # (N, 4)
+            self._kk_offsets[k] = offsets
         dom = self._domain(True, self.role)
         mshape = msgs.shape[2:]
         narrow = (bits + 7) // 8 in (1, 2, 4)  # keep the bulk in uint8/16/32
@@ -348,7 +359,7 @@ class PendingKK:
     def finish(self) -> np.ndarray:
         c, n_opt, bits = self.choice, self.n_options, self.bits
         n = c.size
-        width = int(np.prod(self.mshape, dtype=np.int64))
+        width = int(math.prod(self.mshape))
         out = np.empty((n, width), np.uint64)
         for lo, hi in OTEngine._kk_chunks(n, n_opt):
             count = (hi - lo) * n_opt * width

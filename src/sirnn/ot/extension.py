@@ -19,14 +19,43 @@ from .aes import PRG
 from .bitmatrix import transpose_bits
 
 
-class _Columns:
-    """w PRG streams, one per column, advanced together."""
+_COLUMN_CHUNK = 4096  #: bytes per column generated ahead (one refill: w OpenSSL calls)
 
-    def __init__(self, seeds: np.ndarray):
+
+class _Columns:
+    """w PRG streams, one per column, advanced together.
+
+    The streams are read ahead in chunks of ``chunk`` bytes per column: a small extension (a few
+    hundred OTs, the common case in a recurrent cell's step) then costs one slice of the buffer
+    instead of w OpenSSL calls. The bytes handed out are exactly the streams' next bytes, as
+    without the buffer (the messages do not change).
+    """
+
+    def __init__(self, seeds: np.ndarray, chunk: int = _COLUMN_CHUNK):
         self.prgs = [PRG(bytes(s)) for s in np.asarray(seeds, np.uint8)]
+        self.chunk = chunk
+        self._buf = np.empty((len(self.prgs), 0), np.uint8)
+        self._pos = 0
+
+    def _fill(self, nbytes: int) -> np.ndarray:
+        return np.stack([g.bytes(nbytes) for g in self.prgs])  # (w, nbytes): a loop over w, not m
 
     def next(self, nbytes: int) -> np.ndarray:
-        return np.stack([g.bytes(nbytes) for g in self.prgs])  # (w, nbytes): a loop over w, not m
+        """The next ``nbytes`` bytes of every stream, (w, nbytes) uint8 (a fresh, writable array)."""
+        pos, have = self._pos, self._buf.shape[1]
+        if pos + nbytes <= have:
+            self._pos = pos + nbytes
+            return self._buf[:, pos:pos + nbytes].copy()
+        need = nbytes - (have - pos)
+        if need >= self.chunk:  # a large extension: no read-ahead
+            fresh = self._fill(need)
+            out = fresh if pos == have else np.concatenate([self._buf[:, pos:], fresh], axis=1)
+            self._buf, self._pos = np.empty((len(self.prgs), 0), np.uint8), 0
+            return out
+        fresh = self._fill(self.chunk)
+        out = np.concatenate([self._buf[:, pos:], fresh[:, :need]], axis=1)
+        self._buf, self._pos = fresh, need
+        return out
 
 
 class ExtSender:

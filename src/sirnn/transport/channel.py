@@ -13,6 +13,7 @@ sending at once and then receiving is one round, however large the messages.
 
 from __future__ import annotations
 
+import math
 import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
@@ -114,7 +115,7 @@ class Channel(ABC):
     def recv(self, shape: int | tuple[int, ...], bits: int) -> np.ndarray:
         """Receive an array of the given shape of ``bits``-bit values (uint64)."""
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = int(math.prod(shape))  # (math.prod: no numpy call per message)
         buf = self.recv_bytes(packed_nbytes(count, bits), what=f"{shape} array of {bits}-bit values")
         return unpack(buf, count, bits).reshape(shape)
 
