@@ -68,6 +68,18 @@ CONFIGS: dict[str, dict] = {
         epochs=60, lr=1e-2, batch=25, seed=0),
     "fastgrnn_google30_untrained": dict(
         dataset=None, model="fastgrnn", input_dim=32, T=99, hidden=100, num_classes=30, seed=0),
+    # SiRNN's Google-30 model: the EzPC SIRNN README trains it with EdgeML's
+    # ``fastcell_example.py -id 32 -hd 100 -rW 16 -rU 35 -sW 0.2 -sU 0.2``.
+    "fastgrnn_google30_lowrank_untrained": dict(
+        dataset=None, model="fastgrnn", input_dim=32, T=99, hidden=100, num_classes=30,
+        w_rank=16, u_rank=35, seed=0,
+        description="Shape of SiRNN's Google-30 FastGRNN (EzPC SIRNN README: EdgeML fastcell_example.py "
+                    "-id 32 -hd 100 -rW 16 -rU 35 -sW 0.2 -sU 0.2): input 32, hidden 100, low-rank "
+                    "W = W1 @ W2 (rank 16) and U = U1 @ U2 (rank 35), 99 timesteps, 30 classes. "
+                    "Untrained random weights (no data set offline). EdgeML's -sW/-sU give the fraction "
+                    "of entries kept non-zero by hard thresholding (0.2: 80% of W1, W2, U1, U2 zeroed); "
+                    "the weights here are DENSE: sirnn's protocols multiply dense matrices (a sparsity "
+                    "pattern would not change the cost), so no sparsity is imposed."),
 }
 
 WEIGHT_MEANING = {
@@ -240,6 +252,7 @@ def run_one(name: str, cfg: dict, out_root: Path, budget_s: float | None) -> dic
     meta = {
         "format_version": FORMAT_VERSION,
         "name": name,
+        **({"description": cfg["description"]} if "description" in cfg else {}),
         "architecture": arch,
         "conventions": CONVENTIONS,
         "weights": weight_index(weights),
