@@ -126,3 +126,28 @@ def test_lut_vector_table(parties, rng):
                i0, i1)
     assert got.shape == (n, k)
     assert (got == lutmod.lut_ref(table, (i0 + i1) & mask(d), bits)).all()
+
+
+def test_lut_many_one_round_trip(parties, rng):
+    """Several lookups (own tables, equal index widths) in one OT batch: each == lut_ref, and
+    the bytes of the separate calls in 2 rounds."""
+    d, bits, n = 8, 17, 300
+    tables = [rng.integers(0, 1 << bits, 1 << d) for _ in range(3)]
+    idx = [random_ring(rng, n, d) for _ in range(3)]
+    splits = [(random_ring(rng, n, d),) for _ in range(3)]
+    i0 = [s[0] for s in splits]
+    i1 = [(i - a) & mask(d) for i, a in zip(idx, i0)]
+
+    def side(mine):
+        def go(p):
+            st = p.chan.snapshot()
+            out = lutmod.lut_many(p, tables if p.role == ALICE else [None] * 3,
+                                  [shares(p.role, v, d) for v in mine], bits)
+            return out, p.chan.stats - st
+        return go
+
+    (a, sa), (b, sb) = parties.run_split(side(i0), side(i1))
+    for t, i, x, y in zip(tables, idx, a, b):
+        assert ((x.data + y.data) & mask(bits) == lutmod.lut_ref(t, i, bits)).all()
+    assert max(sa.rounds, sb.rounds) == 2
+    assert sa.bytes_sent + sb.bytes_sent == pytest.approx(3 * n * (256 + 256 * bits) / 8, rel=0.02)

@@ -180,11 +180,14 @@ def measure(parties, rng, fn, bits, with_msb=False):
 def test_cost_formulas_asked_for():
     """The derived formulas, spelled out from their parts (M = millionaires' cost)."""
     M = compare.millionaire_cost_bits
-    assert ext.zext_cost_bits(32, 64) == M(32) + (128 + 32)            # millionaire + B2A into 32 bits
-    assert ext.sext_cost_bits(32, 64) == M(32) + (128 + 32)
+    # millionaire with its root AND (148) folded into one 1-of-8 OT with the B2A (256 + 8k)
+    assert ext.zext_cost_bits(32, 64) == M(32) - 148 + (256 + 8 * 32)
+    assert ext.sext_cost_bits(32, 64) == M(32) - 148 + (256 + 8 * 32)
     assert ext.zext_cost_bits(32, 64, with_msb=True) == 256 + 4 * 32  # fused 1-of-4 MSB-to-Wrap
-    assert trunc.tr_cost_bits(32, 12) == M(12) + (128 + 20)            # carry of 12 low bits into 20 bits
-    assert trunc.lrs_cost_bits(32, 12) == M(12) + 148 + M(20) + 140
+    assert trunc.tr_cost_bits(32, 12) == M(12) - 148 + (256 + 8 * 20)  # carry of 12 low bits into 20 bits
+    assert trunc.lrs_cost_bits(32, 12) == M(12) - 148 + 256 + 160 + M(20) - 148 + 256 + 8 * 12
+    # TR with the input's MSB: both millionaires (with equality) at max(s, ℓ − 1 − s) bits, one 1-of-4 OT
+    assert trunc.tr_msb_cost_bits(31, 15) == 2 * M(15, True) + 256 + 4 * 17
     assert trunc.div_pow2_cost_bits(32, 12) == M(12, True) + M(19, True) + 148 + 256 + 16 * 32
 
 
@@ -211,3 +214,50 @@ def test_communication_matches_formula(parties, rng, name, fn, bits, with_msb, f
     per_elem, rounds = measure(parties, rng, fn, bits, with_msb)
     assert per_elem == pytest.approx(formula_bits / 8, rel=0.05), name
     assert rounds >= 2
+
+
+# -- TR together with the MSB; millionaire with an arithmetic output ----------------------------
+TR_MSB_CASES = sorted({(ell, s) for ell in BITWIDTHS if ell > 2
+                       for s in (1, 2, ell // 2, ell - 2, ell - 1) if 1 <= s < ell})
+
+
+@pytest.mark.parametrize("ell,s", TR_MSB_CASES)
+def test_tr_msb(parties, rng, ell, s):
+    x0, x1, x = all_splits(inputs(rng, ell), ell, rng)
+
+    def go(p, d):
+        y, b = trunc.tr_msb(p, shares(p.role, d, ell, scale=s), s)
+        assert (y.bits, y.scale, b.bits) == (ell - s, 0, 1)
+        return y, b
+
+    (y0, b0), (y1, b1) = parties.run_split(lambda p: go(p, x0), lambda p: go(p, x1))
+    assert ((y0.data + y1.data) & ((1 << (ell - s)) - 1) == trunc.tr_ref(x, ell, s)).all()
+    assert ((b0.data ^ b1.data) == compare.msb_ref(x, ell)).all()
+
+
+def test_tr_msb_cost(parties, rng):
+    """ℓ = 31, s = 15 (the FastGRNN pre-activation rounding): the bytes of the formula and the
+    rounds of one TR (6: millionaire on 15 bits with equality, then the 1-of-4 OT)."""
+    per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr_msb(p, x.with_meta(scale=15), 15), 31)
+    assert per_elem == pytest.approx(trunc.tr_msb_cost_bits(31, 15) / 8, rel=0.05)
+    assert rounds == 6
+    _, tr_rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x.with_meta(scale=15), 15), 31)
+    assert tr_rounds == 5  # TR alone: the root AND folded into the B2A
+
+
+@pytest.mark.parametrize("bits,k", [(1, 5), (4, 16), (5, 1), (8, 64), (15, 16), (16, 17), (17, 9),
+                                    (31, 32), (32, 1), (64, 64)])
+def test_millionaire_arith(parties, rng, bits, k):
+    x0, x1, x = all_splits(inputs(rng, bits, 150), bits, rng)
+    got = run2(parties, lambda p, d: Share(compare.millionaire_arith(
+        p, d if p.role == 0 else (np.uint64((1 << bits) - 1) - d) & np.uint64((1 << bits) - 1), bits, k), k),
+        x0, x1)
+    assert (got == compare.wrap_ref(x0, x1, bits)).all()
+
+
+def test_tr_rounds_with_folded_root(parties, rng):
+    """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT."""
+    for ell, s, want in [(32, 12, 2 + 1 + 2), (31, 15, 2 + 1 + 2), (35, 17, 2 + 2 + 2)]:
+        per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
+        assert rounds == want, (ell, s)
+        assert per_elem == pytest.approx(trunc.tr_cost_bits(ell, s) / 8, rel=0.05)

@@ -512,3 +512,83 @@ def test_known_cost(fresh, rng):
     check(got, cross_cost(b * c, 16, a, l) + b * c * (128 + a * (l - m)) + b * c * M16)
     check(got, M.matmul_known_cost_bits(a, b, c, m, l, 16))
     assert rounds == 6
+
+
+# -- operands with a public MSB: the wrap folds into the COT round -------------------------------
+def _pub(p, bits01):
+    from sirnn.protocols.share import PublicBits
+    return PublicBits(bits01, p.role)
+
+
+@pytest.mark.parametrize("m,n,l,sx,sy,top", [(16, 16, 32, False, False, 0), (17, 17, 34, False, False, 0),
+                                              (16, 12, 28, True, True, 0), (16, 16, 30, True, False, 0),
+                                              (8, 16, 20, False, True, 1), (13, 9, 22, True, False, 1)])
+def test_mul_public_msb(parties, rng, m, n, l, sx, sy, top):
+    """Public MSBs (0: non-negative below 2^{m−1}; 1: at or above it) on both operands, signed and
+    unsigned, full width ℓ = m + n included: exact, and for mul/matmul/mul_known/matmul_known."""
+    N = 600
+    x = random_ring(rng, N, m - 1) | (U64(top) << U64(m - 1))
+    y = random_ring(rng, N, n - 1) | (U64(top) << U64(n - 1))
+    x0, x1 = split_as(x, m, rng, SPLITS)
+    y0, y1 = split_as(y, n, rng, ("wrap", "random", "nowrap"))
+    pb = np.full(N, top)
+    got, _ = run(parties, lambda p: M.mul(p, sh(p, x0, m, sx), sh(p, y0, n, sy), l, msb_x=_pub(p, pb), msb_y=_pub(p, pb)),
+                 lambda p: M.mul(p, sh(p, x1, m, sx), sh(p, y1, n, sy), l, msb_x=_pub(p, pb), msb_y=_pub(p, pb)))
+    assert (got == M.mul_ref(x, y, m, n, l, sx, sy)).all()
+    # one public, one secret-shared MSB
+    r0, r1 = msb_shares(rng, y, n)
+    got, _ = run(parties, lambda p: M.mul(p, sh(p, x0, m, sx), sh(p, y0, n, sy), l, msb_x=_pub(p, pb), msb_y=sh(p, r0, 1)),
+                 lambda p: M.mul(p, sh(p, x1, m, sx), sh(p, y1, n, sy), l, msb_x=_pub(p, pb), msb_y=sh(p, r1, 1)))
+    assert (got == M.mul_ref(x, y, m, n, l, sx, sy)).all()
+    # matrices (a, b)·(b, c)
+    a, b, c = 6, 10, 10
+    X, Y = x[:a * b].reshape(a, b), y[:b * c].reshape(b, c)
+    X0, Y0 = x0[:a * b].reshape(a, b), y0[:b * c].reshape(b, c)
+    X1, Y1 = (X - X0) & mask(m), (Y - Y0) & mask(n)
+    got, _ = run(parties,
+                 lambda p: M.matmul(p, sh(p, X0, m, sx), sh(p, Y0, n, sy), l, msb_x=_pub(p, np.full((a, b), top)),
+                                    msb_y=_pub(p, np.full((b, c), top))),
+                 lambda p: M.matmul(p, sh(p, X1, m, sx), sh(p, Y1, n, sy), l, msb_x=_pub(p, np.full((a, b), top)),
+                                    msb_y=_pub(p, np.full((b, c), top))))
+    assert (got == M.matmul_ref(X, Y, m, n, l, sx, sy)).all()
+    # known operands (ALICE's w, n-bit signed) times x with a public MSB
+    w = to_signed(y, n)
+    got, _ = run(parties, lambda p: M.mul_known(p, ALICE, w, sh(p, x0, m, sx), l, w_bits=n, msb_x=_pub(p, pb)),
+                 lambda p: M.mul_known(p, ALICE, None, sh(p, x1, m, sx), l, w_bits=n, msb_x=_pub(p, pb)))
+    assert (got == M.mul_known_ref(w, x, m, l, w_bits=n, x_signed=sx)).all()
+    Wk = to_signed(Y, n).T[:a]  # (a, b)
+    Xm0, Xm1 = X0.T, X1.T  # (b, a) as (b, c')
+    for left in (True, False):
+        if left:
+            fa = lambda p: M.matmul_known(p, ALICE, Wk, sh(p, Xm0, m, sx), l, w_bits=n, msb_x=_pub(p, np.full((b, a), top)))
+            fb = lambda p: M.matmul_known(p, ALICE, None, sh(p, Xm1, m, sx), l, w_bits=n, w_shape=Wk.shape,
+                                          msb_x=_pub(p, np.full((b, a), top)))
+            want = M.matmul_known_ref(Wk, X.T, m, l, w_bits=n, x_signed=sx)
+        else:
+            fa = lambda p: M.matmul_known(p, ALICE, Wk.T, sh(p, X0, m, sx), l, w_bits=n, w_left=False,
+                                          msb_x=_pub(p, np.full((a, b), top)))
+            fb = lambda p: M.matmul_known(p, ALICE, None, sh(p, X1, m, sx), l, w_bits=n, w_shape=(b, a),
+                                          w_left=False, msb_x=_pub(p, np.full((a, b), top)))
+            want = M.matmul_known_ref(Wk.T, X, m, l, w_bits=n, x_signed=sx, w_left=False)
+        got, _ = run(parties, fa, fb)
+        assert (got == want).all(), left
+
+
+def test_mul_public_msb_cost(fresh, rng):
+    """Both MSBs public: no wrap protocol at all, the product in the 2 rounds of its COTs."""
+    m = n = 16
+    l = 32
+    x0, x1, y0, y1 = (random_ring(rng, N_COST, 16) for _ in range(4))
+    z = np.zeros(N_COST, np.int64)
+    got, rounds = fresh_measure(
+        fresh, lambda p: M.mul(p, sh(p, x0, m), sh(p, y0, n), l, msb_x=_pub(p, z), msb_y=_pub(p, z)),
+        lambda p: M.mul(p, sh(p, x1, m), sh(p, y1, n), l, msb_x=_pub(p, z), msb_y=_pub(p, z)))
+    check(got, N_COST * (4880 + 576))
+    check(got, M.mul_cost_bits(m, n, l, "public", "public", count=N_COST))
+    assert rounds == 2
+    # one public, one by millionaire (16 bits: 4 rounds) before the COT round
+    got, rounds = fresh_measure(
+        fresh, lambda p: M.mul(p, sh(p, x0, m), sh(p, y0, n), l, msb_x=_pub(p, z)),
+        lambda p: M.mul(p, sh(p, x1, m), sh(p, y1, n), l, msb_x=_pub(p, z)))
+    check(got, M.mul_cost_bits(m, n, l, "public", False, count=N_COST))
+    assert rounds == 6

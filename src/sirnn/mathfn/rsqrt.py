@@ -462,8 +462,10 @@ def rsqrt(be: Backend, x: Share, bits_out: int, scale_out: int) -> Share:
     Recipe: module doc (MSNZB, normalisation by MUXes, table of lines on (parity, top bits),
     Newton steps only when the output needs them, scale back by MUXes).
 
-    At 16/12 → 16/12 (measured, both parties, N = 65,536): 3,175.8 bytes per element, 46 rounds:
-    MSNZB 489, 9 MUXes normalising (positions 6..14; the others saturate) 322, TR for the index
+    At 16/12 → 16/12 (measured, both parties, N = 4,096): 3,134.75 bytes per element, 44 rounds.
+    Breakdown as of protocol version 1 (3,175.8 bytes, 46 rounds; since version 2 products with
+    public-zero MSBs run no wrap protocol and millionaire-based TRs fold their root AND into the
+    B2A): MSNZB 489, 9 MUXes normalising (positions 6..14; the others saturate) 322, TR for the index
     108, tables (1-of-256: y0 at 20 bits, slope at 12) 672 + 416, slope × 7 low bits 421, TR 108,
     two cheap extensions 71, 5 MUXes scaling back 190, rounding TR 109, B2A for the saturating
     positions 18, clamp (MSB + MUX) 254. Precision over all 2^16 inputs: max 0.569 ULP, mean
@@ -478,7 +480,7 @@ def sqrt(be: Backend, x: Share, bits_out: int, scale_out: int) -> Share:
     Rules: x ≤ 0 gives 0 (√0 = 0; negative inputs are outside the domain); results that do not
     fit give the largest value. Same recipe as :func:`rsqrt` with a table of √a (with Newton
     steps: the table and the iteration of 1/√a, then √a = a·(1/√a), one more multiplication).
-    At 16/12 → 16/12 (measured): 2,751.9 bytes per element, 44 rounds (table 1-of-64: √a is
+    At 16/12 → 16/12 (measured): 2,710.0 bytes per element, 36 rounds (table 1-of-64: √a is
     flatter); all 2^16 inputs: max 0.645 ULP, mean 0.251.
     """
     return evaluate(be, x, "sqrt", bits_out, scale_out)

@@ -39,7 +39,7 @@ from ..protocols.backend import Backend
 from ..protocols.ring import check_bits, decode, from_int, to_signed
 from ..protocols.share import Share
 
-__all__ = ["Fmt", "Param", "fit_scale", "quantize", "requant", "acc_bits", "add_known",
+__all__ = ["Fmt", "Param", "fit_scale", "quantize", "requant", "requant_msb", "acc_bits", "add_known",
            "known_share", "public_zeros", "decode_share", "align_scale"]
 
 
@@ -204,7 +204,7 @@ def requant(be: Backend, x: Share, out: Fmt, rounding: str = "nearest") -> Share
     """Signed x → format ``out`` by the rules of the module doc (exact rounding, then width).
 
     ``rounding``: "nearest" (ties up, TR of x + 2^{d−1}) or "floor" (TR of x). Costs: a scale drop
-    is one TR (the wrap of the low d bits; e.g. 30 → 16 bits, d = 14: 236 bytes per element and 6
+    is one TR (the wrap of the low d bits; e.g. 30 → 16 bits, d = 14: 247.5 bytes per element and 5
     rounds, measured), a wider ring one sign extension, everything else is local.
     """
     out = Fmt(*out).check("requant target")
@@ -225,6 +225,22 @@ def requant(be: Backend, x: Share, out: Fmt, rounding: str = "nearest") -> Share
     if d < 0:
         x = x.lshift(-d).with_meta(scale=out.scale)
     return x
+
+
+def requant_msb(be: Backend, x: Share, out: Fmt, rounding: str = "nearest") -> tuple[Share, Share]:
+    """(:func:`requant` (x, out), boolean shares of its MSB). When the requantisation is one TR
+    landing exactly in out.bits (the accumulator rings of :func:`acc_bits`), the MSB comes with
+    the TR in the same rounds (:meth:`Backend.tr_msb`); otherwise it is one more :meth:`Backend.msb`."""
+    out = Fmt(*out).check("requant target")
+    d = x.scale - out.scale
+    if rounding not in ("nearest", "floor") or d <= 0 or d >= x.bits or x.bits - d != out.bits:
+        y = requant(be, x, out, rounding)
+        return y, be.msb(y)
+    x = x.with_meta(signed=True)
+    if rounding == "nearest":
+        x = x.add_public(np.uint64(1) << np.uint64(d - 1))
+    y, b = be.tr_msb(x, d)
+    return y.with_meta(scale=out.scale, signed=True), b
 
 
 def decode_share(x: Share) -> np.ndarray:

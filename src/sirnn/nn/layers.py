@@ -235,13 +235,15 @@ def mul_known(be: Backend, x: Share, w: Param, out: Fmt, *, rounding: str = "nea
     return requant(be, p, out, rounding)
 
 
-def sigmoid(be: Backend, x: Share, out: Fmt, *, extra_scale: int = logistic.EXTRA_SCALE) -> Share:
-    """σ(x) → ``out`` (SiRNN's recipe; internal scale out.scale + extra_scale)."""
-    return logistic.sigmoid(be, _check_x(x, "sigmoid x"), out.bits, out.scale, extra_scale=extra_scale)
+def sigmoid(be: Backend, x: Share, out: Fmt, *, extra_scale: int = logistic.EXTRA_SCALE,
+            msb: Share | None = None) -> Share:
+    """σ(x) → ``out`` (SiRNN's recipe; internal scale out.scale + extra_scale). ``msb``: boolean
+    shares of MSB(x) if the caller already has them (e.g. from :func:`fixed.requant_msb`)."""
+    return logistic.sigmoid(be, _check_x(x, "sigmoid x"), out.bits, out.scale, extra_scale=extra_scale, msb=msb)
 
 
-def tanh(be: Backend, x: Share, out: Fmt) -> Share:
-    return logistic.tanh(be, _check_x(x, "tanh x"), out.bits, out.scale)
+def tanh(be: Backend, x: Share, out: Fmt, *, msb: Share | None = None) -> Share:
+    return logistic.tanh(be, _check_x(x, "tanh x"), out.bits, out.scale, msb=msb)
 
 
 def stack(shares: list[Share], axis: int = 0) -> Share:

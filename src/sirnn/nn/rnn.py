@@ -20,9 +20,9 @@ Formats (:class:`CellFormats`, all signed; defaults follow SCI's 16-bit / scale-
   extra bit, and tanh = (2^{gate.scale+1}·σ − 2^{gate.scale}) is *exactly* an integer at
   gate.scale (no rounding). Measured over all 2^16 inputs (16-bit, scale 12): tanh max 1.11 /
   mean 0.25 ULP (the direct tanh recipe: 1.73 / 0.39), σ max 1.11 ULP at gate.scale + 1.
-  Trade-off: one σ/tanh protocol fewer per step (−46 rounds) for ≈ 13% more bytes on the gates
-  (the reciprocal at output scale 13 uses a 1-of-256 table instead of 1-of-128: 4,475 vs 3,946
-  bytes per element). (Running the sigmoid with one guard bit less keeps the 1-of-128 table but
+  Trade-off: one σ/tanh protocol fewer per step (FastGRNN: 65 instead of 100 rounds) for ≈ 14%
+  more bytes on the gates (the reciprocal at output scale 13 uses a 1-of-256 table instead of
+  1-of-128: 4,375.75 vs 3,844.5 bytes per element, ``sirnn bench sigmoid --n 4096``). (Running the sigmoid with one guard bit less keeps the 1-of-128 table but
   then needs a Newton step: more bytes and rounds, measured.) ``fuse_tanh=False`` is the other
   side of the trade.
 * weights: ``w_bits`` (16) bits each, at a per-tensor scale chosen so that the products W·x and
@@ -50,7 +50,8 @@ from ..errors import ParameterError
 from ..protocols.backend import Backend
 from ..protocols.share import Share, concat
 from . import layers
-from .fixed import Fmt, Param, acc_bits, add_known, align_scale, fit_scale, public_zeros, quantize, requant
+from .fixed import (Fmt, Param, acc_bits, add_known, align_scale, fit_scale, public_zeros, quantize, requant,
+                    requant_msb)
 
 __all__ = ["CellFormats", "FastGRNNCell", "LSTMCell", "GRUCell", "rnn_over_time",
            "fastgrnn_float", "lstm_float", "gru_float", "run_float", "sigmoid_float"]
@@ -143,20 +144,20 @@ def _gates(be: Backend, sig: list[Share], tnh: list[Share], f: CellFormats, mete
     ns = [a.shape[0] for a in sig]
     nt = [a.shape[0] for a in tnh]
     if f.fuse_tanh:
-        with _section(meter, "round pre-activations"):
-            pre = requant(be, concat(sig + [a.lshift(1) for a in tnh]), f.sig_in)
+        with _section(meter, "round pre-activations"):  # with the MSBs σ needs, same rounds
+            pre, b = requant_msb(be, concat(sig + [a.lshift(1) for a in tnh]), f.sig_in)
         with _section(meter, "sigmoid+tanh"):
-            s = layers.sigmoid(be, pre, f.sig_out)
+            s = layers.sigmoid(be, pre, f.sig_out, msb=b)
         k = sum(ns)
         t = s[k:].add_public(np.int64(-(1 << f.gate.scale))).with_meta(scale=f.gate.scale)  # 2σ(2p) − 1
         return _split_rows(s[:k], ns), _split_rows(t, nt)
     with _section(meter, "round pre-activations"):
-        pre = requant(be, concat(sig + tnh), f.pre)
+        pre, b = requant_msb(be, concat(sig + tnh), f.pre)
     k = sum(ns)
     with _section(meter, "sigmoid"):
-        s = layers.sigmoid(be, pre[:k], f.gate)
+        s = layers.sigmoid(be, pre[:k], f.gate, msb=b[:k])
     with _section(meter, "tanh"):
-        t = layers.tanh(be, pre[k:], f.gate)
+        t = layers.tanh(be, pre[k:], f.gate, msb=b[k:])
     return _split_rows(s, ns), _split_rows(t, nt)
 
 
@@ -270,8 +271,13 @@ class FastGRNNCell(_Cell):
     (with ``fuse_tanh`` on u = h̃ + 1 = σ(2p) ≥ 0, whose MSB is publicly zero, ALICE subtracting
     [ζ + ν; ζ]·1 locally), one TR rounding ζ·h̃ to h's format, one multiplication z ⊙ (h − ζh̃)
     (z ≥ 0: cheap wrap), and one final rounding of (ζ + ν)h̃ + z(h − ζh̃) to h's format.
-    Measured (D = 6, H = 16, one sequence, both parties' bytes): 204,890 B and 82 rounds per
-    step (``fuse_tanh=False``: 189,446 B, 130 rounds); σ/tanh are 70% of the bytes.
+    The pre-activation rounding also yields their MSBs (:func:`fixed.requant_msb`, same rounds),
+    which σ/tanh take instead of computing them; the products with a publicly non-negative
+    operand (u, z) fold that operand's wrap into their OT round.
+    Measured (D = 6, H = 16, one sequence, both parties' bytes, sections counted from fresh
+    rounds): 204,158 B and 65 rounds per step — matmul 6, rounding + MSBs 6, σ/tanh 35, ζ/ν 7,
+    gate product 6, rounding h 5 (``fuse_tanh=False``: 191,434 B, 100 rounds); σ/tanh are 70%
+    of the bytes.
     """
 
     W: Param | tuple  # (H, D) or (W1 (H, r), W2 (r, D))

@@ -20,7 +20,7 @@ from ..errors import ParameterError
 from . import activation, boolean, compare, digits, extend, lut as lutmod, mul as mulmod, truncate
 from .party import Party
 from .ring import U64, from_int, mask
-from .share import Share
+from .share import PublicBits, Share
 
 
 class Backend:
@@ -35,17 +35,27 @@ class Backend:
         return Share(v if self.role == ALICE else np.zeros_like(v), bits, scale, signed, self.role)
 
     def public_bits(self, values) -> Share:
-        """Public booleans as a (trivial) boolean sharing, e.g. an MSB known to be zero."""
-        return self.public(np.asarray(values, np.int64), 1, 0, False)
+        """Public booleans as a (trivial) boolean sharing, e.g. an MSB known to be zero; a
+        :class:`PublicBits`, so protocols that can use the public values do (the functionality
+        is that of the trivial sharing either way)."""
+        v = from_int(np.asarray(values, np.int64), 1, False, what="public bits")
+        return PublicBits(v, self.role)
 
     # -- interactive operations (subclasses) -------------------------------------------------------
     def msb(self, x: Share) -> Share: raise NotImplementedError
     def select(self, b: Share, x: Share) -> Share: raise NotImplementedError
     def b2a(self, b: Share, bits: int) -> Share: raise NotImplementedError
     def lut(self, table, idx: Share, bits: int, scale: int = 0, signed: bool = False) -> Share: raise NotImplementedError
+    def lut_many(self, tables, idxs: list[Share], bits: int, scale: int = 0, signed: bool = False) -> list[Share]:
+        """:meth:`lut` of tables[j] on idxs[j] for every j, in one round trip (equal index widths
+        and entry shapes; see :func:`sirnn.protocols.lut.lut_many`)."""
+        raise NotImplementedError
     def mul(self, x: Share, y: Share, bits_out: int, msb_x: Share | None = None,
             msb_y: Share | None = None) -> Share: raise NotImplementedError
     def tr(self, x: Share, s: int) -> Share: raise NotImplementedError
+    def tr_msb(self, x: Share, s: int) -> tuple[Share, Share]:
+        """(tr(x, s), msb(x)): the MSB of x is that of the TR output (see truncate.tr_msb)."""
+        raise NotImplementedError
     def zext(self, x: Share, bits: int, msb: Share | None = None) -> Share: raise NotImplementedError
     def sext(self, x: Share, bits: int, msb: Share | None = None) -> Share: raise NotImplementedError
     def digits(self, x: Share, d: int) -> list[Share]: raise NotImplementedError
@@ -92,11 +102,19 @@ class SecureBackend(Backend):
         arg = t if self.role == ALICE else (t.shape[1] if t.ndim == 2 else None)
         return lutmod.lut(self.party, arg, idx, bits, scale, signed)
 
+    def lut_many(self, tables, idxs, bits, scale=0, signed=False):
+        ts = [np.asarray(t) for t in tables]
+        args = ts if self.role == ALICE else [t.shape[1] if t.ndim == 2 else None for t in ts]
+        return lutmod.lut_many(self.party, args, idxs, bits, scale, signed)
+
     def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
         return mulmod.mul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
 
     def tr(self, x, s):
         return truncate.tr(self.party, x, s, allow_scale_underflow=True)
+
+    def tr_msb(self, x, s):
+        return truncate.tr_msb(self.party, x, s, allow_scale_underflow=True)
 
     def zext(self, x, bits, msb=None):
         return extend.zext(self.party, x, bits, msb)
@@ -167,6 +185,9 @@ class ClearBackend(Backend):
     def lut(self, table, idx, bits, scale=0, signed=False):
         return self._v(lutmod.lut_ref(table, self._check(idx).data, bits), bits, scale, signed)
 
+    def lut_many(self, tables, idxs, bits, scale=0, signed=False):
+        return [self.lut(t, i, bits, scale, signed) for t, i in zip(tables, idxs)]
+
     def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
         self._check(x), self._check(y)
         z = mulmod.mul_ref(x.data, y.data, x.bits, y.bits, bits_out, x.signed, y.signed)
@@ -175,6 +196,9 @@ class ClearBackend(Backend):
     def tr(self, x, s):
         self._check(x)
         return self._v(truncate.tr_ref(x.data, x.bits, s), x.bits - s, max(x.scale - s, 0), x.signed)
+
+    def tr_msb(self, x, s):
+        return self.tr(x, s), self.msb(x)
 
     def zext(self, x, bits, msb=None):
         return self._v(extend.zext_ref(self._check(x).data, x.bits, bits), bits, x.scale, x.signed)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import ALICE
 from ..errors import ParameterError
-from .boolean import (Triples, and_bits, triple_ot_choices, triple_ot_finish,
+from .boolean import (Triples, and_bits, b2a, triple_ot_choices, triple_ot_finish,
                       triple_ot_messages, _check_bool)
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
@@ -21,14 +21,15 @@ ONE = U64(1)
 LEAF_BITS = 4  # m: leaf width, as in SCI; leaves are compared by 1-of-16 OT
 
 
-def _tree_and_count(leaves: int, with_eq: bool = False) -> int:
-    """ANDs per element in the lt/eq combination tree over ``leaves`` leaves.
+def _tree_and_count(leaves: int, with_eq: bool = False, stop: int = 1) -> int:
+    """ANDs per element in the lt/eq combination tree over ``leaves`` leaves (combined until at
+    most ``stop`` nodes remain).
 
     Each level pairs nodes (2k, 2k+1) and needs lt_hi ⊕ eq_hi ∧ lt_lo and eq_hi ∧ eq_lo; the
     equality of the pair holding the least significant leaf is never used unless ``with_eq``.
     """
     total, cnt = 0, leaves
-    while cnt > 1:
+    while cnt > stop:
         p = cnt // 2
         total += 2 * p - (0 if with_eq else 1)
         cnt -= p
@@ -127,14 +128,23 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     """
     bits = check_bits(bits)
     shape = v.shape
-    x = v.ravel()
+    lt, eq = _millionaire_tree(party, v.ravel(), bits, with_eq, leaf_bits, 1)
+    if with_eq:
+        return lt[:, 0].reshape(shape), eq[:, 0].reshape(shape)
+    return lt[:, 0].reshape(shape)
+
+
+def _millionaire_tree(party: Party, x: np.ndarray, bits: int, with_eq: bool, leaf_bits: int,
+                      stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Leaf comparisons and the combination tree down to at most ``stop`` nodes: (lt, eq), each
+    (n, nodes), node 0 the least significant (eq of node 0 only meaningful with ``with_eq``)."""
     n = x.size
     m = min(leaf_bits, bits)
     q = -(-bits // m)
     digits = (x[:, None] >> (U64(m) * np.arange(q, dtype=U64))) & mask(m)  # (n, q)
-    lt, eq, triples = leaf_compare(party, digits, m, n * _tree_and_count(q, with_eq))
+    lt, eq, triples = leaf_compare(party, digits, m, n * _tree_and_count(q, with_eq, stop))
     # combine up the tree: node j covers leaves [j·2^level, ...); index 0 is least significant
-    while lt.shape[1] > 1:
+    while lt.shape[1] > stop:
         p = lt.shape[1] // 2
         lt_lo, lt_hi = lt[:, 0:2 * p:2], lt[:, 1:2 * p:2]
         eq_lo, eq_hi = eq[:, 0:2 * p:2], eq[:, 1:2 * p:2]
@@ -148,9 +158,51 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
             new_lt = np.concatenate([new_lt, lt[:, -1:]], axis=1)
             new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
         lt, eq = new_lt, new_eq
-    if with_eq:
-        return lt[:, 0].reshape(shape), eq[:, 0].reshape(shape)
-    return lt[:, 0].reshape(shape)
+    return lt, eq
+
+
+def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndarray:
+    """Millionaires' protocol with an arithmetic output: this party's share over Z_{2^k} of
+    1{x > y} (inputs as in :func:`millionaire_bits`), i.e. the millionaire followed by a B2A, with
+    the root of the tree folded into the conversion.
+
+    The tree is combined down to two nodes (lo, hi); since 1{hi greater} and 1{hi equal} are
+    exclusive, 1{x > y} = lt_hi + eq_hi·lt_lo as integers, a function of three shared bits: one
+    1-of-8 OT on BOB's shares, ALICE sending r + f(her bits, choice) mod 2^k for all 8 choices.
+    This replaces the root AND (1 round) and the B2A (2 rounds) by 2 rounds.
+    Cost: :func:`millionaire_arith_cost_bits` = M(ℓ) − 148 + 256 + 8k bits; rounds
+    2 + ⌈log2 q⌉ + 1 (q = ⌈ℓ/4⌉ ≥ 2 leaves). With one leaf (ℓ ≤ 4): the millionaire, then B2A.
+    """
+    bits = check_bits(bits)
+    k = check_bits(k)
+    shape = v.shape
+    x = v.ravel()
+    n = x.size
+    q = -(-bits // min(LEAF_BITS, bits))
+    if q < 2:
+        lt = millionaire_bits(party, x, bits)
+        return b2a(party, Share(lt, 1, 0, False, party.role), k).data.reshape(shape)
+    lt, eq = _millionaire_tree(party, x, bits, False, LEAF_BITS, 2)
+    lo, hi, ehi = lt[:, 0], lt[:, 1], eq[:, 1]
+    if party.role == ALICE:
+        r = party.random(n, k)
+        j = np.arange(8, dtype=U64)  # choice = lo1 + 2·hi1 + 4·ehi1
+        lj = lo[:, None] ^ (j & ONE)
+        hj = hi[:, None] ^ ((j >> ONE) & ONE)
+        ej = ehi[:, None] ^ (j >> U64(2))
+        party.ot.kkot_send((r[:, None] + hj + (ej & lj)) & mask(k), k)
+        out = (U64(0) - r) & mask(k)
+    else:
+        out = party.ot.kkot_recv(lo | (hi << ONE) | (ehi << U64(2)), 8, k)
+    return out.reshape(shape)
+
+
+def millionaire_arith_cost_bits(bits: int, k: int) -> int:
+    """Bits per element (both parties) of :func:`millionaire_arith`."""
+    q = -(-bits // min(LEAF_BITS, bits))
+    if q < 2:
+        return millionaire_cost_bits(bits) + 128 + k
+    return millionaire_cost_bits(bits) - 148 + 256 + 8 * k
 
 
 def millionaire(party: Party, v, bits: int) -> Share:

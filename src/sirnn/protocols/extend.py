@@ -12,7 +12,9 @@ method      how                                                       bits per e
 ``cot``     m = 1: Wrap = x0·x1; one correlated OT (ALICE corr x0)    128 + k               2
 ``lut``     2 ≤ m ≤ 8: 1-of-2^m OT on BOB's x1, ALICE sends           256 + 2^m·k           2
             r + 1{x0 + v ≥ 2^m} for every v
-``mill``    millionaires' on m bits (boolean wrap), then B2A to k     M(m) + 128 + k        R(m) + 2
+``mill``    millionaires' on m bits with arithmetic output: the tree  M(m) − 148 + 256 + 8k  R(m) + 1
+            down to two nodes, then one 1-of-8 OT for root + B2A
+            (:func:`compare.millionaire_arith`; m ≤ 4: M(m) + 128 + k, R(m) + 2)
 ``msb4``    MSB(x) known: 1-of-4 OT on (msb(x1), BOB's MSB share),    256 + 4k              2
             arithmetic output directly (MSB-to-Wrap, fused with B2A)
 ``msb2a``   MSB(x) known: boolean MSB-to-Wrap, then B2A to k          256 + 4 + 128 + k     4
@@ -70,7 +72,7 @@ def _wrap_candidates(m: int, k: int, with_msb: bool) -> list[tuple[str, float]]:
     cands = []
     if m <= MAX_LUT_BITS:
         cands.append(("lut", kkot_cost_bits(1 << m, k)))
-    cands.append(("mill", millionaire_cost_bits(m) + b2a_cost_bits(k)))
+    cands.append(("mill", compare.millionaire_arith_cost_bits(m, k)))
     return cands
 
 
@@ -91,8 +93,8 @@ def wrap_arith_cost_bits(m: int, k: int, with_msb: bool = False) -> float:
 def zext_cost_bits(m: int, n: int, with_msb: bool = False) -> float:
     """Bits per element of :func:`zext` / :func:`sext` from m to n bits: wrap_arith(m, n − m).
 
-    E.g. 32 → 64 without MSB: M(32) + 128 + 32 = 3932 + 160 = 4092 bits (511.5 bytes, with the
-    millionaire as of now); with MSB: 256 + 4·32 = 384 bits (48 bytes).
+    E.g. 32 → 64 without MSB: M(32) − 148 + 256 + 8·32 = 3932 + 364 = 4296 bits (537 bytes, with
+    the millionaire as of now); with MSB: 256 + 4·32 = 384 bits (48 bytes).
     """
     return 0 if n == m else wrap_arith_cost_bits(m, n - m, with_msb)
 
@@ -160,10 +162,9 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None) -> np.n
     else:
         flat_x = x.ravel()
         if method == "msb2a":
-            wb = compare.msb_to_wrap(party, flat_x, msb.ravel())
-        else:
-            wb = compare.wrap(party, flat_x)
-        out = b2a(party, wb, k).data
+            out = b2a(party, compare.msb_to_wrap(party, flat_x, msb.ravel()), k).data
+        else:  # Wrap = 1{x0 > 2^m − 1 − x1}, arithmetic output
+            out = compare.millionaire_arith(party, flat if alice else mask(m) - flat, m, k)
     return out.reshape(x.shape)
 
 
@@ -181,8 +182,8 @@ def zext(party: Party, x: Share, bits_out: int, msb: Share | None = None) -> Sha
     ``msb``: optional boolean shares of MSB(x) (bit m − 1), making Wrap cheap (MSB-to-Wrap).
     bits_out == m returns a copy (no communication). Scale and signedness label are kept.
 
-    Cost per element (both parties): wrap_arith(m, n − m), e.g. 32 → 64: M(32) + 128 + 32
-    = 3932 + 160 = 4092 bits (511.5 bytes), 6 rounds (measured); with msb: 256 + 4·32 = 384 bits
+    Cost per element (both parties): wrap_arith(m, n − m), e.g. 32 → 64: M(32) − 148 + 256 + 8·32
+    = 4296 bits (537 bytes), 6 rounds (measured); with msb: 256 + 4·32 = 384 bits
     (48 bytes), 2 rounds. See :func:`zext_cost_bits`.
     """
     _check_share(x, "zext x")

@@ -24,38 +24,71 @@ def lut(party: Party, table, idx: Share, bits: int, scale: int = 0, signed: bool
     Cost: 256 + 2^d·k·bits bits per element (d = 1: 128 + 2·k·bits), 2 rounds.
     """
     bits = check_bits(bits)
+    return lut_many(party, [table], [idx], bits, scale, signed)[0]
+
+
+def _alice_picked(party: Party, table, idx: Share, bits: int):
+    """ALICE's masked, rotated table rows (n, 2^d[, k]) for one lookup, her output r and mshape."""
     d = idx.bits
-    if d > 8:
-        raise ParameterError(f"lut: index has {d} bits; at most 8 are supported (digit-decompose first)")
     size = 1 << d
     flat = idx.data.ravel()
     n = flat.size
+    t = _table_ring(table, bits).astype(value_dtype(bits))
+    per_element = t.shape == idx.shape + (size,)
+    if not per_element and t.shape != (size,) and not (t.ndim == 2 and t.shape[0] == size):
+        raise ParameterError(f"lut: table shape {t.shape} fits none of ({size},), ({size}, k), "
+                             f"{idx.shape + (size,)}")
+    k = t.shape[1] if t.ndim == 2 and not per_element else 0
+    mshape = (k,) if k else ()
+    r = party.random((n,) + mshape, bits).astype(t.dtype)
+    if per_element:  # row i rotated by i0_i
+        rot = ((flat[:, None] + np.arange(size, dtype=U64)) & mask(d)).astype(np.intp)
+        picked = np.take_along_axis(t.reshape(n, size), rot, axis=1)
+    else:  # one table: rows of a sliding window over the table written twice
+        twice = np.concatenate([t, t])
+        picked = sliding_window_view(twice, size, axis=0)[flat.astype(np.intp)]
+        if k:
+            picked = picked.transpose(0, 2, 1)  # (n, size, k)
+    picked = picked - (r[:, None] if not k else r[:, None, :])
+    if bits < 8 * picked.dtype.itemsize:
+        picked &= picked.dtype.type((1 << bits) - 1)
+    return picked, r, mshape
+
+
+def lut_many(party: Party, tables: list, idxs: list[Share], bits: int, scale: int = 0,
+             signed: bool = False) -> list[Share]:
+    """Several independent lookups :func:`lut` (tables[j] on idxs[j]) in one 1-of-2^d OT batch:
+    the same cost in bits as the separate calls, but 2 rounds in all. All indices must have the
+    same width d, and all tables the same entry shape (scalars, or k-vectors: BOB passes k)."""
+    bits = check_bits(bits)
+    if len(tables) != len(idxs) or not idxs:
+        raise ParameterError("lut_many: one table per index, at least one")
+    d = idxs[0].bits
+    if d > 8:
+        raise ParameterError(f"lut: index has {d} bits; at most 8 are supported (digit-decompose first)")
+    if any(i.bits != d for i in idxs):
+        raise ParameterError(f"lut_many: index widths differ {[i.bits for i in idxs]}")
+    size = 1 << d
     if party.role == ALICE:
-        t = _table_ring(table, bits).astype(value_dtype(bits))
-        per_element = t.shape == idx.shape + (size,)
-        if not per_element and t.shape != (size,) and not (t.ndim == 2 and t.shape[0] == size):
-            raise ParameterError(f"lut: table shape {t.shape} fits none of ({size},), ({size}, k), "
-                                 f"{idx.shape + (size,)}")
-        k = t.shape[1] if t.ndim == 2 and not per_element else 0
-        mshape = (k,) if k else ()
-        r = party.random((n,) + mshape, bits).astype(t.dtype)
-        if per_element:  # row i rotated by i0_i
-            rot = ((flat[:, None] + np.arange(size, dtype=U64)) & mask(d)).astype(np.intp)
-            picked = np.take_along_axis(t.reshape(n, size), rot, axis=1)
-        else:  # one table: rows of a sliding window over the table written twice
-            twice = np.concatenate([t, t])
-            picked = sliding_window_view(twice, size, axis=0)[flat.astype(np.intp)]
-            if k:
-                picked = picked.transpose(0, 2, 1)  # (n, size, k)
-        picked = picked - (r[:, None] if not k else r[:, None, :])
-        if bits < 8 * picked.dtype.itemsize:
-            picked &= picked.dtype.type((1 << bits) - 1)
-        party.ot.kkot_send(picked, bits)
-        out = r.astype(U64)
+        parts = [_alice_picked(party, t, i, bits) for t, i in zip(tables, idxs)]
+        mshape = parts[0][2]
+        if any(p[2] != mshape for p in parts):
+            raise ParameterError("lut_many: tables have different entry shapes")
+        party.ot.kkot_send(parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts]), bits)
+        outs = [p[1].astype(U64) for p in parts]
     else:
-        mshape = (int(table),) if table is not None else ()
-        out = party.ot.kkot_recv(flat, size, bits, mshape)
-    return Share(out.reshape(idx.shape + mshape), bits, scale, signed, party.role)
+        ks = {t for t in tables}
+        if len(ks) != 1:
+            raise ParameterError("lut_many: tables have different entry shapes")
+        k = ks.pop()
+        mshape = (int(k),) if k is not None else ()
+        flat = np.concatenate([i.data.ravel() for i in idxs])
+        got = party.ot.kkot_recv(flat, size, bits, mshape)
+        outs, pos = [], 0
+        for i in idxs:
+            outs.append(got[pos:pos + i.size])
+            pos += i.size
+    return [Share(o.reshape(i.shape + mshape), bits, scale, signed, party.role) for o, i in zip(outs, idxs)]
 
 
 def _table_ring(table, bits: int) -> np.ndarray:

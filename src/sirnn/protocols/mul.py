@@ -44,7 +44,7 @@ from ..errors import ParameterError
 from . import compare
 from .party import Party
 from .ring import U64, check_bits, from_int, mask, reduce
-from .share import Share
+from .share import PublicBits, Share
 from .share import check_msb_share, check_share as _check_share
 
 ONE = U64(1)
@@ -248,6 +248,55 @@ def _mux(rnd: _CotRound, party: Party, holders, w, v, bits: int, count: int, msh
     return acc
 
 
+def _public_msb(msb, signed: bool, needed: bool) -> np.ndarray | None:
+    """β = the public MSB of the *offset* operand (flat 0/1) when ``msb`` is a
+    :class:`PublicBits` and the operand's wrap is ``needed``; None otherwise."""
+    if not needed or not isinstance(msb, PublicBits):
+        return None
+    beta = msb.public.ravel()
+    return beta ^ ONE if signed else beta
+
+
+def _top(v: np.ndarray, bits: int) -> np.ndarray:
+    return (v >> U64(bits - 1)) & ONE
+
+
+def _pub_vec(party: Party, v: np.ndarray, half: int, signed_full: bool) -> np.ndarray:
+    """The MUX vector of a folded wrap: v, or v − 2^half (ALICE) when the signed correction
+    2^{ℓ−1}·Wrap of a full-width (ℓ = m + n) product must ride on it: −2^m·w·(v_u − 2^{n−1}) =
+    −2^m·w·v_u + 2^{ℓ−1}·w (see :func:`_signed_terms`)."""
+    if signed_full and party.role == ALICE:
+        return v - (ONE << U64(half))
+    return v
+
+
+def _mux_pub(rnd: _CotRound, party: Party, holders, top, beta, v, bits: int, count: int,
+             mshape: tuple = ()) -> _Acc:
+    """Shares of Wrap(x) · Σ_{h ∈ holders} v_h mod 2^bits for an x whose MSB β is public, with the
+    wrap folded into the COT round (no separate Wrap protocol).
+
+    With a = msb(x0), b = msb(x1): Wrap(x) = a∧b ⊕ (a⊕b)∧¬β, i.e. a ∨ b when β = 0 and a ∧ b when
+    β = 1 (MSB-to-Wrap with a public MSB). ``top``: this party's own bit (a or b). Holder h with
+    bit t adds locally (1 − β)·t·v_h and sends corr (t ⊕ β ⊕ 1)·v_h in a COT driven by the peer's
+    bit p: (1 − β)·t + p·(t ⊕ ¬β) is t ∨ p (β = 0) or t ∧ p (β = 1). Cost: that of :func:`_mux`
+    (128 + |mshape|·bits per row and per holder), 2 rounds shared with the cross terms.
+    """
+    acc = _Acc((count,) + tuple(mshape))
+    ext = (count,) + (1,) * len(mshape)
+    tcol, bcol = top.reshape(ext), beta.reshape(ext)
+    corr = None
+    if party.role in holders:
+        vv = reduce(v, bits)
+        acc.v += ((ONE - bcol) * tcol) * vv
+        corr = reduce((tcol ^ bcol ^ ONE) * vv, bits)
+    for h in holders:
+        if party.role == h:
+            rnd.add(1 - h, bits, mshape, acc.adder(negative=True), corr=corr)
+        else:
+            rnd.add(1 - h, bits, mshape, acc.adder(), choice=top)
+    return acc
+
+
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
 
 
@@ -270,8 +319,9 @@ def wrap_method(bits: int, with_msb: bool = False) -> tuple[str, float]:
 
 def _wraps_cost_bits(reqs) -> float:
     """Total bits of :func:`_wraps` for requests (count, bits, with_msb) or None (its batches
-    merge only requests of equal per-element cost, so costs add up)."""
-    return sum(r[0] * wrap_method(r[1], r[2])[1] for r in reqs if r is not None)
+    merge only requests of equal per-element cost, so costs add up). with_msb = "public" (a
+    :class:`PublicBits` MSB): the wrap is folded into the COT round and costs nothing."""
+    return sum(r[0] * wrap_method(r[1], r[2])[1] for r in reqs if r is not None and r[2] != "public")
 
 
 def _wraps(party: Party, reqs):
@@ -415,7 +465,12 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
     ``msb_x`` / ``msb_y``: optional boolean shares of MSB(x) / MSB(y) (the top bit of the m-bit ring
     element, i.e. the sign bit of a signed operand; pass a public zero share for an operand known
     to be non-negative and < 2^{m−1}). Each lets the wrap cost one 1-of-4 OT (260 bits, 2 rounds)
-    instead of a millionaires' instance (see :func:`wrap_method`).
+    instead of a millionaires' instance (see :func:`wrap_method`). A *public* MSB
+    (:class:`PublicBits`, e.g. ``Backend.public_bits``) costs no wrap protocol at all: Wrap is then
+    msb(x0) ∨ msb(x1) (MSB 0) or msb(x0) ∧ msb(x1) (MSB 1), each party's bit known to it, and is
+    folded into the wrap term's COTs (:func:`_mux_pub`) in the 2 rounds of the cross terms
+    (cost formulas: ``msb_x="public"``). E.g. m = n = 16, ℓ = 32 with both MSBs public: 4880 +
+    576 = 5456 bits = 682 bytes, 2 rounds (measured).
 
     Cost per element (k = min(m, n, ℓ), both parties together; :func:`mul_cost_bits`):
       2·Σ_{i<k} (128 + ℓ − i)                 cross terms
@@ -425,7 +480,7 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
     with both MSBs known 4880 + 576 + 2·260 = 5976 bits = 747 bytes, 4 rounds;
     m = n = 8, ℓ = 16: 2248 + 544 + 2·512 = 3816 bits = 477 bytes, 4 rounds.
     Rounds: rounds(Wrap) + 2 (millionaire on 16 bits: 4; LUT or MSB-to-Wrap: 2; none when
-    ℓ ≤ min(m, n)); batches of different methods/widths add up.
+    ℓ ≤ min(m, n) or the MSB is public); batches of different methods/widths add up.
     """
     _check_share(x, "x")
     _check_share(y, "y")
@@ -444,15 +499,28 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
 
     xd = _offset(party, x.data.ravel(), m, sx)
     yd = _offset(party, y.data.ravel(), n, sy)
-    wx, wy = _wraps(party, [(xd, m, _offset_msb(party, mx, sx)) if l > m else None,
-                            (yd, n, _offset_msb(party, my, sy)) if l > n else None])
+    bx = _public_msb(msb_x, sx, l > m)
+    by = _public_msb(msb_y, sy, l > n)
+    wx, wy = _wraps(party, [(xd, m, _offset_msb(party, mx, sx)) if l > m and bx is None else None,
+                            (yd, n, _offset_msb(party, my, sy)) if l > n and by is None else None])
     rnd = _CotRound(party)
     if min(n, l) <= min(m, l):  # y's shares drive (see _cross_k)
         cross = _cross(rnd, party, _BOTH, xd, yd, min(n, l), l, count)
     else:
         cross = _cross(rnd, party, _BOTH, yd, xd, min(m, l), l, count)
-    mux_x = _mux(rnd, party, _BOTH, wx, yd, l - m, count) if l > m else None
-    mux_y = _mux(rnd, party, _BOTH, wy, xd, l - n, count) if l > n else None
+    full = l == m + n
+    if bx is not None:  # public MSB: Wrap(x) folded into this round; the signed term's
+        mux_x = _mux_pub(rnd, party, _BOTH, _top(xd, m), bx,  # 2^{ℓ−1}·wx rides on y − 2^{n−1}
+                         _pub_vec(party, yd, n - 1, full and sy), l - m, count)
+        wx = np.zeros(count, U64)
+    else:
+        mux_x = _mux(rnd, party, _BOTH, wx, yd, l - m, count) if l > m else None
+    if by is not None:
+        mux_y = _mux_pub(rnd, party, _BOTH, _top(yd, n), by, _pub_vec(party, xd, m - 1, full and sx),
+                         l - n, count)
+        wy = np.zeros(count, U64)
+    else:
+        mux_y = _mux(rnd, party, _BOTH, wy, xd, l - n, count) if l > n else None
     rnd.run()
 
     z = xd * yd + cross.v
@@ -518,8 +586,10 @@ def matmul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None 
 
     X = _offset(party, x.data, m, sx)
     Y = _offset(party, y.data, n, sy)
-    wx, wy = _wraps(party, [(X.ravel(), m, _offset_msb(party, mx, sx)) if l > m else None,
-                            (Y.ravel(), n, _offset_msb(party, my, sy)) if l > n else None])
+    bx = _public_msb(msb_x, sx, l > m)
+    by = _public_msb(msb_y, sy, l > n)
+    wx, wy = _wraps(party, [(X.ravel(), m, _offset_msb(party, mx, sx)) if l > m and bx is None else None,
+                            (Y.ravel(), n, _offset_msb(party, my, sy)) if l > n and by is None else None])
     rnd = _CotRound(party)
     if _cot_cost(b * c, min(n, l), a, l) <= _cot_cost(a * b, min(m, l), c, l):
         cols = np.repeat(X.T, c, axis=0)  # row (k, j) = X[:, k]
@@ -529,8 +599,19 @@ def matmul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None 
         rows = np.tile(Y, (a, 1))  # row (i, k) = Y[k, :]
         cross = _cross(rnd, party, _BOTH, rows, X.ravel(), min(m, l), l, a * b, (c,))
         cross_post = lambda v: v.reshape(a, b, c).sum(axis=1, dtype=U64)  # noqa: E731
-    mux_x = (_mux(rnd, party, _BOTH, wx, np.tile(Y, (a, 1)), l - m, a * b, (c,)) if l > m else None)
-    mux_y = (_mux(rnd, party, _BOTH, wy, np.repeat(X.T, c, axis=0), l - n, b * c, (a,)) if l > n else None)
+    full = l == m + n
+    if bx is not None:  # public MSBs: wraps folded into this round (see mul)
+        mux_x = _mux_pub(rnd, party, _BOTH, _top(X.ravel(), m), bx,
+                         np.tile(_pub_vec(party, Y, n - 1, full and sy), (a, 1)), l - m, a * b, (c,))
+        wx = np.zeros(a * b, U64)
+    else:
+        mux_x = (_mux(rnd, party, _BOTH, wx, np.tile(Y, (a, 1)), l - m, a * b, (c,)) if l > m else None)
+    if by is not None:
+        mux_y = _mux_pub(rnd, party, _BOTH, _top(Y.ravel(), n), by,
+                         np.repeat(_pub_vec(party, X, m - 1, full and sx).T, c, axis=0), l - n, b * c, (a,))
+        wy = np.zeros(b * c, U64)
+    else:
+        mux_y = (_mux(rnd, party, _BOTH, wy, np.repeat(X.T, c, axis=0), l - n, b * c, (a,)) if l > n else None)
     rnd.run()
 
     z = np.matmul(X, Y) + cross_post(cross.v)
@@ -588,12 +669,12 @@ def mul_known(party: Party, owner: int, w, x: Share, bits_out: int, *, w_bits: i
     l = _check_out(bits_out, m, n)
     mx = _check_msb(msb_x, x, "msb_x")
     wv = _known_values(w, n, w_signed, x.shape, "w").ravel() if is_owner else None
-    out = _known_product(party, owner, wv, x, mx, l, n, w_signed, x.size, 1, x.size, 1)
+    out = _known_product(party, owner, wv, x, mx, l, n, w_signed, x.size, 1, x.size, 1, msb_x)
     return Share(out.reshape(x.shape), l, w_scale + x.scale, w_signed or x.signed, party.role)
 
 
 def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: bool,
-                   a: int, b: int, c: int, mode: int) -> np.ndarray:
+                   a: int, b: int, c: int, mode: int, msb_obj=None) -> np.ndarray:
     """Shares of W·x for the owner's W (value mod 2^64, flat) and shared x.
 
     mode 1: elementwise (a = b = c = count, flat); mode 2: W (a, b) times x (b, c).
@@ -606,7 +687,8 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
     if count == 0 or (mode == 2 and a * c == 0):
         return np.zeros(out_shape, U64)
     xd = _offset(party, x.data.ravel(), m, x.signed)
-    (wx,) = _wraps(party, [(xd, m, _offset_msb(party, mx, x.signed)) if l > m else None])
+    bx = _public_msb(msb_obj, x.signed, l > m)
+    (wx,) = _wraps(party, [(xd, m, _offset_msb(party, mx, x.signed)) if l > m and bx is None else None])
     wring = reduce(wv, n) if is_owner else None  # w as an n-bit ring element (its bits drive)
     neg_bit = n - 1 if w_signed else None
     rnd = _CotRound(party)
@@ -616,7 +698,10 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
         else:
             cross = _cross(rnd, party, (owner,), xd, wring, min(n, l), l, count, neg_bit=neg_bit)
         post = lambda v: v  # noqa: E731
-        mux = _mux(rnd, party, (owner,), wx, wv, l - m, count) if l > m else None
+        if bx is not None:
+            mux = _mux_pub(rnd, party, (owner,), _top(xd, m), bx, wv, l - m, count)
+        else:
+            mux = _mux(rnd, party, (owner,), wx, wv, l - m, count) if l > m else None
         mux_post = post
     else:
         Xm = xd.reshape(b, c)
@@ -629,7 +714,10 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
             rows = np.tile(Xm, (a, 1))  # row (i, k) = x[k, :]
             cross = _cross(rnd, party, (owner,), rows, wring, min(n, l), l, a * b, (c,), neg_bit=neg_bit)
             post = lambda v: v.reshape(a, b, c).sum(axis=1, dtype=U64)  # noqa: E731
-        mux = _mux(rnd, party, (owner,), wx, w_cols, l - m, b * c, (a,)) if l > m else None
+        if bx is not None:
+            mux = _mux_pub(rnd, party, (owner,), _top(xd, m), bx, w_cols, l - m, b * c, (a,))
+        else:
+            mux = _mux(rnd, party, (owner,), wx, w_cols, l - m, b * c, (a,)) if l > m else None
         mux_post = lambda v: v.reshape(b, c, a).sum(axis=0, dtype=U64).T  # noqa: E731
     rnd.run()
 
@@ -697,6 +785,8 @@ def matmul_known(party: Party, owner: int, W, x: Share, bits_out: int, *, w_bits
             raise ParameterError(f"matmul_known: inner dimensions differ, x {x.shape} vs W {shape}")
         xt = x.like(x.data.T)
         mt = None if msb_x is None else _check_msb_share(msb_x, x).like(msb_x.data.T)
+        if isinstance(msb_x, PublicBits):
+            mt = PublicBits(msb_x.public.T, party.role)
         wt = None if W is None else np.asarray(W).T
         z = matmul_known(party, owner, wt, xt, bits_out, w_bits=w_bits, w_signed=w_signed,
                          w_scale=w_scale, w_shape=(shape[1], shape[0]), w_left=True, msb_x=mt)
@@ -704,7 +794,7 @@ def matmul_known(party: Party, owner: int, W, x: Share, bits_out: int, *, w_bits
     a, b, c = _check_matrices_known(shape, x.shape)
     mx = _check_msb(msb_x, x, "msb_x")
     wv = _known_values(W, n, w_signed, shape, "W").ravel() if is_owner else None
-    out = _known_product(party, owner, wv, x, mx, l, n, w_signed, a, b, c, 2)
+    out = _known_product(party, owner, wv, x, mx, l, n, w_signed, a, b, c, 2, msb_x)
     return Share(out, l, w_scale + x.scale, w_signed or x.signed, party.role)
 
 

@@ -119,6 +119,20 @@ class Share:
         return self.like(self.data.ravel())
 
 
+class PublicBits(Share):
+    """A trivial boolean sharing of *public* bits (ALICE holds them, BOB zeros), that also carries
+    the cleartext bits (``public``, known to both parties). It is an ordinary boolean Share to every
+    protocol; some may use ``public`` instead (e.g. :func:`sirnn.protocols.mul.mul` folds the wrap
+    of an operand with a public MSB into its OT round). Local operations return plain Shares."""
+
+    __slots__ = ("public",)
+
+    def __init__(self, bits01, role: int = ALICE):
+        pub = np.asarray(bits01, dtype=U64) & U64(1)
+        super().__init__(pub if role == ALICE else np.zeros_like(pub), 1, 0, False, role)
+        self.public = pub
+
+
 def check_share(x, what: str, *, signed: bool | None = None, boolean: bool = False) -> Share:
     """``x`` must be a Share (a signed one if ``signed``, a 1-bit one if ``boolean``)."""
     if not isinstance(x, Share) or (boolean and x.bits != 1):

@@ -60,8 +60,9 @@ def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> S
     Signed x: ⌊x_signed / 2^s⌋ ≡ ⌊x_unsigned / 2^s⌋ (mod 2^{ℓ−s}), so the same output read as a
     signed (ℓ − s)-bit value is the arithmetic shift (it always fits). Scale: scale − s (module doc).
 
-    Cost: W(s, ℓ − s) bits per element; e.g. ℓ = 32, s = 12: M(12) + 128 + 20 = 1160 + 148
-    = 1308 bits (163.5 bytes), 6 rounds (measured). See :func:`tr_cost_bits`.
+    Cost: W(s, ℓ − s) bits per element; e.g. ℓ = 32, s = 12: M(12) − 148 + 256 + 8·20 = 1428
+    bits (178.5 bytes), 5 rounds (measured; the millionaire's root AND is folded into the B2A,
+    see :func:`compare.millionaire_arith`). See :func:`tr_cost_bits`.
     """
     _check_share(x, "tr x")
     s = _check_shift(x, s, "tr")
@@ -71,6 +72,61 @@ def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> S
     k = x.bits - s
     c = wrap_arith(party, x.reduce(s), k)
     return Share((x.data >> U64(s)) + c, k, scale, x.signed, party.role)
+
+
+def tr_msb(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> tuple[Share, Share]:
+    """:func:`tr` together with boolean shares of MSB(x) (= the MSB of the (ℓ − s)-bit output), in
+    the rounds of one millionaires' instance plus 2 (a TR alone: the same; TR then :func:`msb`
+    would add the MSB's millionaire rounds after it).
+
+    With lo = low s bits, mid = bits s..ℓ−2 (w = ℓ − 1 − s of them) and c = Wrap(lo):
+    MSB(x) = top0 ⊕ top1 ⊕ gt_mid ⊕ (eq_mid ∧ c), where gt_mid = 1{mid0 + mid1 ≥ 2^w} and eq_mid =
+    1{mid0 + mid1 = 2^w − 1}. One millionaires' batch with equality gives c (lo0 vs 2^s − 1 − lo1)
+    and (gt_mid, eq_mid) (mid0 vs 2^w − 1 − mid1) at width max(s, w); then one 1-of-4 OT on BOB's
+    shares (c1, eq1) carries, per choice, ALICE's masked (ℓ − s)-bit arithmetic c (the B2A of
+    :func:`tr`) and her masked boolean eq_mid ∧ c, packed in ℓ − s + 1 bits.
+
+    Cost: 2·Meq(max(s, w)) + 256 + 4·(ℓ − s + 1) bits per element (:func:`tr_msb_cost_bits`);
+    rounds R(max(s, w)) + 2, e.g. ℓ = 31, s = 15: 6. s = 0 or w = 0 fall back to tr then msb.
+    """
+    _check_share(x, "tr_msb x")
+    s = _check_shift(x, s, "tr_msb")
+    ell = x.bits
+    w = ell - 1 - s
+    if s == 0 or w <= 0:
+        y = tr(party, x, s, allow_scale_underflow)
+        return y, compare.msb(party, x)
+    scale = _out_scale(x, s, allow_scale_underflow, "tr_msb")
+    k = ell - s
+    flat = x.data.ravel()
+    n = flat.size
+    alice = party.role == ALICE
+    lo = flat & mask(s)
+    mid = (flat >> U64(s)) & mask(w)
+    top = (flat >> U64(ell - 1)) & ONE
+    vals = np.concatenate([lo if alice else mask(s) - lo, mid if alice else mask(w) - mid])
+    g, e = compare.millionaire_bits(party, vals, max(s, w), with_eq=True)
+    c, gm, em = g[:n], g[n:], e[n:]
+    if alice:
+        ra = party.random(n, k)
+        rb = party.prg.bits(n).astype(U64)
+        j = np.arange(4, dtype=U64)  # choice = c1 + 2·eq1
+        cj = c[:, None] ^ (j & ONE)
+        ej = em[:, None] ^ (j >> ONE)
+        msgs = ((ra[:, None] + cj) & mask(k)) | (((ej & cj) ^ rb[:, None]) << U64(k))
+        party.ot.kkot_send(msgs, k + 1)
+        carry, band = (U64(0) - ra) & mask(k), rb
+    else:
+        got = party.ot.kkot_recv(c | (em << ONE), 4, k + 1)
+        carry, band = got & mask(k), got >> U64(k)
+    y = Share(((flat >> U64(s)) + carry).reshape(x.shape), k, scale, x.signed, party.role)
+    return y, Share((top ^ gm ^ band).reshape(x.shape), 1, 0, False, party.role)
+
+
+def tr_msb_cost_bits(bits: int, s: int) -> float:
+    """Bits per element of :func:`tr_msb` (w = ℓ − 1 − s ≥ 1, s ≥ 1)."""
+    w = bits - 1 - s
+    return 2 * millionaire_cost_bits(max(s, w), with_eq=True) + kkot_cost_bits(4, bits - s + 1)
 
 
 def tr_ref(x: np.ndarray, bits: int, s: int) -> np.ndarray:
@@ -89,11 +145,11 @@ def lrs(party: Party, x: Share, s: int, msb: Share | None = None,
 
     Computed as zext(tr(x, s), ℓ): the (ℓ − s)-bit TR output's MSB is bit ℓ − 1 of x, so a given
     ``msb`` (boolean shares of MSB(x)) is passed to the extension. This costs W(s, ℓ − s) +
-    W(ℓ − s, s) = M(s) + M(ℓ − s) + 256 + ℓ bits (for the millionaire methods), cheaper than the
-    direct formula hi0 + hi1 + c − 2^{ℓ−s}·Wrap(x) with two wraps (M(s) + M(ℓ) + 256 + ℓ + s, and
-    M(ℓ) ≥ M(ℓ − s)); the two steps are sequential (the extension needs TR's output shares).
-    E.g. ℓ = 32, s = 12: 1308 + (2180 + 128 + 12) = 3628 bits (453.5 bytes), 12 rounds; with msb
-    1308 + (256 + 4·12) = 1612 bits (201.5 bytes), 8 rounds.
+    W(ℓ − s, s) = M(s) + M(ℓ − s) − 296 + 512 + 8ℓ bits (for the millionaire methods), cheaper
+    than the direct formula hi0 + hi1 + c − 2^{ℓ−s}·Wrap(x) with two wraps (M(ℓ) ≥ M(ℓ − s)); the
+    two steps are sequential (the extension needs TR's output shares).
+    E.g. ℓ = 32, s = 12: 1428 + (2180 − 148 + 256 + 96) = 3812 bits (476.5 bytes), 11 rounds; with
+    msb 1428 + (256 + 4·12) = 1732 bits (216.5 bytes), 7 rounds (measured).
     """
     return _shift_in_ring(party, x, s, msb, allow_scale_underflow, zext, "lrs")
 
@@ -186,7 +242,7 @@ def div_pow2(party: Party, x: Share, s: int, msb: Share | None = None,
 
     Cost: Meq(s) + Meq(ℓ − 1 − s) + 148 + 256 + 16ℓ bits (with msb: Meq(s) + 256 + 16ℓ; Meq the
     millionaires' cost with equality); e.g. ℓ = 32, s = 12: 1456 + 2624 + 148 + 768 = 4996 bits
-    (624.5 bytes), 12 rounds; with msb 2224 bits (278 bytes), 6 rounds. See :func:`div_pow2_cost_bits`.
+    (624.5 bytes), 13 rounds (measured); with msb 2224 bits (278 bytes), 6 rounds. See :func:`div_pow2_cost_bits`.
     """
     _check_share(x, "div_pow2 x")
     s = _check_shift(x, s, "div_pow2")
