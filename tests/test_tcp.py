@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import socket
 import threading
@@ -22,6 +23,7 @@ from sirnn.errors import (HandshakeError, PeerGoneError, PeerTimeoutError, Proto
 from sirnn.transport import (connect, handshake, listen, make_self_signed_cert, packed_nbytes,
                              run_two_processes, tls_client_context, tls_server_context)
 from sirnn.transport.channel import HEADER
+from sirnn.transport.tcp import _READ_AHEAD
 
 pytestmark = pytest.mark.tcp
 
@@ -372,6 +374,77 @@ def test_launcher_timeout_kills_both_children(tmp_path, monkeypatch):
             assert [int(p.read_text()) for p in written] == started
             return
     pytest.fail("the children never both reached fn, even with a 30 s timeout")
+
+
+# ---- framing through the read-ahead buffer (in this process) -------------------------------------
+_FRAME_SIZES = [0, 1, 12, 100, _READ_AHEAD - HEADER.size - 1, _READ_AHEAD - HEADER.size,
+                _READ_AHEAD - HEADER.size + 1, 3, _READ_AHEAD, 3 * _READ_AHEAD + 7, 5, 70_000, 2,
+                _READ_AHEAD // 2, _READ_AHEAD // 2, 1]
+
+
+@pytest.mark.parametrize("tls", [False, True])
+@pytest.mark.parametrize("cut", ["whole", "trickle"])
+def test_frames_of_every_size_arrive_intact_however_the_stream_is_cut(tmp_path, tls, cut):
+    """Frames around the read-ahead size, larger ones, and several in one write; 'trickle' cuts
+    the stream inside headers and payloads (the buffer must keep partial frames)."""
+    listener_kwargs, connect_kwargs = {}, {}
+    if tls:
+        cert, key = make_self_signed_cert(tmp_path)
+        listener_kwargs = {"tls": tls_server_context(cert, key)}
+        connect_kwargs = {"tls": tls_client_context(cafile=cert), "server_hostname": "localhost"}
+    server, client = _connected_pair(listener_kwargs, connect_kwargs)
+    rng = np.random.default_rng(7)
+    payloads = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in _FRAME_SIZES]
+    wire = b"".join(HEADER.pack(i + 1, len(p)) + p for i, p in enumerate(payloads))
+    cuts = {0, len(wire)}
+    if cut == "trickle":
+        boundary = 0
+        for p in payloads:  # cut inside every header and just after it, and at random points
+            cuts.update({boundary + 5, boundary + HEADER.size + 1})
+            boundary += HEADER.size + len(p)
+        cuts.update(int(c) for c in rng.integers(0, len(wire), 40))
+    cuts = sorted(c for c in cuts if 0 <= c <= len(wire))
+
+    def write():
+        for a, b in zip(cuts, cuts[1:]):
+            client._write_all(memoryview(wire)[a:b])
+            if cut == "trickle":
+                time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    received = [server.recv_bytes() for _ in payloads]
+    writer.join(10)
+    assert [bytes(r) for r in received] == payloads
+    assert server.stats.rounds == len(payloads)
+    server.close()
+    client.close()
+
+
+def test_silence_inside_a_header_makes_the_channel_unusable():
+    server, client = _connected_pair({"timeout": 0.3})
+    client._write_now([memoryview(HEADER.pack(1, 3)[:5])])
+    with pytest.raises(PeerTimeoutError):
+        server.recv_bytes()
+    with pytest.raises(ProtocolError, match="out of step"):
+        server.recv_bytes()
+    server.close()
+    client.close()
+
+
+@pytest.mark.parametrize("wire, expected", [
+    (HEADER.pack(1, 10)[:5], "a message header (5 of 12 bytes received)"),
+    (HEADER.pack(1, 10) + b"abc", "a message of 10 bytes (3 of 10 bytes received)"),
+    (HEADER.pack(1, 10), "a message of 10 bytes"),
+    (HEADER.pack(1, 100_000) + b"x" * 100, "a message of 100000 bytes (100 of 100000 bytes"),
+])
+def test_peer_closing_inside_a_frame_says_how_much_arrived(wire, expected):
+    server, client = _connected_pair({"timeout": 10})
+    client._write_now([memoryview(wire)])
+    client.close()
+    with pytest.raises(PeerGoneError, match=re.escape(expected)):
+        server.recv_bytes()
+    server.close()
 
 
 # ---- TLS in this process -------------------------------------------------------------------------

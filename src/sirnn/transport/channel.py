@@ -77,14 +77,16 @@ class Channel(ABC):
 
     # -- bytes ----------------------------------------------------------------------------------
     def send_bytes(self, payload: bytes | memoryview) -> None:
-        payload = bytes(payload)
+        if type(payload) is not bytes:  # (this runs per message: no needless calls)
+            payload = bytes(payload)
         depth = self._recv_depth + 1
         self._send_frame(HEADER.pack(depth, len(payload)), payload)
         st = self.stats
         st.bytes_sent += len(payload)
         st.wire_bytes_sent += len(payload) + HEADER.size
         st.messages_sent += 1
-        st.rounds = max(st.rounds, depth)
+        if depth > st.rounds:
+            st.rounds = depth
 
     def recv_bytes(self, nbytes: int | None = None, what: str = "message") -> bytes:
         """Receive one message; if ``nbytes`` is given, its length must match exactly."""
@@ -93,9 +95,12 @@ class Channel(ABC):
             raise ProtocolError(
                 f"expected a {what} of {nbytes} bytes, the peer sent {len(payload)}: the two "
                 "parties are not running the same protocol step or parameters")
-        self._recv_depth = max(self._recv_depth, depth)
-        self.stats.bytes_recv += len(payload)
-        self.stats.rounds = max(self.stats.rounds, depth)
+        if depth > self._recv_depth:
+            self._recv_depth = depth
+        st = self.stats
+        st.bytes_recv += len(payload)
+        if depth > st.rounds:
+            st.rounds = depth
         return payload
 
     def snapshot(self) -> ChannelStats:

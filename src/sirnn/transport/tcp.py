@@ -8,13 +8,20 @@ Design
   without waiting, and whatever is left is queued for a background *sender thread*. So both
   parties may send hundreds of MB at once without deadlock. An error of the sender thread (broken
   pipe, reset) is re-raised in the caller on its next channel operation as
-  :class:`~sirnn.errors.PeerGoneError`.
-* Receives read the 12-byte header, then the payload with ``recv_into`` into one preallocated
-  ``bytearray`` (linear time, no concatenation). ``timeout`` is measured as seconds of *silence*:
-  a long message that keeps arriving never times out.
+  :class:`~sirnn.errors.PeerGoneError`. A small frame (header and payload in one piece) with
+  nothing queued before it costs one ``send`` call.
+* Receives go through a small read-ahead buffer: one ``recv_into`` takes whatever has arrived
+  (header, payload, and maybe the next frames), so a small message costs one call, or none when
+  it was read ahead. Payloads too large for that buffer are read with ``recv_into`` straight into
+  their own preallocated ``bytearray`` (linear time, no concatenation), never past their frame.
+  A receive first tries to read and waits only if nothing is there. ``timeout`` is measured as
+  seconds of *silence*: a long message that keeps arriving never times out; silence between
+  frames leaves the channel usable, silence inside a frame makes it unusable (out of step).
 * An ``ssl.SSLSocket`` must not be used by two threads at once (OpenSSL objects are not
   thread-safe), so for TLS every non-blocking socket call is made under one lock; waits happen
   outside the lock. Plain sockets are full duplex and need no lock.
+* Like every channel, a ``TCPChannel`` is used by one thread at a time (the sender thread is its
+  own business).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from .channel import HEADER, Channel
 DEFAULT_MAX_FRAME = 1 << 34  # 16 GiB
 _CHUNK = 1 << 20  # bytes handed to one send / recv_into call
 _SMALL = 1 << 16  # payloads up to this size are sent in one piece with their header
+_READ_AHEAD = 1 << 13  # receive buffer: frames up to this size (with header) are read through it
 _SLICE = 0.25  # seconds per poll slice (how soon a wait notices close / sender errors)
 _STOP = object()  # sender-queue sentinel
 _HEADER_WHAT = "a message header"
@@ -90,7 +98,7 @@ class TCPChannel(Channel):
         _set_nodelay(sock)
         sock.setblocking(False)
         self._sock = sock
-        self._io_lock = threading.Lock() if self.is_tls else contextlib.nullcontext()
+        self._io_lock = threading.Lock() if self.is_tls else None  # (plain sockets: no lock)
         self._read_waiter = _Waiter(sock, for_write=False)
         self._write_waiter = _Waiter(sock, for_write=True)
         self._queue: queue.Queue = queue.Queue()
@@ -100,6 +108,9 @@ class TCPChannel(Channel):
         self._abort_send = threading.Event()
         self._closed = False
         self._out_of_step = False  # a timeout interrupted a message: the stream is unusable
+        self._rbuf = bytearray(_READ_AHEAD)  # received bytes not yet returned: [_rpos, _rend)
+        self._rview = memoryview(self._rbuf)
+        self._rpos = self._rend = 0
         self._sender = threading.Thread(target=self._sender_loop, daemon=True,
                                         name=f"sirnn-tcp-sender-{self.peer}")
         self._sender.start()
@@ -130,20 +141,37 @@ class TCPChannel(Channel):
         """Write the frame at once if the socket takes it, else hand the rest to the sender thread.
 
         The direct write (non-blocking, only when nothing is queued) saves a thread hand-off per
-        small message; order is kept because queued frames always go before new ones.
+        small message; order is kept because queued frames always go before new ones. Only the
+        thread using the channel adds to ``_unsent`` (the sender thread only takes away), so
+        reading 0 without the lock means the sender thread has nothing left to write.
         """
         self._check_usable()
         if len(payload) <= _SMALL:
-            pieces = [memoryview(header + payload)]
+            frame = header + payload
+            if self._unsent == 0 and self._io_lock is None:  # the usual case: one plain send
+                try:
+                    sent = self._sock.send(frame)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as e:  # reset, broken pipe, …: reported like a sender error
+                    self._send_error = e
+                    self._check_usable()  # raises PeerGoneError
+                    raise
+                if sent == len(frame):
+                    return
+                pieces = [memoryview(frame)[sent:]]
+            else:
+                pieces = [memoryview(frame)]
         else:
             pieces = [memoryview(header), memoryview(payload)]
         with self._send_lock:
             if self._unsent == 0:
                 try:
                     pieces = self._write_now(pieces)
-                except BaseException as e:  # noqa: BLE001 - reported like a sender error
+                except OSError as e:  # reset, broken pipe, …: reported like a sender error
                     self._send_error = e
-                    self._check_usable()
+                    self._check_usable()  # raises PeerGoneError
+                    raise
                 if not pieces:
                     return
             self._unsent += 1
@@ -167,6 +195,8 @@ class TCPChannel(Channel):
         chunks of ``_CHUNK`` bytes from the same offset, so the retry is the same chunk.
         """
         try:
+            if self._io_lock is None:
+                return self._sock.send(chunk)
             with self._io_lock:
                 return self._sock.send(chunk)
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
@@ -210,31 +240,64 @@ class TCPChannel(Channel):
     # -- receiving ---------------------------------------------------------------------------------
     def _recv_frame(self) -> tuple[int, bytearray]:
         self._check_usable()
-        header = self._read_exactly(HEADER.size, _HEADER_WHAT)
-        depth, length = HEADER.unpack(header)
+        if self._rend - self._rpos < HEADER.size:
+            self._fill(HEADER.size, _HEADER_WHAT)
+        depth, length = HEADER.unpack_from(self._rbuf, self._rpos)
         if length > self.max_frame:
             raise ProtocolError(
                 f"the peer at {self.peer} announced a message of {length} bytes, more than the "
                 f"limit of {self.max_frame}: it is not a sirnn party or the stream is corrupt")
-        return depth, self._read_exactly(length, f"a message of {length} bytes")
+        size = HEADER.size + length
+        if self._rend - self._rpos < size:
+            if size > len(self._rbuf):
+                return depth, self._recv_large(length)
+            self._fill(size, f"a message of {length} bytes")
+        start = self._rpos + HEADER.size
+        payload = self._rbuf[start:start + length]
+        self._rpos = start + length
+        if self._rpos == self._rend:
+            self._rpos = self._rend = 0
+        return depth, payload
 
-    def _read_exactly(self, nbytes: int, what: str) -> bytearray:
-        """Receive exactly ``nbytes`` bytes into a fresh buffer."""
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        got = 0
-        while got < nbytes:
+    def _fill(self, need: int, what: str) -> None:
+        """Read until the read-ahead buffer holds ``need`` bytes (the rest of the frame or more)."""
+        if self._rpos + need > len(self._rbuf):  # move the partial frame to the front
+            held = bytes(self._rview[self._rpos:self._rend])
+            self._rbuf[:len(held)] = held
+            self._rpos, self._rend = 0, len(held)
+        while self._rend - self._rpos < need:
+            try:
+                n = self._read_some(self._rview[self._rend:])
+            except PeerTimeoutError:
+                # silence between frames leaves the channel usable, inside a frame it does not
+                self._out_of_step = self._out_of_step or self._rend > self._rpos
+                raise
+            if n == 0:
+                skip = 0 if what == _HEADER_WHAT else HEADER.size  # count payload bytes only
+                raise self._eof_error(what, self._rend - self._rpos - skip, need - skip)
+            self._rend += n
+
+    def _recv_large(self, length: int) -> bytearray:
+        """Receive a payload larger than the read-ahead buffer straight into its own buffer."""
+        payload = bytearray(length)
+        view = memoryview(payload)
+        got = self._rend - self._rpos - HEADER.size  # the part already read ahead
+        view[:got] = self._rview[self._rpos + HEADER.size:self._rend]
+        self._rpos = self._rend = 0
+        while got < length:  # never reads past the frame, so nothing is read ahead here
             try:
                 n = self._read_some(view[got:got + _CHUNK])
             except PeerTimeoutError:
-                self._out_of_step = self._out_of_step or got > 0 or what != _HEADER_WHAT
+                self._out_of_step = True
                 raise
             if n == 0:
-                raise PeerGoneError(
-                    f"peer closed the connection ({self.peer}) while we waited for {what}"
-                    + (f" ({got} of {nbytes} bytes received)" if got else ""))
+                raise self._eof_error(f"a message of {length} bytes", got, length)
             got += n
-        return buf
+        return payload
+
+    def _eof_error(self, what: str, got: int, nbytes: int) -> PeerGoneError:
+        return PeerGoneError(f"peer closed the connection ({self.peer}) while we waited for {what}"
+                             + (f" ({got} of {nbytes} bytes received)" if got > 0 else ""))
 
     def _read_some(self, chunk: memoryview) -> int:
         """Read at least one byte into ``chunk`` (0 means EOF); raise on silence or reset."""
@@ -242,6 +305,8 @@ class TCPChannel(Channel):
         while True:
             self._check_usable()
             try:
+                if self._io_lock is None:
+                    return self._sock.recv_into(chunk)
                 with self._io_lock:
                     return self._sock.recv_into(chunk)
             except _WOULD_BLOCK_READ:
