@@ -7,7 +7,8 @@ session (:func:`sirnn.compiler.session.client_session`, with the per-layer repor
 ``--batch`` samples, on the same connection. The parent then checks the secure logits against
 the cleartext fixed-point interpreter (:func:`sirnn.compiler.evaluate_clear`), bit for bit
 (exit 1 on any difference), and reports float / fixed-point / secure accuracy, time, bytes
-(both directions), rounds and the per-layer breakdown summed over the batches.
+(both directions), rounds, each party's peak resident memory and the per-layer breakdown summed
+over the batches.
 
 Google-30 (``examples/models/fastgrnn_google30_untrained``, full-rank W and U, and
 ``examples/models/fastgrnn_google30_lowrank_untrained``, SiRNN's rank 16 / 35; D=32, H=100,
@@ -60,7 +61,8 @@ def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch
     sessions = -(-n // batch)
     if role == ALICE:
         prog = Program.load(program_bytes_path)
-        return [server_session(chan, prog, max_batch=batch) for _ in range(sessions)]
+        summaries = [server_session(chan, prog, max_batch=batch) for _ in range(sessions)]
+        return {"sessions": summaries, "peak_rss_bytes": _peak_rss()}
     outs, reps = [], []
     for i in range(sessions):
         before = chan.snapshot()
@@ -70,14 +72,30 @@ def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch
         outs.append(np.asarray(res.output))
         reps.append({"seconds": time.perf_counter() - t0, "bytes": used.bytes_sent + used.bytes_recv,
                      "rounds": used.rounds, "layers": res.report["layers"]})
-    return {"output": np.concatenate(outs), "sessions": reps}
+    return {"output": np.concatenate(outs), "sessions": reps, "peak_rss_bytes": _peak_rss()}
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set size in bytes: ``VmHWM`` of /proc/self/status (the
+    high-water mark of this process image; ``ru_maxrss`` would also count the parent's RSS at
+    the fork that started us), else ``ru_maxrss`` (KiB on Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_secure(path: Path, x: np.ndarray, batch: int) -> dict:
     from sirnn.transport.launch import run_two_processes
 
     t0 = time.perf_counter()
-    _, b = run_two_processes(_party, str(path), x, batch, len(x), timeout=7200.0,
+    a, b = run_two_processes(_party, str(path), x, batch, len(x), timeout=7200.0,
                              channel_timeout=600.0)
     wall = time.perf_counter() - t0
     layers: dict[str, dict] = {}
@@ -91,7 +109,8 @@ def run_secure(path: Path, x: np.ndarray, batch: int) -> dict:
             "seconds": sum(s["seconds"] for s in b["sessions"]),
             "bytes": sum(s["bytes"] for s in b["sessions"]),
             "rounds": sum(s["rounds"] for s in b["sessions"]),
-            "sessions": len(b["sessions"]), "layers": layers}
+            "sessions": len(b["sessions"]), "layers": layers,
+            "peak_rss_bytes": {"server": a["peak_rss_bytes"], "client": b["peak_rss_bytes"]}}
 
 
 def _ints(program: Program, x: np.ndarray) -> np.ndarray:
@@ -219,6 +238,8 @@ def show(r: dict) -> str:
     out.append(f"   secure: {r['seconds']:.2f} s in {r['sessions']} session(s) ({r['seconds'] / r['n']:.3f} s "
                f"per sample), {_fmt_b(r['bytes'])} ({_fmt_b(r['bytes'] / r['n'])} per sample), "
                f"{r['rounds']} rounds; wall incl. process start-up {r['wall_seconds']:.2f} s")
+    m = r["peak_rss_bytes"]
+    out.append(f"   peak memory (resident): server {_fmt_b(m['server'])}, client {_fmt_b(m['client'])}")
     out.append(f"   {'layer':20s} {'op':9s} {'time':>9s} {'bytes':>11s} {'rounds':>7s}")
     for k, v in r["layers"].items():
         out.append(f"   {k:20s} {v['op']:9s} {v['seconds']:>8.2f}s {_fmt_b(v['bytes']):>11s} {v['rounds']:>7d}")
