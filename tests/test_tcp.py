@@ -510,3 +510,20 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path):
     server_error = _accept_error_in_thread(server_ctx, client_without_certificate,
                                            client_error=(TransportError, "certificate"))
     assert isinstance(server_error, TransportError)
+
+
+def test_missing_or_bad_tls_files_are_clear_errors(tmp_path):
+    """A wrong path or a non-PEM file names the file and its role (no raw OSError/SSLError)."""
+    from sirnn.errors import ParameterError
+    from sirnn.transport.tcp import tls_client_context, tls_server_context
+
+    cert, key = make_self_signed_cert(tmp_path)
+    with pytest.raises(ParameterError, match=r"TLS server certificate/key: no such file .*nope\.pem"):
+        tls_server_context(str(tmp_path / "nope.pem"), key)
+    with pytest.raises(ParameterError, match=r"TLS CA for the server certificate: no such file"):
+        tls_client_context(cafile=str(tmp_path / "ca.pem"))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ParameterError, match=r"TLS client certificate/key: cannot load .*junk\.pem"):
+        tls_client_context(cafile=cert, certfile=str(junk), keyfile=key)
+    assert tls_server_context(cert, key) is not None  # the good files still load

@@ -34,7 +34,7 @@ import ssl
 import threading
 import time
 
-from ..errors import PeerGoneError, PeerTimeoutError, ProtocolError, TransportError
+from ..errors import ParameterError, PeerGoneError, PeerTimeoutError, ProtocolError, TransportError
 from .channel import HEADER, Channel
 
 #: Largest payload accepted from the peer (a corrupt or foreign header must not allocate TBs).
@@ -483,16 +483,28 @@ def _hardened(ctx: ssl.SSLContext) -> ssl.SSLContext:
     return ctx
 
 
+def _load(what: str, load, *files) -> None:
+    """Run ``load(*files)`` (a certificate/key/CA loader); a missing or unreadable file becomes
+    a :class:`ParameterError` naming it and what it was for."""
+    try:
+        load(*files)
+    except FileNotFoundError as e:
+        raise ParameterError(f"TLS {what}: no such file {e.filename or files[0]!r}") from None
+    except (ssl.SSLError, OSError) as e:
+        names = ", ".join(repr(str(f)) for f in files if f is not None)
+        raise ParameterError(f"TLS {what}: cannot load {names}: {e}") from None
+
+
 def tls_server_context(certfile: str, keyfile: str | None = None,
                        cafile: str | None = None) -> ssl.SSLContext:
     """TLS context of the listening party; with ``cafile``, clients must present a certificate
     signed by that CA (mutual TLS)."""
     ctx = _hardened(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-    ctx.load_cert_chain(certfile, keyfile)
+    _load("server certificate/key", ctx.load_cert_chain, certfile, keyfile)
     if hasattr(ctx, "num_tickets"):
         ctx.num_tickets = 0  # no session tickets: nothing is written after the handshake
     if cafile is not None:
-        ctx.load_verify_locations(cafile)
+        _load("CA for client certificates", ctx.load_verify_locations, cafile)
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
@@ -509,11 +521,11 @@ def tls_client_context(cafile: str | None = None, certfile: str | None = None,
     ctx.check_hostname = check_hostname
     ctx.verify_mode = ssl.CERT_REQUIRED
     if cafile is not None:
-        ctx.load_verify_locations(cafile)
+        _load("CA for the server certificate", ctx.load_verify_locations, cafile)
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if certfile is not None:
-        ctx.load_cert_chain(certfile, keyfile)
+        _load("client certificate/key", ctx.load_cert_chain, certfile, keyfile)
     return ctx
 
 
