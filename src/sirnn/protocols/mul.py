@@ -233,18 +233,27 @@ def _mux(rnd: _CotRound, party: Party, holders, w, v, bits: int, count: int, msh
     the ``holders`` (else ignored). Holder h: local w_h·v_h, and sends corr (1 − 2w_h)·v_h in a COT
     that the peer drives with its share of w. Cost: 128 + |mshape|·bits per row and per holder.
     """
+    return _cot_mux(rnd, party, holders, w, w, ONE - (w << ONE), v, bits, count, mshape)
+
+
+def _cot_mux(rnd: _CotRound, party: Party, holders, choice, local, corr, v, bits: int, count: int,
+             mshape: tuple) -> _Acc:
+    """The COT pattern of :func:`_mux` and :func:`_mux_pub`: a holder h adds ``local``·v_h to its
+    share and sends ``corr``·v_h in a COT that the peer drives with its bit ``choice``, so the
+    shares add up to Σ_h (local_h + choice_peer·corr_h)·v_h. ``choice``, ``local``, ``corr``:
+    (count,) 0/1 (``corr`` may be ±1) per row, this party's."""
     acc = _Acc((count,) + tuple(mshape))
-    wcol = w.reshape((count,) + (1,) * len(mshape))
-    corr = None
+    ext = (count,) + (1,) * len(mshape)
+    mine = None
     if party.role in holders:
         vv = reduce(v, bits)
-        acc.v += wcol * vv
-        corr = reduce((ONE - (wcol << ONE)) * vv, bits)
+        acc.v += local.reshape(ext) * vv
+        mine = reduce(corr.reshape(ext) * vv, bits)
     for h in holders:
         if party.role == h:
-            rnd.add(1 - h, bits, mshape, acc.adder(negative=True), corr=corr)
+            rnd.add(1 - h, bits, mshape, acc.adder(negative=True), corr=mine)
         else:
-            rnd.add(1 - h, bits, mshape, acc.adder(), choice=w)
+            rnd.add(1 - h, bits, mshape, acc.adder(), choice=choice)
     return acc
 
 
@@ -281,20 +290,8 @@ def _mux_pub(rnd: _CotRound, party: Party, holders, top, beta, v, bits: int, cou
     bit p: (1 − β)·t + p·(t ⊕ ¬β) is t ∨ p (β = 0) or t ∧ p (β = 1). Cost: that of :func:`_mux`
     (128 + |mshape|·bits per row and per holder), 2 rounds shared with the cross terms.
     """
-    acc = _Acc((count,) + tuple(mshape))
-    ext = (count,) + (1,) * len(mshape)
-    tcol, bcol = top.reshape(ext), beta.reshape(ext)
-    corr = None
-    if party.role in holders:
-        vv = reduce(v, bits)
-        acc.v += ((ONE - bcol) * tcol) * vv
-        corr = reduce((tcol ^ bcol ^ ONE) * vv, bits)
-    for h in holders:
-        if party.role == h:
-            rnd.add(1 - h, bits, mshape, acc.adder(negative=True), corr=corr)
-        else:
-            rnd.add(1 - h, bits, mshape, acc.adder(), choice=top)
-    return acc
+    return _cot_mux(rnd, party, holders, top, (ONE - beta) * top, top ^ beta ^ ONE, v, bits, count,
+                    mshape)
 
 
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
