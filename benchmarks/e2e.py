@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 from sirnn import ALICE  # noqa: E402
 from sirnn.compiler import compile_model, evaluate_clear  # noqa: E402
 from sirnn.compiler.program import Program  # noqa: E402
+from sirnn.compiler.session import format_bytes  # noqa: E402
 from sirnn.data import bundled_models, load_bundled  # noqa: E402
 
 GOOGLE30 = ROOT / "examples" / "models" / "fastgrnn_google30_untrained"
@@ -214,13 +215,6 @@ def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,)) -> list[
     return out
 
 
-def _fmt_b(n: float) -> str:
-    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:,.2f} {unit}"
-    return f"{int(n)} B"
-
-
 def show(r: dict) -> str:
     out = [f"== {r['model']}: {r['n']} sample(s)" + (f" of {r['n_test_split']} (test split), batch "
                                                        f"{r['batch']}" if "n_test_split" in r else "")]
@@ -236,13 +230,13 @@ def show(r: dict) -> str:
                    f"ops {'equal' if rt['same_ops'] else 'DIFFERENT'}")
     out.append(f"   secure logits vs cleartext fixed point: {r['logit_mismatches']} mismatching value(s)")
     out.append(f"   secure: {r['seconds']:.2f} s in {r['sessions']} session(s) ({r['seconds'] / r['n']:.3f} s "
-               f"per sample), {_fmt_b(r['bytes'])} ({_fmt_b(r['bytes'] / r['n'])} per sample), "
+               f"per sample), {format_bytes(r['bytes'])} ({format_bytes(r['bytes'] / r['n'])} per sample), "
                f"{r['rounds']} rounds; wall incl. process start-up {r['wall_seconds']:.2f} s")
     m = r["peak_rss_bytes"]
-    out.append(f"   peak memory (resident): server {_fmt_b(m['server'])}, client {_fmt_b(m['client'])}")
+    out.append(f"   peak memory (resident): server {format_bytes(m['server'])}, client {format_bytes(m['client'])}")
     out.append(f"   {'layer':20s} {'op':9s} {'time':>9s} {'bytes':>11s} {'rounds':>7s}")
     for k, v in r["layers"].items():
-        out.append(f"   {k:20s} {v['op']:9s} {v['seconds']:>8.2f}s {_fmt_b(v['bytes']):>11s} {v['rounds']:>7d}")
+        out.append(f"   {k:20s} {v['op']:9s} {v['seconds']:>8.2f}s {format_bytes(v['bytes']):>11s} {v['rounds']:>7d}")
     return "\n".join(out)
 
 
@@ -251,7 +245,7 @@ def google30_table(rs: list[dict]) -> str:
            f"{'rounds':>6s} {'mism.':>5s}"]
     for r in rs:
         out.append(f"{r['model']:38s} {r['batch']:5d} {r['seconds']:7.2f}s {r['seconds'] / r['n']:7.2f}s "
-                   f"{r['bytes']:13,d} {_fmt_b(r['bytes'] / r['n']):>11s} {r['rounds']:6d} {r['logit_mismatches']:5d}")
+                   f"{r['bytes']:13,d} {format_bytes(r['bytes'] / r['n']):>11s} {r['rounds']:6d} {r['logit_mismatches']:5d}")
     return "\n".join(out)
 
 

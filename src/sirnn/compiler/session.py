@@ -49,7 +49,7 @@ from ..transport.handshake import _frame_limit, handshake
 from .program import FORMAT_VERSION, Program
 from .runtime import ProgressEvent, decode_output, encode_input, execute
 
-__all__ = ["SERVICE", "server_session", "client_session", "serve", "infer", "InferenceResult",
+__all__ = ["SERVICE", "format_bytes", "server_session", "client_session", "serve", "infer", "InferenceResult",
            "format_report"]
 
 SERVICE = "sirnn-inference"
@@ -247,7 +247,8 @@ def _rows(program: Program, meter: Meter) -> list[dict]:
     return rows
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes as "1.50 MB" (binary units: KB = 2^10 B, MB = 2^20 B, GB = 2^30 B)."""
     for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= size:
             return f"{n / size:,.2f} {unit}"
@@ -261,12 +262,12 @@ def format_report(rep: dict) -> str:
     out = [f"{'layer':{w}s}  {'op':9s} {'time':>9s} {'bytes':>11s} {'rounds':>7s}"]
     for r in rows:
         out.append(f"{r['layer']:{w}s}  {r['op']:9s} {r['seconds'] * 1e3:>7.1f}ms "
-                   f"{_fmt_bytes(r['bytes']):>11s} {r['rounds']:>7d}")
+                   f"{format_bytes(r['bytes']):>11s} {r['rounds']:>7d}")
     t = rep["total"]
-    out.append(f"{'total':{w}s}  {'':9s} {t['seconds'] * 1e3:>7.1f}ms {_fmt_bytes(t['bytes']):>11s} "
+    out.append(f"{'total':{w}s}  {'':9s} {t['seconds'] * 1e3:>7.1f}ms {format_bytes(t['bytes']):>11s} "
                f"{t['rounds']:>7d}")
-    out.append(f"(bytes: both directions, client sent {_fmt_bytes(t['bytes_sent'])}, received "
-               f"{_fmt_bytes(t['bytes_recv'])}; rounds per layer counted from a fresh round, the total "
+    out.append(f"(bytes: both directions, client sent {format_bytes(t['bytes_sent'])}, received "
+               f"{format_bytes(t['bytes_recv'])}; rounds per layer counted from a fresh round, the total "
                "over the whole session)")
     return "\n".join(out)
 
@@ -375,7 +376,7 @@ def _run_logged(n: int, chan, program: Program, max_batch: int, log) -> dict:
         s = server_session(chan, program, max_batch=max_batch)
         if s["status"] == "ok":
             log(f"session {n}: ok — batch {s['batch']}, {s['seconds']:.2f} s, sent "
-                f"{_fmt_bytes(s['bytes_sent'])}, received {_fmt_bytes(s['bytes_recv'])}, {s['rounds']} rounds")
+                f"{format_bytes(s['bytes_sent'])}, received {format_bytes(s['bytes_recv'])}, {s['rounds']} rounds")
         else:
             log(f"session {n}: {s['status']} before any secret was used — {s.get('reason', '')}")
     except (SirnnError, OSError) as e:
