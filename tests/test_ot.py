@@ -169,8 +169,8 @@ class _Recorder:
         self.seen = bytearray()
         inner = chan._recv_frame
 
-        def rec():
-            depth, payload = inner()
+        def rec(*args):
+            depth, payload = inner(*args)
             self.seen += payload
             return depth, payload
 

@@ -27,14 +27,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
 from ..errors import ProgramError
 from ..nn.fixed import Param
 from ..transport.handshake import canonical_json
+from ..transport.peerdata import loads_json, peer_text
 from .ops import OPS, Op, TensorSpec
 
 __all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program"]
@@ -110,11 +113,7 @@ class Program:
     @classmethod
     def from_public_bytes(cls, data: bytes) -> "Program":
         """Rebuild (and validate) a public program from :meth:`public_bytes`."""
-        try:
-            d = json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ProgramError(f"the public program is not valid JSON: {e}") from None
-        return cls.from_dict(d, None)
+        return cls.from_dict(loads_json(data, "public program", error=ProgramError), None)
 
     # -- (de)serialisation --------------------------------------------------------------------
     @classmethod
@@ -183,31 +182,32 @@ class Program:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Program":
-        """Read and validate a program file (numpy and the standard library only)."""
+        """Read and validate a program file (numpy and the standard library only).
+
+        Everything is read under a cap (:data:`MAX_JSON_BYTES`, :data:`MAX_PARAM_BYTES`, and each
+        parameter's declared size), checked before anything is unpacked, so a small file that
+        unpacks to gigabytes is refused without unpacking it; a damaged file (a flipped bit: a
+        checksum or deflate error) is a :class:`ProgramError` saying so."""
         path = os.fspath(path)
         try:
             z = zipfile.ZipFile(path)
         except FileNotFoundError:
             raise ProgramError(f"no such program file: {path}") from None
-        except (zipfile.BadZipFile, OSError) as e:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise ProgramError(f"{path} is not a sirnn program file ({e})") from None
         with z:
             names = set(z.namelist())
             if _JSON_NAME not in names:
                 raise ProgramError(f"{path} is not a sirnn program file (no {_JSON_NAME} inside)")
-            try:
-                d = json.loads(z.read(_JSON_NAME).decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as e:
-                raise ProgramError(f"{path}: {_JSON_NAME} is not valid JSON: {e}") from None
+            d = loads_json(_read_member(z, _JSON_NAME, MAX_JSON_BYTES, path), f"{path}: {_JSON_NAME}",
+                           error=ProgramError)
             values = None
             if isinstance(d, dict) and d.get("has_values", True) and d.get("params"):
                 if _PARAMS_NAME not in names:
                     raise ProgramError(f"{path}: the parameter values ({_PARAMS_NAME}) are missing")
-                try:
-                    with np.load(io.BytesIO(z.read(_PARAMS_NAME)), allow_pickle=False) as npz:
-                        values = {k: npz[k] for k in npz.files}
-                except (ValueError, OSError, zipfile.BadZipFile) as e:
-                    raise ProgramError(f"{path}: cannot read the parameter values: {e}") from None
+                sizes = _declared_nbytes(d["params"], path)
+                blob = _read_member(z, _PARAMS_NAME, sum(sizes.values()) + _NPZ_SLACK * (len(sizes) + 1), path)
+                values = _read_values(blob, sizes, path)
         try:
             return cls.from_dict(d, values)
         except ProgramError as e:
@@ -296,6 +296,96 @@ class Program:
         lines.append(f"output {self.output}: {self.output_spec}")
         lines.append(f"digest {self.digest()}")
         return "\n".join(lines)
+
+
+# ---- reading a program file under caps --------------------------------------------------------
+#: the largest program.json accepted (as large as the public program a client accepts)
+MAX_JSON_BYTES = 64 << 20
+#: the largest total of parameter values accepted in a file (int64 each)
+MAX_PARAM_BYTES = 1 << 30
+_NPZ_SLACK = 1 << 14  # per parameter: the .npy header and zip entry overhead
+_NPY_HEADER_MAX = 10_000  # numpy's own default cap on an .npy header
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+                RuntimeError)
+
+
+def _read_member(z: zipfile.ZipFile, name: str, cap: int, path: str) -> bytes:
+    """The unpacked bytes of archive member ``name``, refusing (before unpacking anything) a
+    member that declares more than ``cap`` bytes, and reading at most that much (a member whose
+    declared size lies fails its checksum). Only stored and deflated members are accepted."""
+    info = z.getinfo(name)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ProgramError(f"{path}: {name} uses an unsupported compression (method "
+                           f"{info.compress_type}); sirnn writes stored or deflated members")
+    if info.file_size > cap:
+        raise ProgramError(f"{path}: {name} unpacks to {info.file_size:,} bytes, more than the "
+                           f"{cap:,} allowed for it: the file is corrupt or not a sirnn program")
+    try:
+        with z.open(info) as f:
+            data = f.read(cap + 1)
+    except _READ_ERRORS as e:
+        raise ProgramError(f"{path}: {name} is damaged ({type(e).__name__}: {e}); write or copy the "
+                           "file again") from None
+    if len(data) > cap:  # (cannot happen with zipfile's size checks; kept as the cap's guard)
+        raise ProgramError(f"{path}: {name} unpacks to more than {cap:,} bytes")
+    return data
+
+
+def _declared_nbytes(params, path: str) -> dict[str, int]:
+    """Bytes of each parameter's values as declared in program.json (int64 each), capped."""
+    if not isinstance(params, dict):
+        raise ProgramError(f"{path}: 'params' must be an object")
+    sizes = {}
+    for name, spec in params.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            raise ProgramError(f"{path}: parameter {peer_text(name)} has no valid shape ({peer_text(shape)})")
+        sizes[name] = 8 * math.prod(shape)
+    total = sum(sizes.values())
+    if total > MAX_PARAM_BYTES:
+        raise ProgramError(f"{path}: the parameters declare {total:,} bytes of values, more than the "
+                           f"{MAX_PARAM_BYTES:,} allowed")
+    return sizes
+
+
+def _read_values(blob: bytes, sizes: dict[str, int], path: str) -> dict[str, np.ndarray]:
+    """The parameter arrays of ``params.npz``, each member capped at its declared size and its
+    .npy header checked (integer dtype, at most 8 bytes per value) before the array is built."""
+    try:
+        inner = zipfile.ZipFile(io.BytesIO(blob))
+    except _READ_ERRORS as e:
+        raise ProgramError(f"{path}: {_PARAMS_NAME} is damaged ({e})") from None
+    values = {}
+    with inner:
+        for info in inner.infolist():
+            name = info.filename.removesuffix(".npy")
+            if name not in sizes or name in values:
+                raise ProgramError(f"{path}: {_PARAMS_NAME} holds {peer_text(info.filename)}, which is "
+                                   "not a declared parameter")
+            raw = _read_member(inner, info.filename, sizes[name] + _NPZ_SLACK, f"{path}: {_PARAMS_NAME}")
+            values[name] = _npy_array(raw, f"{path}: parameter {name!r}")
+    return values
+
+
+def _npy_array(raw: bytes, what: str) -> np.ndarray:
+    """An integer array from .npy bytes (a view of them), its header checked against its size."""
+    f = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f".npy format version {version} is not supported")
+        shape, fortran, dtype = read_header(f, max_header_size=_NPY_HEADER_MAX)
+    except ValueError as e:
+        raise ProgramError(f"{what}: not a valid .npy array ({e})") from None
+    if dtype.kind not in "iu" or dtype.itemsize > 8:
+        raise ProgramError(f"{what}: values must be integers of at most 64 bits, got {dtype}")
+    count = math.prod(shape)
+    if len(raw) - f.tell() != count * dtype.itemsize:
+        raise ProgramError(f"{what}: the .npy header announces {shape} values of {dtype}, the data "
+                           f"holds {len(raw) - f.tell()} bytes")
+    return np.frombuffer(raw, dtype, count, f.tell()).reshape(shape, order="F" if fortran else "C")
 
 
 def load_program(path) -> Program:

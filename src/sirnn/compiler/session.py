@@ -12,8 +12,8 @@ One session, message by message:
 2. the server sends the **public program** (structure, shapes, formats; no weights);
 3. the client validates it, checks its digest against ``expect_digest`` if given, and checks its
    input against the public input spec — shape, NaN/infinity, range of the input format. On any
-   problem it sends ``{"status": "abort", "reason": …}`` and raises (nothing secret has been
-   used: no OT has run, no share was sent). Otherwise it sends ``{"status": "ok", "batch": N}``
+   problem it sends ``{"status": "abort"}`` (no reason: the server learns only that the client
+   stopped) and raises (nothing secret has been used: no OT has run, no share was sent). Otherwise it sends ``{"status": "ok", "batch": N}``
    (the number of samples is public) and the server answers ``{"status": "ok"}`` (or refuses,
    e.g. a batch above its limit);
 4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N}`` — both
@@ -45,7 +45,8 @@ from ..nn.meter import Meter
 from ..protocols.backend import SecureBackend
 from ..protocols.party import Party
 from ..protocols.share import reveal, share_input
-from ..transport.handshake import _frame_limit, handshake
+from ..transport.handshake import handshake
+from ..transport.peerdata import loads_json, peer_text
 from .program import FORMAT_VERSION, Program
 from .runtime import ProgressEvent, decode_output, encode_input, execute
 
@@ -80,14 +81,12 @@ def _send_json(chan, obj) -> None:
 
 
 def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
-    with _frame_limit(chan, limit):
-        data = chan.recv_bytes()
-    try:
-        obj = json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        obj = None
+    """The peer's next control message: a JSON object with a "status", at most ``limit`` bytes
+    (checked before it is received), nested at most :data:`~sirnn.transport.peerdata.MAX_JSON_DEPTH`."""
+    data = chan.recv_bytes(what=what, max_nbytes=limit)
+    obj = loads_json(data, f"peer's {what}")
     if not isinstance(obj, dict) or "status" not in obj:
-        raise ProtocolError(f"expected the peer's {what} (a JSON status), got {bytes(data[:60])!r}")
+        raise ProtocolError(f"expected the peer's {what} (a JSON status), got {peer_text(bytes(data[:60]))}")
     return obj
 
 
@@ -95,10 +94,13 @@ def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
 # the server's side
 # ---------------------------------------------------------------------------------------------
 def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH,
-                   seed: bytes | None = None) -> dict:
+                   _seed: bytes | None = None) -> dict:
     """Run one session as the server (ALICE) on ``chan``; returns a summary dict with
     ``status`` ("ok", "aborted" by the client, "refused"), ``batch``, ``seconds`` and the
-    channel counters. Raises on transport/protocol failures (the caller logs them)."""
+    channel counters. Raises on transport/protocol failures (the caller logs them).
+
+    ``_seed`` fixes the server's randomness: for tests only (masks repeated across sessions
+    would leak differences of inputs), hence not part of the public API."""
     if not program.has_values:
         raise ProgramError("the server needs the program with its parameter values")
     t0 = time.perf_counter()
@@ -107,10 +109,10 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
     digest = program.digest()
     chan.send_bytes(program.public_bytes())
     msg = _recv_json(chan, "answer to the program")
-    if msg["status"] == "abort":
-        summary.update(status="aborted", reason=str(msg.get("reason", ""))[:500])
+    if msg["status"] == "abort":  # (the client says no more: its reasons are its own)
+        summary.update(status="aborted")
     elif msg["status"] != "ok":
-        raise ProtocolError(f"unexpected client status {msg['status']!r}")
+        raise ProtocolError(f"unexpected client status {peer_text(msg['status'])}")
     else:
         N = msg.get("batch")
         if not isinstance(N, int) or isinstance(N, bool) or not 1 <= N <= max_batch:
@@ -120,7 +122,7 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
         else:
             _send_json(chan, {"status": "ok"})
             summary["batch"] = N
-            party = Party.setup(ALICE, chan, seed=seed, params={"program": digest, "batch": N})
+            party = Party.setup(ALICE, chan, seed=_seed, params={"program": digest, "batch": N})
             be = SecureBackend(party)
             spec = program.input_spec
             x = share_input(party, BOB, bits=spec.bits, scale=spec.scale, signed=True,
@@ -163,19 +165,22 @@ class InferenceResult:
         return f(p) if p.ndim else labels[int(p)] if 0 <= int(p) < len(labels) else int(p)
 
 
-def _abort(chan, reason: str) -> None:
+def _abort(chan) -> None:
+    """Tell the server the session ends here. No reason is sent: it could describe the input
+    (the reason stays in the client's own error)."""
     try:
-        _send_json(chan, {"status": "abort", "reason": reason})
+        _send_json(chan, {"status": "abort"})
     except SirnnError:
         pass
 
 
 def client_session(chan, x, *, expect_digest: str | None = None, report: bool = False,
                    progress: Callable[[ProgressEvent], None] | None = None,
-                   seed: bytes | None = None) -> InferenceResult:
+                   _seed: bytes | None = None) -> InferenceResult:
     """Run one session as the client (BOB) on ``chan`` with the real-valued input ``x`` (one
     sample or a batch); see the module doc. Raises :class:`InputError` (bad input) or
-    :class:`ProgramError` (unexpected or invalid program) *before* any secret is used."""
+    :class:`ProgramError` (unexpected or invalid program) *before* any secret is used; the server
+    then learns only that the client aborted. ``_seed``: tests only (see :func:`server_session`)."""
     t0 = time.perf_counter()
     meter = Meter(chan=chan) if report else None
 
@@ -187,22 +192,21 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
 
     with step("handshake + program"):
         _session_handshake(chan, BOB)
-        with _frame_limit(chan, _MAX_PROGRAM):
-            data = chan.recv_bytes()
+        data = chan.recv_bytes(what="public program", max_nbytes=_MAX_PROGRAM)
         try:
             program = Program.from_public_bytes(data)
         except ProgramError as e:
-            _abort(chan, f"invalid program: {e}")
+            _abort(chan)
             raise ProgramError(f"the server sent an invalid program: {e}") from None
         digest = program.digest()
         if expect_digest is not None and digest != expect_digest.lower():
-            _abort(chan, "program digest differs from the one the client expects")
+            _abort(chan)
             raise ProgramError(f"the server serves the program {digest[:16]}…, but the client expects "
                                f"{expect_digest[:16]}…: a different model or parameters")
         try:
             q, batched = encode_input(program, x)
-        except InputError as e:
-            _abort(chan, f"client input rejected: {e}")
+        except InputError:
+            _abort(chan)
             raise
         warnings = []
         if program.input_max_abs:
@@ -214,9 +218,10 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
         _send_json(chan, {"status": "ok", "batch": int(N)})
         reply = _recv_json(chan, "answer to the batch size")
         if reply["status"] != "ok":
-            raise ProtocolError(f"the server refused the session: {reply.get('reason', reply['status'])}")
+            raise ProtocolError(f"the server refused the session: "
+                                f"{peer_text(reply.get('reason', reply['status']), 200)}")
     with step("OT set-up"):
-        party = Party.setup(BOB, chan, seed=seed, params={"program": digest, "batch": int(N)})
+        party = Party.setup(BOB, chan, seed=_seed, params={"program": digest, "batch": int(N)})
     be = SecureBackend(party)
     spec = program.input_spec
     with step("share input"):
@@ -378,7 +383,8 @@ def _run_logged(n: int, chan, program: Program, max_batch: int, log) -> dict:
             log(f"session {n}: ok — batch {s['batch']}, {s['seconds']:.2f} s, sent "
                 f"{format_bytes(s['bytes_sent'])}, received {format_bytes(s['bytes_recv'])}, {s['rounds']} rounds")
         else:
-            log(f"session {n}: {s['status']} before any secret was used — {s.get('reason', '')}")
+            log(f"session {n}: {'client aborted' if s['status'] == 'aborted' else s['status']} before any "
+                f"secret was used" + (f" — {s['reason']}" if s.get("reason") else ""))
     except (SirnnError, OSError) as e:
         s = {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - t0}
         log(f"session {n}: failed after {s['seconds']:.2f} s — {type(e).__name__}: {str(e).splitlines()[0]}")

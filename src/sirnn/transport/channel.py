@@ -65,9 +65,11 @@ class Channel(ABC):
         """Queue one frame for sending; must not block on the peer reading it."""
 
     @abstractmethod
-    def _recv_frame(self) -> tuple[int, bytes]:
+    def _recv_frame(self, nbytes: int | None, limit: int | None, what: str) -> tuple[int, bytes]:
         """Block until the next frame arrives; return (depth, payload).
 
+        The frame's announced length goes through :meth:`_check_length` (with ``nbytes``,
+        ``limit`` and ``what`` as given to :meth:`recv_bytes`) *before* its payload is allocated.
         Raises PeerGoneError / PeerTimeoutError instead of hanging.
         """
 
@@ -88,13 +90,15 @@ class Channel(ABC):
         if depth > st.rounds:
             st.rounds = depth
 
-    def recv_bytes(self, nbytes: int | None = None, what: str = "message") -> bytes:
-        """Receive one message; if ``nbytes`` is given, its length must match exactly."""
-        depth, payload = self._recv_frame()
-        if nbytes is not None and len(payload) != nbytes:
-            raise ProtocolError(
-                f"expected a {what} of {nbytes} bytes, the peer sent {len(payload)}: the two "
-                "parties are not running the same protocol step or parameters")
+    def recv_bytes(self, nbytes: int | None = None, what: str = "message", *,
+                   max_nbytes: int | None = None) -> bytes:
+        """Receive one message of exactly ``nbytes`` bytes, or (``nbytes`` None) of at most
+        ``max_nbytes`` (None: the channel's own limit, if it has one).
+
+        The length the peer announces is checked before anything is allocated: a frame of another
+        size is a :class:`ProtocolError` naming ``what``, and the channel is then out of step.
+        """
+        depth, payload = self._recv_frame(nbytes, max_nbytes, what)
         if depth > self._recv_depth:
             self._recv_depth = depth
         st = self.stats
@@ -102,6 +106,19 @@ class Channel(ABC):
         if depth > st.rounds:
             st.rounds = depth
         return payload
+
+    @staticmethod
+    def _check_length(length: int, nbytes: int | None, limit: int | None, what: str,
+                      peer: str = "the peer") -> None:
+        """Raise ProtocolError unless a frame of ``length`` bytes is what the receive expects."""
+        if nbytes is not None and length != nbytes:
+            raise ProtocolError(
+                f"expected a {what} of {nbytes} bytes, {peer} sent {length}: the two parties are "
+                "not running the same protocol step or parameters")
+        if limit is not None and length > limit:
+            raise ProtocolError(
+                f"{peer} announced a {what} of {length} bytes, more than the {limit} allowed here: "
+                "it is not a sirnn party of this version, or the stream is corrupt")
 
     def snapshot(self) -> ChannelStats:
         """Counters now, for measuring a window (``stats - snapshot``), starting a fresh round.

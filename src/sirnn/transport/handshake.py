@@ -14,7 +14,6 @@ hits the channel timeout.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from typing import Any
@@ -24,10 +23,11 @@ import numpy as np
 from .. import PROTOCOL_VERSION
 from ..errors import HandshakeError, ParameterError, ProtocolError
 from .channel import Channel
+from .peerdata import loads_json, peer_text
 
 MAGIC = "sirnn"
 ROLE_NAMES = {0: "ALICE (server)", 1: "BOB (client)"}
-_MAX_HELLO = 1 << 20  # a hello larger than this is not from a sirnn party
+MAX_HELLO = 1 << 20  #: a hello larger than this is not from a sirnn party
 
 
 def _to_json_value(obj: Any) -> Any:
@@ -80,26 +80,25 @@ def make_hello(role: int, params: dict | bytes | None = None, *,
 def _parse_hello(payload: bytes) -> dict:
     """Decode the peer's hello; anything that is not a sirnn hello raises HandshakeError."""
     try:
-        hello = json.loads(bytes(payload).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        hello = None
+        hello = loads_json(payload, "hello", error=HandshakeError)
+    except HandshakeError as e:
+        raise HandshakeError(f"peer is not a sirnn party: {e}") from None
     if not isinstance(hello, dict) or hello.get("magic") != MAGIC:
-        start = bytes(payload[:40])
-        raise HandshakeError(f"peer is not a sirnn party (its first message, {start!r}"
-                             f"{'…' if len(payload) > 40 else ''}, is not a sirnn hello)")
+        raise HandshakeError(f"peer is not a sirnn party (its first message, "
+                             f"{peer_text(payload[:40], 50)}, is not a sirnn hello)")
     return hello
 
 
 def _check_version(ours: dict, peer: dict) -> None:
     if peer.get("version") != ours["version"]:
         raise HandshakeError(f"protocol version mismatch: we speak {ours['version']}, peer speaks "
-                             f"{peer.get('version')!r}; run the same sirnn version on both sides")
+                             f"{peer_text(peer.get('version'))}; run the same sirnn version on both sides")
 
 
 def _check_roles(ours: dict, peer: dict) -> None:
     role = peer.get("role")
-    if role not in ROLE_NAMES:
-        raise HandshakeError(f"peer sent an invalid role {role!r} (expected 0 or 1)")
+    if type(role) is not int or role not in ROLE_NAMES:
+        raise HandshakeError(f"peer sent an invalid role {peer_text(role)} (expected 0 or 1)")
     if role == ours["role"]:
         raise HandshakeError(
             f"both parties claim role {ROLE_NAMES[role]}: one side must be ALICE (server, role 0, "
@@ -120,7 +119,8 @@ def _differing_keys(ours: dict, peer: dict) -> str:
         parts.append(f"only we have {', '.join(only_ours)}")
     only_peer = sorted(theirs.keys() - mine.keys())
     if only_peer:
-        parts.append(f"only the peer has {', '.join(only_peer)}")
+        shown = ", ".join(peer_text(k, 40) for k in only_peer[:5])
+        parts.append(f"only the peer has {shown}" + (f" and {len(only_peer) - 5} more" if len(only_peer) > 5 else ""))
     return "; ".join(parts)
 
 
@@ -129,7 +129,7 @@ def _check_params(ours: dict, peer: dict) -> None:
         detail = _differing_keys(ours, peer)
         raise HandshakeError(
             f"public parameters differ: ours {ours['digest'][:12]} vs peer "
-            f"{str(peer.get('digest'))[:12]}" + (f" ({detail})" if detail else "")
+            f"{peer_text(str(peer.get('digest'))[:12])}" + (f" ({detail})" if detail else "")
             + "; both parties must load the same model and configuration")
 
 
@@ -138,21 +138,6 @@ def check_hello(ours: dict, peer: dict) -> None:
     _check_version(ours, peer)
     _check_roles(ours, peer)
     _check_params(ours, peer)
-
-
-@contextlib.contextmanager
-def _frame_limit(channel: Channel, limit: int):
-    """Lower the channel's largest accepted message (if it has one) while receiving the hello,
-    so a foreign peer's first bytes cannot make us allocate gigabytes."""
-    saved = getattr(channel, "max_frame", None)
-    if saved is None:
-        yield
-        return
-    channel.max_frame = min(saved, limit)
-    try:
-        yield
-    finally:
-        channel.max_frame = saved
 
 
 def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *,
@@ -165,12 +150,9 @@ def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *
     ours = make_hello(role, params, version=version)
     channel.send_bytes(canonical_json(ours))
     try:
-        with _frame_limit(channel, _MAX_HELLO):
-            payload = channel.recv_bytes()
+        payload = channel.recv_bytes(what="hello", max_nbytes=MAX_HELLO)
     except ProtocolError as e:  # e.g. a foreign header announcing an absurd length
         raise HandshakeError(f"peer is not a sirnn party: {e}") from e
-    if len(payload) > _MAX_HELLO:
-        raise HandshakeError(f"peer is not a sirnn party (its hello has {len(payload)} bytes)")
     peer = _parse_hello(payload)
     check_hello(ours, peer)
     return peer

@@ -25,7 +25,7 @@ class InProcChannel(Channel):
         depth, _ = HEADER.unpack(header)
         self._out.put((depth, payload))
 
-    def _recv_frame(self) -> tuple[int, bytes]:
+    def _recv_frame(self, nbytes: int | None, limit: int | None, what: str) -> tuple[int, bytes]:
         try:
             item = self._in.get(timeout=self.timeout)
         except queue.Empty:
@@ -33,6 +33,7 @@ class InProcChannel(Channel):
         if item is _CLOSED:
             self._in.put(_CLOSED)  # stay closed for later reads
             raise PeerGoneError("peer closed the channel")
+        self._check_length(len(item[1]), nbytes, limit, what)
         return item
 
     def close(self) -> None:

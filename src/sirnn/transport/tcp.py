@@ -90,9 +90,10 @@ class TCPChannel(Channel):
     """
 
     def __init__(self, sock: socket.socket, timeout: float | None = 120.0, *,
-                 max_frame: int = DEFAULT_MAX_FRAME):
+                 max_frame: int = DEFAULT_MAX_FRAME, server_side: bool = False):
         super().__init__(timeout)
         self.max_frame = max_frame
+        self.server_side = server_side  #: accepted (True) or connected (False): for error hints
         self.peer = _describe_peer(sock)
         self.is_tls = isinstance(sock, ssl.SSLSocket)
         _set_nodelay(sock)
@@ -107,7 +108,8 @@ class TCPChannel(Channel):
         self._send_error: BaseException | None = None
         self._abort_send = threading.Event()
         self._closed = False
-        self._out_of_step = False  # a timeout interrupted a message: the stream is unusable
+        self._out_of_step: str | None = None  # why the stream is unusable (e.g. a cut message)
+        self._first_frame = True
         self._rbuf = bytearray(_READ_AHEAD)  # received bytes not yet returned: [_rpos, _rend)
         self._rview = memoryview(self._rbuf)
         self._rpos = self._rend = 0
@@ -128,8 +130,12 @@ class TCPChannel(Channel):
         if self._closed:
             raise PeerGoneError(f"the channel to {self.peer} is closed")
         if self._out_of_step:
-            raise ProtocolError(f"a receive from {self.peer} timed out in the middle of a message: "
-                                "the channel is out of step and cannot be used any more")
+            raise ProtocolError(f"{self._out_of_step}: the channel is out of step and cannot be used "
+                                "any more")
+
+    @property
+    def _cut_message(self) -> str:
+        return f"a receive from {self.peer} timed out in the middle of a message"
 
     def _silence_error(self, what: str) -> PeerTimeoutError:
         return PeerTimeoutError(
@@ -238,15 +244,21 @@ class TCPChannel(Channel):
                 _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic()))
 
     # -- receiving ---------------------------------------------------------------------------------
-    def _recv_frame(self) -> tuple[int, bytearray]:
+    def _recv_frame(self, nbytes: int | None, limit: int | None,
+                    what: str) -> tuple[int, bytearray]:
         self._check_usable()
         if self._rend - self._rpos < HEADER.size:
             self._fill(HEADER.size, _HEADER_WHAT)
+        if self._first_frame:
+            self._first_frame = False
+            self._check_not_tls(self._rbuf[self._rpos:self._rpos + 2])
         depth, length = HEADER.unpack_from(self._rbuf, self._rpos)
-        if length > self.max_frame:
-            raise ProtocolError(
-                f"the peer at {self.peer} announced a message of {length} bytes, more than the "
-                f"limit of {self.max_frame}: it is not a sirnn party or the stream is corrupt")
+        limit = self.max_frame if limit is None else min(limit, self.max_frame)
+        try:  # before anything is allocated for the payload
+            self._check_length(length, nbytes, limit, what, f"the peer at {self.peer}")
+        except ProtocolError as e:
+            self._out_of_step = f"{self.peer} sent a message of an unexpected size"
+            raise e from None
         size = HEADER.size + length
         if self._rend - self._rpos < size:
             if size > len(self._rbuf):
@@ -259,6 +271,20 @@ class TCPChannel(Channel):
             self._rpos = self._rend = 0
         return depth, payload
 
+    def _check_not_tls(self, first: bytes) -> None:
+        """A plain channel whose first bytes are a TLS record (a handshake or an alert): say
+        which side must change, instead of a baffling frame-length error."""
+        if self.is_tls or len(first) < 2 or first[0] not in (0x15, 0x16) or first[1] != 0x03:
+            return
+        self._out_of_step = "the peer speaks TLS"
+        if self.server_side:
+            hint = ("the client speaks TLS and this server does not: start the server with "
+                    "--tls-cert CERT --tls-key KEY (or connect without TLS)")
+        else:
+            hint = ("the server speaks TLS and this client does not: pass the server's certificate "
+                    "or CA with --tls-ca (tls_ca=…)")
+        raise ProtocolError(f"the peer at {self.peer} is not speaking plain sirnn: {hint}")
+
     def _fill(self, need: int, what: str) -> None:
         """Read until the read-ahead buffer holds ``need`` bytes (the rest of the frame or more)."""
         if self._rpos + need > len(self._rbuf):  # move the partial frame to the front
@@ -270,7 +296,8 @@ class TCPChannel(Channel):
                 n = self._read_some(self._rview[self._rend:])
             except PeerTimeoutError:
                 # silence between frames leaves the channel usable, inside a frame it does not
-                self._out_of_step = self._out_of_step or self._rend > self._rpos
+                if self._rend > self._rpos and not self._out_of_step:
+                    self._out_of_step = self._cut_message
                 raise
             if n == 0:
                 skip = 0 if what == _HEADER_WHAT else HEADER.size  # count payload bytes only
@@ -288,7 +315,7 @@ class TCPChannel(Channel):
             try:
                 n = self._read_some(view[got:got + _CHUNK])
             except PeerTimeoutError:
-                self._out_of_step = True
+                self._out_of_step = self._cut_message
                 raise
             if n == 0:
                 raise self._eof_error(f"a message of {length} bytes", got, length)
@@ -379,7 +406,7 @@ def _finish(sock: socket.socket, tls: ssl.SSLContext | None, *, server_side: boo
     _set_nodelay(sock)
     sock = _secure(sock, tls, server_side=server_side, server_hostname=server_hostname,
                    handshake_timeout=handshake_timeout, peer=_describe_peer(sock))
-    return TCPChannel(sock, timeout, max_frame=max_frame)
+    return TCPChannel(sock, timeout, max_frame=max_frame, server_side=server_side)
 
 
 def _try_connect(host: str, port: int, attempt_timeout: float) -> socket.socket:
