@@ -70,10 +70,11 @@ def run_model_demo(name: str = DEFAULT_MODEL, n: int | None = None) -> int:
     from ..transport.launch import run_two_processes
 
     if name not in bundled_models():
-        print(f"sirnn demo: no bundled model {name!r}; bundled: {', '.join(bundled_models())}")
+        print(f"sirnn demo: error: no bundled model {name!r}; bundled: {', '.join(bundled_models())}",
+              file=sys.stderr)
         return 2
     if n is not None and n < 1:
-        print(f"sirnn demo: --n must be at least 1, got {n}")
+        print(f"sirnn demo: error: --n must be at least 1, got {n}", file=sys.stderr)
         return 2
     program, samples = load_bundled(name)
     t0 = time.perf_counter()

@@ -17,12 +17,22 @@ def _err(cmd: str, e: BaseException) -> None:
 
 
 def _load_array(path: str, what: str) -> np.ndarray:
+    """A numeric array from a .npy file; anything else is an InputError (one line)."""
+    from ..compiler.program import npy_header
+
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            _, _, dtype = npy_header(f, f"the {what} file {path}", error=InputError)
+            if dtype.kind not in "fiub":
+                raise InputError(f"the {what} file {path} holds {dtype} values, not numbers")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"no such {what} file: {path}") from None
-    except (ValueError, OSError) as e:
-        raise InputError(f"cannot read the {what} {path} as a .npy array: {e}") from None
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"cannot read the {what} file {path} as a .npy array: {e}") from None
 
 
 # ---- compile ------------------------------------------------------------------------------------
@@ -128,8 +138,6 @@ def infer_cmd(args) -> int:
     progress = None if args.no_progress else ProgressLine()
     try:
         x = _load_array(args.input, "input")
-        if x.dtype.kind not in "fiub":
-            raise InputError(f"the input must be a numeric array, got dtype {x.dtype}")
         try:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
@@ -207,54 +215,77 @@ def inspect_cmd(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    c = sub.add_parser("compile", help="float model + calibration data → fixed-point program (.sirnn)")
+    from .args import add_command, bitwidth, hex_digest, listen_port, nonneg_int, port, positive_float, positive_int
+
+    c = add_command(sub, "compile", "float model + calibration data → fixed-point program (.sirnn)",
+                    "Compile a float model (ONNX, or sirnn's float IR as .npz/.json) with calibration "
+                    "data into a fixed-point program: one .sirnn file holding the public structure and "
+                    "the server's integer weights (loads with numpy only).")
     c.add_argument("model", help="float model: .onnx (needs the onnx package) or .npz / .json (sirnn float model)")
     c.add_argument("--calib", required=True, metavar="DATA.npy", help="calibration inputs, (N,) + input shape")
-    c.add_argument("-o", "--output", required=True, metavar="MODEL.sirnn")
-    c.add_argument("--bits", type=int, default=16, help="activation bitwidth (default 16)")
-    c.add_argument("--w-bits", type=int, default=16, dest="w_bits", help="weight bitwidth (default 16)")
-    c.add_argument("--headroom", type=int, default=1, help="spare integer bits over the calibrated range")
+    c.add_argument("-o", "--output", required=True, metavar="MODEL.sirnn", help="the program file to write")
+    c.add_argument("--bits", type=bitwidth, default=16, help="activation bitwidth")
+    c.add_argument("--w-bits", type=bitwidth, default=16, dest="w_bits", help="weight bitwidth")
+    c.add_argument("--headroom", type=nonneg_int, default=1, help="spare integer bits over the calibrated range")
     c.add_argument("--no-fuse-tanh", action="store_true", help="separate σ and tanh calls in the cells")
-    c.add_argument("--check", type=int, default=256, metavar="N",
+    c.add_argument("--check", type=nonneg_int, default=256, metavar="N",
                    help="compare fixed point with float on N calibration samples (0: skip)")
     c.set_defaults(func=compile_cmd)
 
-    s = sub.add_parser("serve", help="serve a compiled model (the server holds the weights)")
+    s = add_command(sub, "serve", "serve a compiled model (the server holds the weights)",
+                    "Serve a compiled model: each connecting client runs one secure inference session "
+                    "(handshake, public program, OT set-up, the layers on secret shares; the client "
+                    "alone learns the output). Sessions are logged on stderr. On a network, require "
+                    "client certificates (--tls-cert, --tls-key, --tls-ca): see the README's threat model.")
     s.add_argument("model", help="compiled program (.sirnn)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, required=True, help="TCP port (0: any free port, printed)")
-    s.add_argument("--tls-cert", dest="tls_cert", help="server certificate (PEM) for TLS")
-    s.add_argument("--tls-key", dest="tls_key", help="server private key (PEM)")
-    s.add_argument("--tls-ca", dest="tls_ca", help="require client certificates signed by this CA")
-    s.add_argument("--max-sessions", type=int, dest="max_sessions", help="exit after N sessions")
-    s.add_argument("--max-batch", type=int, default=4096, dest="max_batch")
-    s.add_argument("--timeout", type=float, default=120.0, help="seconds of client silence before a session is dropped")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    s.add_argument("--port", type=listen_port, required=True, help="TCP port (0: any free port, printed)")
+    s.add_argument("--tls-cert", dest="tls_cert", metavar="CERT.pem", help="server certificate (PEM) for TLS")
+    s.add_argument("--tls-key", dest="tls_key", metavar="KEY.pem", help="server private key (PEM)")
+    s.add_argument("--tls-ca", dest="tls_ca", metavar="CA.pem", help="require client certificates signed by this CA (mutual TLS)")
+    s.add_argument("--max-sessions", type=positive_int, dest="max_sessions", metavar="N",
+                   help="exit after N sessions (default: serve until interrupted)")
+    s.add_argument("--max-batch", type=positive_int, default=4096, dest="max_batch", metavar="N",
+                   help="largest batch of samples a client may send in one session")
+    s.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+                   help="seconds of client silence before a session is dropped")
     s.set_defaults(func=serve_cmd)
 
-    i = sub.add_parser("infer", help="run one secure inference as the client (holds the input)")
-    i.add_argument("--host", default="127.0.0.1")
-    i.add_argument("--port", type=int, required=True)
+    i = add_command(sub, "infer", "run one secure inference as the client (holds the input)",
+                    "Connect to a sirnn server and run one secure inference on a private input (one "
+                    "sample or a batch): the client learns the model's output, the server learns "
+                    "nothing about the input. Exit code 2 for a bad input or program, 1 for a failed "
+                    "connection or session.")
+    i.add_argument("--host", default="127.0.0.1", help="the server's address")
+    i.add_argument("--port", type=port, required=True, help="the server's TCP port")
     i.add_argument("--input", required=True, metavar="X.npy", help="one sample, or a batch (N,) + input shape")
-    i.add_argument("--tls-ca", dest="tls_ca", help="verify the server's certificate against this CA / certificate")
-    i.add_argument("--tls-cert", dest="tls_cert", help="client certificate (mutual TLS)")
-    i.add_argument("--tls-key", dest="tls_key", help="client private key (mutual TLS)")
-    i.add_argument("--server-name", dest="server_name", help="name to check in the server certificate (default: host)")
-    i.add_argument("--expect-digest", dest="expect_digest", help="refuse unless the server's program has this digest")
+    i.add_argument("--tls-ca", dest="tls_ca", metavar="CA.pem", help="verify the server's certificate against this CA / certificate (enables TLS)")
+    i.add_argument("--tls-cert", dest="tls_cert", metavar="CERT.pem", help="client certificate (mutual TLS)")
+    i.add_argument("--tls-key", dest="tls_key", metavar="KEY.pem", help="client private key (mutual TLS)")
+    i.add_argument("--server-name", dest="server_name", metavar="NAME", help="name to check in the server certificate (default: the host)")
+    i.add_argument("--expect-digest", dest="expect_digest", type=hex_digest, metavar="SHA256",
+                   help="refuse unless the server's program has this digest (see `sirnn inspect`)")
     i.add_argument("--report", action="store_true", help="per-layer table of time, bytes, rounds")
     i.add_argument("--json", action="store_true", help="print one JSON object")
-    i.add_argument("--no-progress", action="store_true", dest="no_progress")
-    i.add_argument("--timeout", type=float, default=120.0, help="seconds of server silence before giving up")
-    i.add_argument("--connect-timeout", type=float, default=10.0, dest="connect_timeout",
-                   help="seconds to keep retrying while the server is not up (default 10)")
+    i.add_argument("--no-progress", action="store_true", dest="no_progress", help="no progress line on stderr")
+    i.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+                   help="seconds of server silence before giving up")
+    i.add_argument("--connect-timeout", type=positive_float, default=10.0, dest="connect_timeout", metavar="SECONDS",
+                   help="seconds to keep retrying while nobody listens at the address")
     i.set_defaults(func=infer_cmd)
 
-    e = sub.add_parser("eval", help="run a compiled model in the clear (fixed-point interpreter, no security)")
-    e.add_argument("model")
-    e.add_argument("--input", required=True, metavar="X.npy")
-    e.add_argument("--json", action="store_true")
+    e = add_command(sub, "eval", "run a compiled model in the clear (fixed-point interpreter, no security)",
+                    "Run a compiled model on an input in the clear with the fixed-point interpreter: "
+                    "the output equals the secure session's bit for bit (no security: one process "
+                    "holds both the weights and the input).")
+    e.add_argument("model", help="compiled program (.sirnn)")
+    e.add_argument("--input", required=True, metavar="X.npy", help="one sample, or a batch (N,) + input shape")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=eval_cmd)
 
-    n = sub.add_parser("inspect", help="show a compiled model's public structure and digest")
-    n.add_argument("model")
-    n.add_argument("--json", action="store_true")
+    n = add_command(sub, "inspect", "show a compiled model's public structure and digest",
+                    "Show a compiled model's public structure (what a client sees: ops, shapes, "
+                    "fixed-point formats, parameter sizes; no weights) and its digest.")
+    n.add_argument("model", help="compiled program (.sirnn)")
+    n.add_argument("--json", action="store_true", help="print the public description as JSON")
     n.set_defaults(func=inspect_cmd)

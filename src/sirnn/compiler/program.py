@@ -367,9 +367,10 @@ def _read_values(blob: bytes, sizes: dict[str, int], path: str) -> dict[str, np.
     return values
 
 
-def _npy_array(raw: bytes, what: str) -> np.ndarray:
-    """An integer array from .npy bytes (a view of them), its header checked against its size."""
-    f = io.BytesIO(raw)
+def npy_header(f, what: str, error=ProgramError) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) from the header of the .npy stream ``f`` (left at the data),
+    read without loading anything; a file that is not a .npy array raises ``error`` naming
+    ``what`` (and never suggests unpickling it)."""
     try:
         version = np.lib.format.read_magic(f)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0,
@@ -377,8 +378,17 @@ def _npy_array(raw: bytes, what: str) -> np.ndarray:
         if read_header is None:
             raise ValueError(f".npy format version {version} is not supported")
         shape, fortran, dtype = read_header(f, max_header_size=_NPY_HEADER_MAX)
-    except ValueError as e:
-        raise ProgramError(f"{what}: not a valid .npy array ({e})") from None
+    except (ValueError, EOFError) as e:
+        raise error(f"{what} is not a .npy array written by numpy.save ({e})") from None
+    if dtype.hasobject:
+        raise error(f"{what} holds Python objects ({dtype}), not numbers")
+    return shape, fortran, dtype
+
+
+def _npy_array(raw: bytes, what: str) -> np.ndarray:
+    """An integer array from .npy bytes (a view of them), its header checked against its size."""
+    f = io.BytesIO(raw)
+    shape, fortran, dtype = npy_header(f, what)
     if dtype.kind not in "iu" or dtype.itemsize > 8:
         raise ProgramError(f"{what}: values must be integers of at most 64 bits, got {dtype}")
     count = math.prod(shape)

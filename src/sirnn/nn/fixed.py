@@ -62,9 +62,9 @@ class Fmt(NamedTuple):
 
     def encode(self, values) -> np.ndarray:
         """Reals → signed integers round(v·2^scale) (round half to even, numpy), range-checked."""
-        q = np.round(np.asarray(values, np.float64) * 2.0**self.scale).astype(np.int64)
-        from_int(q, self.bits, True, what=f"value for format {tuple(self)}")
-        return q
+        q = np.round(np.asarray(values, np.float64) * 2.0**self.scale)
+        from_int(q, self.bits, True, what=f"value for format {tuple(self)}")  # before the cast
+        return q.astype(np.int64)
 
     def decode(self, ring: np.ndarray) -> np.ndarray:
         return decode(ring, self.bits, self.scale, True)

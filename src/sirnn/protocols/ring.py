@@ -36,18 +36,23 @@ def from_int(v, bits: int, signed: bool = True, what: str = "value") -> np.ndarr
     """Integers → ring elements, checking that each fits ℓ bits (signed or unsigned range)."""
     bits = check_bits(bits)
     a = np.asarray(v)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    kind = "signed" if signed else "unsigned"
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise ParameterError(f"{what} contains NaN or infinity")
         if (a != np.round(a)).any():
             raise ParameterError(f"{what} must be integers (fixed-point encoded), got fractions")
+        # range-check the floats themselves: a cast of 1e30 to int64 would wrap silently
+        if a.size and (a.min() < float(lo) or a.max() >= float(hi) + 1.0):
+            raise ParameterError(f"{what} out of range for a {kind} {bits}-bit ring: must lie in "
+                                 f"[{lo}, {hi}], got values up to {np.abs(a).max():g} in magnitude")
+        a = a.astype(np.uint64 if a.size and a.max() >= 2.0**63 else np.int64)
     if a.dtype.kind == "u" and a.dtype.itemsize == 8:
         big = a.astype(object) if a.size and a.max() >= 2**63 else a.astype(np.int64)
     else:
         big = a.astype(np.int64) if a.dtype.kind != "O" else a
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if big.size and (big.min() < lo or big.max() > hi):
-        kind = "signed" if signed else "unsigned"
         raise ParameterError(f"{what} out of range for a {kind} {bits}-bit ring: must lie in [{lo}, {hi}]")
     if big.dtype == object:
         return np.array([int(t) & ((1 << 64) - 1) for t in big.ravel()], dtype=U64).reshape(big.shape)
