@@ -142,7 +142,8 @@ def infer_cmd(args) -> int:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
                         expect_digest=args.expect_digest, report=args.report, progress=progress,
-                        timeout=args.timeout, connect_timeout=args.connect_timeout)
+                        timeout=args.timeout, connect_timeout=args.connect_timeout,
+                        on_wait=lambda line: print(f"sirnn infer: {line}", file=sys.stderr, flush=True))
         finally:  # clear the progress line before anything else is printed
             if progress:
                 progress.done()
@@ -154,9 +155,10 @@ def infer_cmd(args) -> int:
         return 1
     for w in res.warnings:
         print(f"sirnn infer: warning: {w}", file=sys.stderr)
+    classes = not res.program.output_spec.signed  # an argmax model: a class index, else raw outputs
     if args.json:
-        out = {"prediction": np.asarray(res.prediction).tolist(), "output": np.asarray(res.output).tolist(),
-               "digest": res.digest, "seconds": res.seconds, "bytes_sent": res.bytes_sent,
+        out = {**({"prediction": np.asarray(res.prediction).tolist()} if classes else {}),
+               "output": np.asarray(res.output).tolist(), "digest": res.digest, "seconds": res.seconds, "bytes_sent": res.bytes_sent,
                "bytes_recv": res.bytes_recv, "rounds": res.rounds}
         labels = res.label()
         if labels is not res.prediction:
@@ -165,7 +167,7 @@ def infer_cmd(args) -> int:
             out["report"] = res.report
         print(json.dumps(out))
         return 0
-    print(f"prediction: {_pred_text(res)}")
+    print(f"{'prediction' if classes else 'output'}: {_pred_text(res)}")
     print(f"({res.seconds:.2f} s, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
           f"model {res.program.meta.get('name', '')!s} digest {res.digest[:16]}…)")
     if res.report is not None:

@@ -116,7 +116,7 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
     else:
         N = msg.get("batch")
         if not isinstance(N, int) or isinstance(N, bool) or not 1 <= N <= max_batch:
-            reason = f"batch size {N!r} is not in 1..{max_batch} (this server's limit)"
+            reason = f"batch size {peer_text(N)} is not in 1..{max_batch} (this server's limit)"
             _send_json(chan, {"status": "refused", "reason": reason})
             summary.update(status="refused", reason=reason)
         else:
@@ -403,10 +403,12 @@ def _run_logged(n: int, chan, program: Program, max_batch: int, log) -> dict:
 def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
           server_hostname: str | None = None, expect_digest: str | None = None,
           report: bool = False, progress: Callable[[ProgressEvent], None] | None = None,
-          timeout: float = 120.0, connect_timeout: float = 30.0) -> InferenceResult:
+          timeout: float = 120.0, connect_timeout: float = 30.0,
+          on_wait: Callable[[str], None] | None = None) -> InferenceResult:
     """Connect to a sirnn server and run one inference on ``x`` (the client's private input:
     one sample or a batch). TLS: ``tls_ca`` verifies the server (its self-signed certificate or
-    CA); ``tls_cert``/``tls_key`` give the client's certificate for mutual TLS."""
+    CA); ``tls_cert``/``tls_key`` give the client's certificate for mutual TLS. While nobody
+    listens, the connection is retried for ``connect_timeout`` s, telling ``on_wait`` once."""
     from ..ot.warmup import warm_up
     from ..transport.tcp import connect, tls_client_context
 
@@ -415,7 +417,7 @@ def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
         tls = tls_client_context(cafile=tls_ca, certfile=tls_cert, keyfile=tls_key)
     warm_up()
     chan = connect(host, port, timeout=timeout, connect_timeout=connect_timeout, tls=tls,
-                   server_hostname=server_hostname)
+                   server_hostname=server_hostname, on_wait=on_wait)
     try:
         return client_session(chan, x, expect_digest=expect_digest, report=report, progress=progress)
     except PeerGoneError as e:

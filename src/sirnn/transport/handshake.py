@@ -151,6 +151,8 @@ def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *
     channel.send_bytes(canonical_json(ours))
     try:
         payload = channel.recv_bytes(what="hello", max_nbytes=MAX_HELLO)
+    except HandshakeError:  # already says what is wrong (e.g. TLS on one side only)
+        raise
     except ProtocolError as e:  # e.g. a foreign header announcing an absurd length
         raise HandshakeError(f"peer is not a sirnn party: {e}") from e
     peer = _parse_hello(payload)

@@ -33,8 +33,10 @@ import socket
 import ssl
 import threading
 import time
+from typing import Callable
 
-from ..errors import ParameterError, PeerGoneError, PeerTimeoutError, ProtocolError, TransportError
+from ..errors import (HandshakeError, ParameterError, PeerGoneError, PeerTimeoutError, ProtocolError,
+                      TransportError)
 from .channel import HEADER, Channel
 
 #: Largest payload accepted from the peer (a corrupt or foreign header must not allocate TBs).
@@ -278,12 +280,11 @@ class TCPChannel(Channel):
             return
         self._out_of_step = "the peer speaks TLS"
         if self.server_side:
-            hint = ("the client speaks TLS and this server does not: start the server with "
-                    "--tls-cert CERT --tls-key KEY (or connect without TLS)")
-        else:
-            hint = ("the server speaks TLS and this client does not: pass the server's certificate "
-                    "or CA with --tls-ca (tls_ca=…)")
-        raise ProtocolError(f"the peer at {self.peer} is not speaking plain sirnn: {hint}")
+            raise HandshakeError(f"the client at {self.peer} speaks TLS and this server does not: "
+                                 "start the server with --tls-cert CERT --tls-key KEY (or connect "
+                                 "without TLS)")
+        raise HandshakeError(f"the server at {self.peer} speaks TLS and this client does not: pass "
+                             "the server's certificate or CA with --tls-ca (tls_ca=…)")
 
     def _fill(self, need: int, what: str) -> None:
         """Read until the read-ahead buffer holds ``need`` bytes (the rest of the frame or more)."""
@@ -373,6 +374,11 @@ def _set_nodelay(sock: socket.socket) -> None:
 
 
 # ---- establishing connections --------------------------------------------------------------------
+#: OpenSSL's reasons for a handshake whose peer sent something that is not TLS at all
+_NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "UNKNOWN_PROTOCOL",
+                    "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "RECORD_LENGTH_MISMATCH"}
+
+
 def _secure(sock: socket.socket, tls: ssl.SSLContext | None, *, server_side: bool,
             server_hostname: str | None, handshake_timeout: float | None,
             peer: str) -> socket.socket:
@@ -392,7 +398,13 @@ def _secure(sock: socket.socket, tls: ssl.SSLContext | None, *, server_side: boo
             raise PeerTimeoutError(
                 f"TLS handshake with {peer} did not finish within {handshake_timeout} s") from e
         if isinstance(e, ssl.SSLError):
-            raise TransportError(f"TLS handshake with {peer} failed: {e}") from e
+            hint = ""
+            if getattr(e, "reason", None) in _NOT_TLS_REASONS:
+                hint = ("; the client does not speak TLS: it must connect with --tls-ca CA.pem "
+                        "(tls_ca=…)" if server_side else
+                        "; the server does not speak TLS: start it with --tls-cert CERT --tls-key "
+                        "KEY, or connect without --tls-ca")
+            raise TransportError(f"TLS handshake with {peer} failed: {e}{hint}") from e
         if isinstance(e, OSError):
             raise PeerGoneError(f"peer {peer} closed the connection during the TLS handshake: "
                                 f"{e}") from e
@@ -417,11 +429,14 @@ def _try_connect(host: str, port: int, attempt_timeout: float) -> socket.socket:
 def connect(host: str, port: int, *, timeout: float | None = 120.0,
             connect_timeout: float = 30.0, retry_interval: float = 0.05,
             tls: ssl.SSLContext | None = None, server_hostname: str | None = None,
-            max_frame: int = DEFAULT_MAX_FRAME) -> TCPChannel:
+            max_frame: int = DEFAULT_MAX_FRAME,
+            on_wait: Callable[[str], None] | None = None) -> TCPChannel:
     """Connect to a listening party and return the channel.
 
     A server that is not up yet is retried (backing off from ``retry_interval`` to 1 s) until
-    ``connect_timeout`` seconds have passed, which also bounds the TLS handshake. ``timeout`` is
+    ``connect_timeout`` seconds have passed, which also bounds the TLS handshake; ``on_wait``, if
+    given, is called once with a line such as "waiting for server at H:P…" when the first attempt
+    fails (so a user is not left staring at silence). ``timeout`` is
     the channel's silence timeout. With ``tls``, ``server_hostname`` (default: ``host``) is the
     name checked against the server's certificate when the context checks host names.
     """
@@ -435,6 +450,10 @@ def connect(host: str, port: int, *, timeout: float | None = 120.0,
         except socket.gaierror as e:
             raise TransportError(f"cannot resolve host {host!r}: {e}") from e
         except OSError as e:
+            if on_wait is not None:
+                on_wait(f"waiting for server at {host}:{port}… (nobody listens yet: {e.strerror or e}; "
+                        f"retrying for up to {connect_timeout:g} s)")
+                on_wait = None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TransportError(
