@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..errors import ParameterError
 from ..ot.warmup import warm_up
 from ..protocols.party import Party
 from ..transport.launch import run_two_processes
@@ -63,7 +64,7 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
     from .benchmath import CASES
 
     if name not in CASES:
-        raise SystemExit(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(CASES))}")
+        raise ParameterError(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(CASES))}")
     case = CASES[name]
     full = {**case.defaults, **{k: v for k, v in opts.items() if v is not None}}
     a, b = run_two_processes(_party_main, name, full, timeout=timeout, tls=tls)

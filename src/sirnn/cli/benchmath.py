@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
+
 from .. import ALICE
 from ..mathfn import div, exp_saturating, nexp, reciprocal, rsqrt, sigmoid, sqrt, tanh
 from ..protocols.backend import ClearBackend, SecureBackend, clear
@@ -39,7 +41,7 @@ def _div_inputs(rng, o):
 
 
 def _two_inputs(b):
-    raise SystemExit("div takes two inputs (numerator, denominator); measure it with `sirnn bench div`")
+    raise ParameterError("div takes two inputs (numerator, denominator); measure it with `sirnn bench div`")
 
 
 # name: (recipe, float reference, input domain as a function of (bits) -> (lo, hi) integers)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..errors import InputError, ProgramError, SirnnError
+from ..errors import InputError, ParameterError, SirnnError
 
 
 def _err(cmd: str, e: BaseException) -> None:
@@ -147,7 +147,7 @@ def infer_cmd(args) -> int:
         finally:  # clear the progress line before anything else is printed
             if progress:
                 progress.done()
-    except (InputError, ProgramError) as e:
+    except ParameterError as e:  # a bad input, program, file or option: the user's to fix
         _err("infer", e)
         return 2
     except SirnnError as e:

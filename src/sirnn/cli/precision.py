@@ -14,6 +14,8 @@ import json
 
 import numpy as np
 
+from ..errors import ParameterError
+
 from ..protocols.backend import ClearBackend, clear
 from ..protocols.ring import to_signed
 from .benchmath import MATH, float_reference
@@ -25,7 +27,7 @@ SAMPLES = 10**6
 def precision_report(name: str, bw_in: int, scale_in: int, bw_out: int, scale_out: int,
                      seed: int = 1, worst: int = 5) -> dict:
     if name not in MATH:
-        raise SystemExit(f"unknown function {name!r}; choose from: {', '.join(MATH)}")
+        raise ParameterError(f"unknown function {name!r}; choose from: {', '.join(MATH)}")
     fn, _, domain = MATH[name]
     lo, hi = domain(bw_in)
     if bw_in <= EXHAUSTIVE_BITS:

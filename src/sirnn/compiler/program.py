@@ -321,13 +321,13 @@ def _read_member(z: zipfile.ZipFile, name: str, cap: int, path: str) -> bytes:
         raise ProgramError(f"{path}: {name} unpacks to {info.file_size:,} bytes, more than the "
                            f"{cap:,} allowed for it: the file is corrupt or not a sirnn program")
     try:
-        with z.open(info) as f:
-            data = f.read(cap + 1)
+        with z.open(info) as f:  # (zipfile inflates at most as much as the read asks for)
+            data = f.read(info.file_size + 1)
     except _READ_ERRORS as e:
         raise ProgramError(f"{path}: {name} is damaged ({type(e).__name__}: {e}); write or copy the "
                            "file again") from None
-    if len(data) > cap:  # (cannot happen with zipfile's size checks; kept as the cap's guard)
-        raise ProgramError(f"{path}: {name} unpacks to more than {cap:,} bytes")
+    if len(data) != info.file_size:  # (zipfile's own checks catch this first)
+        raise ProgramError(f"{path}: {name} is damaged (it unpacks to another size than declared)")
     return data
 
 
