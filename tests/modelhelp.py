@@ -77,3 +77,14 @@ def gru_model(T=2, D=3, H=4, seed=5):
 
 def inputs(fm, n, seed=0, sd=1.0):
     return np.random.default_rng(seed).normal(0, sd, (n,) + fm.input_shape)
+
+
+def tiny_compiled(directory):
+    """The small FastGRNN classifier compiled and saved as ``directory/tiny.sirnn``: (program, path)."""
+    from sirnn.compiler import compile_model
+
+    fm = fastgrnn_model(T=4)
+    prog = compile_model(fm, inputs(fm, 64))
+    path = directory / "tiny.sirnn"
+    prog.save(path)
+    return prog, path

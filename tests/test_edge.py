@@ -6,6 +6,7 @@ error; the client's abort says nothing about its input; peer text is escaped in 
 logs; encoders range-check before casting; TLS on one side only gets a hint on both sides.
 """
 
+import contextlib
 import inspect
 import io
 import json
@@ -22,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelhelp import fastgrnn_model, inputs
+from modelhelp import tiny_compiled
 from sirnn import ALICE, BOB
-from sirnn.compiler import Program, compile_model, infer, serve
+from sirnn.compiler import Program, infer, serve
 from sirnn.compiler.session import _hello, client_session, server_session
 from sirnn.errors import (HandshakeError, InputError, ParameterError, ProgramError, ProtocolError,
                           SirnnError, TransportError)
@@ -45,6 +46,18 @@ def _vm_rss() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
+@contextlib.contextmanager
+def _traced_peak_below(limit: int):
+    """Assert that the Python allocations inside the block peak below ``limit`` bytes."""
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < limit, f"allocations peaked at {peak:,} bytes"
+
+
 def _pair(**listener_kwargs):
     """(server channel, client channel) over loopback TCP."""
     with listen("127.0.0.1", 0, **listener_kwargs) as listener:
@@ -58,12 +71,7 @@ def _pair(**listener_kwargs):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("edge")
-    fm = fastgrnn_model(T=4)
-    prog = compile_model(fm, inputs(fm, 64))
-    path = d / "tiny.sirnn"
-    prog.save(path)
-    return prog, path
+    return tiny_compiled(tmp_path_factory.mktemp("edge"))
 
 
 # ---- frames: the announced length is checked before anything is allocated -----------------------
@@ -152,8 +160,13 @@ def test_a_deeply_nested_hello_is_a_handshake_error_not_an_internal_error():
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) \
     | st.text(max_size=8)
-_json_values = st.recursive(_scalars, lambda kids: st.lists(kids, max_size=3)
-                            | st.dictionaries(st.text(max_size=5), kids, max_size=3), max_leaves=25)
+
+
+def _nest(kids):
+    return st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=5), kids, max_size=3))
+
+
+_json_values = st.recursive(_scalars, _nest, max_leaves=25)
 
 
 def _depth(v) -> int:
@@ -285,13 +298,8 @@ def test_a_json_zip_bomb_is_refused_under_a_small_memory_growth(tmp_path):
     _zip_with(bomb, {"program.json": [b'{"format": "sirnn-program"' + b" " * (1 << 20)]
                      + [b" " * (1 << 20)] * 1023 + [b"}"]})  # 1 GiB of JSON
     assert bomb.stat().st_size < 2 << 20
-    tracemalloc.start()
-    try:
-        with pytest.raises(ProgramError, match=r"program.json unpacks to 1,073,741,8\d\d bytes, more than the 67,108,864"):
-            Program.load(bomb)
-        assert tracemalloc.get_traced_memory()[1] < 16 << 20
-    finally:
-        tracemalloc.stop()
+    with _traced_peak_below(16 << 20), pytest.raises(ProgramError, match=r"program.json unpacks to 1,073,741,8\d\d bytes, more than the 67,108,864"):
+        Program.load(bomb)
 
 
 def _lie_about_size(path, name, size):
@@ -312,13 +320,8 @@ def test_a_bomb_that_lies_about_its_size_stops_at_the_declared_size(tmp_path):
             for _ in range(512):
                 f.write(b" " * (1 << 20))  # 512 MiB
     _lie_about_size(bomb, "program.json", 1000)
-    tracemalloc.start()
-    try:
-        with pytest.raises(ProgramError, match=r"program.json is damaged \(BadZipFile: Bad CRC-32"):
-            Program.load(bomb)
-        assert tracemalloc.get_traced_memory()[1] < 16 << 20
-    finally:
-        tracemalloc.stop()
+    with _traced_peak_below(16 << 20), pytest.raises(ProgramError, match=r"program.json is damaged \(BadZipFile: Bad CRC-32"):
+        Program.load(bomb)
 
 
 def test_parameter_values_are_read_under_their_declared_size(model, tmp_path):
@@ -332,13 +335,8 @@ def test_parameter_values_are_read_under_their_declared_size(model, tmp_path):
     with zipfile.ZipFile(bomb, "w") as z:
         z.writestr("program.json", json.dumps(d))
         z.writestr("params.npz", inner.getvalue())
-    tracemalloc.start()
-    try:
-        with pytest.raises(ProgramError, match=f"{name}.npy unpacks to 67,108,864 bytes, more than"):
-            Program.load(bomb)
-        assert tracemalloc.get_traced_memory()[1] < 16 << 20
-    finally:
-        tracemalloc.stop()
+    with _traced_peak_below(16 << 20), pytest.raises(ProgramError, match=f"{name}.npy unpacks to 67,108,864 bytes, more than"):
+        Program.load(bomb)
     d["params"][name]["shape"] = [1 << 40]
     huge = tmp_path / "huge-shape.sirnn"
     with zipfile.ZipFile(huge, "w") as z:

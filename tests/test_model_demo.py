@@ -84,14 +84,14 @@ def test_demo_math_and_model_exclude_each_other(capsys):
     from sirnn.cli.main import main
 
     assert main(["demo", "--math", "--model", "rnnpool_lfw_faces"]) == 2
-    assert "exclude each other" in capsys.readouterr().out
+    assert "exclude each other" in capsys.readouterr().err
 
 
 def test_model_demo_rejects_an_unknown_model(capsys):
     from sirnn.cli.main import main
 
     assert main(["demo", "--model", "nope"]) == 2
-    assert "no bundled model" in capsys.readouterr().out
+    assert "no bundled model" in capsys.readouterr().err
 
 
 def test_model_demo_exits_1_when_a_secure_logit_differs(monkeypatch, capsys):

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from modelhelp import fastgrnn_model, inputs
-from sirnn.compiler import compile_model, evaluate_clear, infer
+from modelhelp import fastgrnn_model, inputs, tiny_compiled
+from sirnn.compiler import evaluate_clear, infer
 from sirnn.compiler.session import client_session, server_session
 from sirnn.errors import InputError, ProgramError, ProtocolError, SirnnError
 from sirnn.transport import make_self_signed_cert, run_inproc
@@ -21,11 +21,7 @@ from sirnn.transport import make_self_signed_cert, run_inproc
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     d = tmp_path_factory.mktemp("model")
-    fm = fastgrnn_model(T=4)
-    prog = compile_model(fm, inputs(fm, 64))
-    path = d / "tiny.sirnn"
-    prog.save(path)
-    return prog, path, d
+    return (*tiny_compiled(d), d)
 
 
 class Server:
