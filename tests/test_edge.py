@@ -27,6 +27,7 @@ from modelhelp import tiny_compiled
 from sirnn import ALICE, BOB
 from sirnn.compiler import Program, infer, serve
 from sirnn.compiler.session import _hello, client_session, server_session
+from sirnn.data import model_path
 from sirnn.errors import (HandshakeError, InputError, ParameterError, ProgramError, ProtocolError,
                           SirnnError, TransportError)
 from sirnn.nn.fixed import Fmt
@@ -490,3 +491,34 @@ def test_fuzz_hello_over_tcp(payload):
         pass
     finally:
         ch.close(flush_timeout=0.1)
+
+
+def _paths(v, prefix=()):
+    """Every key path into the nested dicts of ``v`` (list items: the first two)."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield prefix + (k,)
+            yield from _paths(x, prefix + (k,))
+    elif isinstance(v, list):
+        for i, x in enumerate(v[:2]):
+            yield from _paths(x, prefix + (i,))
+
+
+_PUBLIC = Program.load(model_path("fastgrnn_japanese_vowels")).describe()
+_PUBLIC_PATHS = [p for p in _paths(_PUBLIC) if not isinstance(p[-1], int)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_PUBLIC_PATHS), _json_values)
+def test_fuzz_public_program_parser(path, value):
+    """What a (deviating) server sends as its public program: a valid program with any one field
+    replaced by any JSON value is a ProgramError or a valid program, never another exception."""
+    d = json.loads(json.dumps(_PUBLIC))
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    try:
+        Program.from_public_bytes(json.dumps(d).encode())
+    except ProgramError as e:
+        assert "\n" not in str(e)

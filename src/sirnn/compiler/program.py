@@ -118,7 +118,18 @@ class Program:
     # -- (de)serialisation --------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict, values: dict[str, np.ndarray] | None) -> "Program":
-        """Program from its description and (optionally) the parameter values; validated."""
+        """Program from its description and (optionally) the parameter values; validated. The
+        description may come from the peer or a file: anything malformed is a ProgramError."""
+        try:
+            return cls._from_dict(d, values)
+        except ProgramError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as e:
+            raise ProgramError(f"malformed program description ({type(e).__name__}: "
+                               f"{peer_text(str(e), 120)})") from None
+
+    @classmethod
+    def _from_dict(cls, d: dict, values: dict[str, np.ndarray] | None) -> "Program":
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ProgramError(f"not a sirnn program (format {d.get('format') if isinstance(d, dict) else d!r})")
         v = d.get("version")

@@ -13,9 +13,9 @@ One session, message by message:
 3. the client validates it, checks its digest against ``expect_digest`` if given, and checks its
    input against the public input spec — shape, NaN/infinity, range of the input format. On any
    problem it sends ``{"status": "abort"}`` (no reason: the server learns only that the client
-   stopped) and raises (nothing secret has been used: no OT has run, no share was sent). Otherwise it sends ``{"status": "ok", "batch": N}``
-   (the number of samples is public) and the server answers ``{"status": "ok"}`` (or refuses,
-   e.g. a batch above its limit);
+   stopped) and raises (nothing secret has been used: no OT has run, no share was sent).
+   Otherwise it sends ``{"status": "ok", "batch": N}`` (the number of samples is public) and
+   the server answers ``{"status": "ok"}`` (or refuses, e.g. a batch above its limit);
 4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N}`` — both
    parties check that they run the same program — then the OT set-up;
 5. the client secret-shares its input, both run :func:`sirnn.compiler.runtime.execute`, and the
