@@ -22,6 +22,9 @@ def files(tmp_path_factory):
     data[len(data) // 3] ^= 0x10
     (d / "flipped.sirnn").write_bytes(bytes(data))
     (d / "text.npy").write_text("1, 2, 3\n")
+    (d / "broken.json").write_text("{broken")
+    (d / "incomplete.json").write_text('{"format": "sirnn-float-model"}')
+    (d / "junk.npz").write_text("junk")
     np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object))
     np.save(d / "strings.npy", np.array(["a", "b"]))
     np.savez(d / "arrays.npz", a=np.zeros(3))
@@ -45,6 +48,8 @@ BAD = [
     ["bench", "sigmoid", "--n", "1e3"],
     ["compile", "nosuch.onnx", "--calib", "{x}", "-o", "o.sirnn"],
     ["compile", "{text}", "--calib", "{text}", "-o", "o.sirnn"],
+    ["compile", "{broken}", "--calib", "{x}", "-o", "o.sirnn"], ["compile", "{incomplete}", "--calib", "{x}", "-o", "o.sirnn"],
+    ["compile", "{junk}", "--calib", "{x}", "-o", "o.sirnn"],
     ["compile", "m.onnx", "--calib", "{x}", "-o", "o.sirnn", "--bits", "65"],
     ["compile", "m.onnx", "--calib", "{x}", "-o", "o.sirnn", "--check", "-1"],
     ["compile", "m.onnx", "--calib", "{x}"],

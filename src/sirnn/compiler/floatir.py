@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -390,4 +391,12 @@ def load_float_model(path) -> FloatModel:
                            f"{', '.join(sorted(LOADERS))})")
     if not os.path.exists(path):
         raise ProgramError(f"no such model file: {path}")
-    return fn(path)
+    try:
+        return fn(path)
+    except ProgramError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError, EOFError,
+            zipfile.BadZipFile) as e:  # a damaged or foreign file: one line, no unpickling advice
+        detail = ("not an .npz archive; sirnn never reads pickled data" if "pickle" in str(e)
+                  else f"{type(e).__name__}: {e}")
+        raise ProgramError(f"{path}: not a readable sirnn float model ({detail})") from None
