@@ -85,7 +85,7 @@ def test_a_huge_announced_frame_is_refused_without_allocating(recv):
     client._write_now([memoryview(HEADER.pack(1, 1 << 30))])  # announces 1 GiB, sends nothing more
     before = _vm_rss()
     t0 = time.monotonic()
-    with pytest.raises(ProtocolError, match=r"status reply of (64 bytes, the peer .* sent 1073741824|"
+    with pytest.raises(ProtocolError, match=r"status reply of (64 bytes, the peer .* announced 1073741824|"
                                             r"1073741824 bytes, more than the 65536 allowed)"):
         recv(server)
     assert time.monotonic() - t0 < 2  # refused at once, not after waiting for the payload

@@ -141,7 +141,7 @@ def test_stats_difference_and_dict():
 def test_recv_of_wrong_size_is_a_protocol_error():
     a, b = inproc_pair(timeout=5)
     a.send(np.zeros(10, dtype=np.uint64), 8)
-    with pytest.raises(ProtocolError, match="expected a .* of 20 bytes, the peer sent 10"):
+    with pytest.raises(ProtocolError, match="expected a .* of 20 bytes, the peer announced 10"):
         b.recv(10, 16)
 
 

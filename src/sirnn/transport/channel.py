@@ -113,7 +113,7 @@ class Channel(ABC):
         """Raise ProtocolError unless a frame of ``length`` bytes is what the receive expects."""
         if nbytes is not None and length != nbytes:
             raise ProtocolError(
-                f"expected a {what} of {nbytes} bytes, {peer} sent {length}: the two parties are "
+                f"expected a {what} of {nbytes} bytes, {peer} announced {length}: the two parties are "
                 "not running the same protocol step or parameters")
         if limit is not None and length > limit:
             raise ProtocolError(
