@@ -2,6 +2,8 @@
 connection), never a traceback; every command and option is documented; ``--version``."""
 
 import argparse
+import json
+import socket
 import subprocess
 import sys
 import zipfile
@@ -121,3 +123,40 @@ def test_every_command_and_option_is_documented():
         for action in p._actions:  # a default that matters is shown
             if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
                 assert f"default: {action.default}" in text or "default" in action.help, (name, action.dest)
+
+
+def test_infer_waits_visibly_then_gives_up_in_one_line(files, capsys):
+    with socket.socket() as s:  # a port where nobody listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        rc = main(["infer", "--port", str(port), "--input", files["x"], "--connect-timeout", "0.5",
+                   "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 2, err
+    assert err[0].startswith(f"sirnn infer: waiting for server at 127.0.0.1:{port}…")
+    assert err[1].startswith("sirnn infer: error:") and "could not connect" in err[1]
+
+
+def test_infer_calls_raw_outputs_output_not_prediction(tmp_path, capsys, monkeypatch):
+    """A model without argmax returns real values: `infer` prints them as the output."""
+    import sirnn.compiler
+    from modelhelp import inputs, plumbing_model
+    from sirnn.compiler import compile_model, evaluate_clear
+    from sirnn.compiler.session import InferenceResult
+
+    fm = plumbing_model()
+    prog = compile_model(fm, inputs(fm, 32))
+    x = inputs(fm, 1, seed=9)[0]
+    np.save(tmp_path / "x.npy", x)
+    y = evaluate_clear(prog, x)
+
+    def fake_infer(host, port, x, **kw):  # the session itself is tested in test_serve
+        return InferenceResult(y, y, False, prog.digest(), prog.public(), 0.1, 10, 10, 3)
+
+    monkeypatch.setattr(sirnn.compiler, "infer", fake_infer)
+    assert main(["infer", "--port", "1", "--input", str(tmp_path / "x.npy"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("output: [[") and "prediction" not in out
+    assert main(["infer", "--port", "1", "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert "prediction" not in rep and np.allclose(rep["output"], y)
