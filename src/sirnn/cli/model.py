@@ -18,21 +18,9 @@ def _err(cmd: str, e: BaseException) -> None:
 
 def _load_array(path: str, what: str) -> np.ndarray:
     """A numeric array from a .npy file; anything else is an InputError (one line)."""
-    from ..compiler.program import npy_header
+    from ..compiler.program import load_array
 
-    try:
-        with open(path, "rb") as f:
-            _, _, dtype = npy_header(f, f"the {what} file {path}", error=InputError)
-            if dtype.kind not in "fiub":
-                raise InputError(f"the {what} file {path} holds {dtype} values, not numbers")
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"no such {what} file: {path}") from None
-    except InputError:
-        raise
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"cannot read the {what} file {path} as a .npy array: {e}") from None
+    return load_array(path, what, InputError)
 
 
 # ---- compile ------------------------------------------------------------------------------------

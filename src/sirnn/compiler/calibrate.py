@@ -38,7 +38,7 @@ from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
 from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell
 from .floatir import FloatModel, FloatOp, load_float_model
 from .ops import Op, TensorSpec, cell_formats_to, index_bits_for
-from .program import Program
+from .program import Program, load_array
 
 __all__ = ["CompileConfig", "choose_fmt", "collect_ranges", "compile_model", "compare", "LOWER"]
 
@@ -381,7 +381,7 @@ def _as_float_model(model) -> FloatModel:
 
 def _as_calib(calib, fm: FloatModel) -> np.ndarray:
     if isinstance(calib, (str, bytes)) or hasattr(calib, "__fspath__"):
-        calib = np.load(calib, allow_pickle=False)
+        calib = load_array(calib, "calibration data")
     x = np.asarray(calib, np.float64)
     if x.shape == fm.input_shape:
         x = x[None]

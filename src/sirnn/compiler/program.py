@@ -40,7 +40,7 @@ from ..transport.handshake import canonical_json
 from ..transport.peerdata import loads_json, peer_text
 from .ops import OPS, Op, TensorSpec
 
-__all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program"]
+__all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program", "load_array"]
 
 FORMAT = "sirnn-program"
 FORMAT_VERSION = 1
@@ -394,6 +394,25 @@ def npy_header(f, what: str, error=ProgramError) -> tuple[tuple, bool, np.dtype]
     if dtype.hasobject:
         raise error(f"{what} holds Python objects ({dtype}), not numbers")
     return shape, fortran, dtype
+
+
+def load_array(path, what: str, error=ProgramError) -> np.ndarray:
+    """A numeric array from the .npy file ``path`` (its header checked first: never unpickled);
+    a missing, foreign or non-numeric file raises ``error`` naming ``what``."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            _, _, dtype = npy_header(f, f"the {what} file {path}", error)
+            if dtype.kind not in "fiub":
+                raise error(f"the {what} file {path} holds {dtype} values, not numbers")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except FileNotFoundError:
+        raise error(f"no such {what} file: {path}") from None
+    except error:
+        raise
+    except (ValueError, OSError, EOFError) as e:
+        raise error(f"cannot read the {what} file {path} as a .npy array: {e}") from None
 
 
 def _npy_array(raw: bytes, what: str) -> np.ndarray:
