@@ -22,7 +22,8 @@ def exp_digit_tables(in_bits: int, in_scale: int, scale: int, d: int = DIGIT_BIT
     return tables
 
 
-def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: bool = False) -> Share:
+def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: bool = False,
+             untruncated: bool = False, prod_bits: int | None = None) -> Share | None:
     """e^x for x ≤ 0 at an intermediate format: unsigned, ``scale + 2`` bits, value ≤ 2^scale.
 
     SiRNN's rExp: y = −x (as an unsigned ring element); digits of d bits; digit i looks up
@@ -31,6 +32,9 @@ def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: 
     operands' MSBs publicly zero, then TR by ``scale``). For x > 0 the result is that of −x mod 2^ℓ
     (near zero): callers restrict the domain. ``below_one`` caps e^0 at 1 − 2^{−scale} so the
     result is < 1 (lets 1 + e be reciprocated from a table half the size).
+    ``untruncated``: return the last product of the tree before its TR (scale 2·``scale``, ring
+    ``prod_bits``, default 2·scale + 2), so the caller can fuse that truncation with its own; None
+    when there is no product (one digit).
     """
     y = (-x).with_meta(scale=0, signed=False)
     wb = scale + 2
@@ -44,11 +48,17 @@ def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: 
         top = be.lut(tables[-1], digits[-1], wb, scale=scale, signed=False)
         factors = (be.lut_many(tables[:-1], digits[:-1], wb, scale=scale, signed=False) if len(digits) > 1
                    else []) + [top]
+    if untruncated and len(factors) == 1:
+        return None
     while len(factors) > 1:
         nxt = []
+        last = len(factors) == 2
         for a, b in zip(factors[0::2], factors[1::2]):
             z = zeros_msb(be, a.shape)
-            p = be.mul(a, b, 2 * scale + 2, msb_x=z, msb_y=z)
+            wide = prod_bits if last and prod_bits is not None else 2 * scale + 2
+            p = be.mul(a, b, wide, msb_x=z, msb_y=z)
+            if last and untruncated:
+                return p
             nxt.append(be.tr(p, scale))
         if len(factors) % 2:
             nxt.append(factors[-1])
