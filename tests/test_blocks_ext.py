@@ -272,7 +272,7 @@ def test_tr_two_cost(parties, rng):
     assert per_elem == pytest.approx(trunc.tr_two_cost_bits(32, 15, 23) / 8, rel=0.05)
     assert rounds == 6
     with pytest.raises(ParameterError, match="0 < s < t"):
-        parties.run(lambda p: trunc.tr_two(p, shares(p.role, np.zeros(3, np.uint64), 32, scale=30), 20, 20))
+        trunc.tr_two(parties.contexts[0], shares(0, np.zeros(3, np.uint64), 32, scale=30), 20, 20)
 
 
 @pytest.mark.parametrize("bits,k", [(1, 5), (4, 16), (5, 1), (8, 64), (15, 16), (16, 17), (17, 9),

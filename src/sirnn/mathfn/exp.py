@@ -73,11 +73,13 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
     raised since the value is secret). Output: signed fixed point in [0, 1], rounded to nearest from
     the internal scale ``scale_out + extra_scale``. Rejects bits_out < scale_out + 2 (1.0 would not
     fit as a signed value).
+    Without guard bits (``extra_scale`` 0) the tree's last product is formed in the ring
+    scale_out + bits_out, so its TR lands in the output ring (no extension).
     Cost (16-bit in, scale 12, 16-bit out, scale 12): digit decomposition into two 8-bit digits
-    (107.5 B), two 1-of-256 LUTs into 14 bits in one round trip (960 B), one 14×14 → 26-bit
-    multiplication with public-zero MSBs (no wrap protocol, 586 B), one TR (172.5 B), one cheap
-    extension (33 B): 1,859.25 bytes per element (both parties), 15 rounds (``sirnn bench exp
-    --n 4096``). Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
+    (the carry by one 1-of-256 OT, 288 B), two 1-of-256 LUTs into 14 bits in one round trip
+    (960 B), one 14×14 → 28-bit multiplication with public-zero MSBs (no wrap protocol), one TR
+    into 16 bits: see ``benchmarks/round_profile.py`` for the measured bytes and rounds per step
+    (10 rounds). Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
     """
     if not x.signed:
         raise ParameterError("nexp: x must be a signed fixed-point share")
@@ -85,6 +87,10 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
     mid = scale_out + extra_scale
     if 2 * mid + 2 > 64:
         raise ParameterError(f"nexp: internal scale {mid} needs products wider than 64 bits (max 31)")
+    if mid == scale_out and bits_out <= mid + 4:  # the last product in the ring where its TR
+        p = nexp_mid(be, x, mid, untruncated=True, prod_bits=mid + bits_out)  # lands in bits_out
+        if p is not None:
+            return be.tr(p, mid).with_meta(scale=scale_out, signed=True)
     e = nexp_mid(be, x, mid)
     return to_format(be, e, bits_out, scale_out, vmax=1 << mid)
 
