@@ -237,12 +237,43 @@ def test_tr_msb(parties, rng, ell, s):
 
 def test_tr_msb_cost(parties, rng):
     """ℓ = 31, s = 15 (the FastGRNN pre-activation rounding): the bytes of the formula and the
-    rounds of one TR (6: millionaire on 15 bits with equality, then the 1-of-4 OT)."""
+    rounds of one TR plus one (5: millionaire on 15 bits with equality — two 8-bit leaves, one AND
+    level — then the 1-of-4 OT)."""
     per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr_msb(p, x.with_meta(scale=15), 15), 31)
     assert per_elem == pytest.approx(trunc.tr_msb_cost_bits(31, 15) / 8, rel=0.05)
-    assert rounds == 6
+    assert rounds == 5
     _, tr_rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x.with_meta(scale=15), 15), 31)
-    assert tr_rounds == 5  # TR alone: the root AND folded into the B2A
+    assert tr_rounds == 4  # TR alone: the root AND folded into the B2A
+
+
+TR_TWO_CASES = [(8, 1, 2), (8, 3, 7), (16, 4, 12), (32, 15, 23), (31, 1, 30), (64, 20, 44), (64, 1, 63), (37, 17, 19)]
+
+
+@pytest.mark.parametrize("ell,s,t", TR_TWO_CASES)
+def test_tr_two(parties, rng, ell, s, t):
+    """tr_two(x, s, t) = (tr(x, s), tr(x, t)) bit for bit, random and (non-)wrapping shares."""
+    x0, x1, x = all_splits(inputs(rng, ell), ell, rng)
+
+    def go(p, d):
+        y, z = trunc.tr_two(p, shares(p.role, d, ell, scale=t), s, t)
+        assert (y.bits, y.scale, z.bits, z.scale) == (ell - s, t - s, ell - t, 0)
+        return y, z
+
+    (y0, z0), (y1, z1) = parties.run_split(lambda p: go(p, x0), lambda p: go(p, x1))
+    assert ((y0.data + y1.data) & ((1 << (ell - s)) - 1) == trunc.tr_ref(x, ell, s)).all()
+    assert ((z0.data + z1.data) & ((1 << (ell - t)) - 1) == trunc.tr_ref(x, ell, t)).all()
+
+
+def test_tr_two_cost(parties, rng):
+    """The sigmoid's use (ℓ = 32, s = 15, t = 23): the bytes of the formula, the rounds of one
+    comparison with equality plus the 1-of-8 OT (a TR by 15 and one by 23 in sequence: 4 + 5)."""
+    per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr_two(p, x, 15, 23), 32)
+    M = compare.millionaire_cost_bits
+    assert trunc.tr_two_cost_bits(32, 15, 23) == 2 * M(15, True) + 256 + 8 * (17 + 9)
+    assert per_elem == pytest.approx(trunc.tr_two_cost_bits(32, 15, 23) / 8, rel=0.05)
+    assert rounds == 5
+    with pytest.raises(ParameterError, match="0 < s < t"):
+        trunc.tr_two(parties.contexts[0], shares(0, np.zeros(3, np.uint64), 32, scale=30), 20, 20)
 
 
 @pytest.mark.parametrize("bits,k", [(1, 5), (4, 16), (5, 1), (8, 64), (15, 16), (16, 17), (17, 9),
@@ -256,8 +287,10 @@ def test_millionaire_arith(parties, rng, bits, k):
 
 
 def test_tr_rounds_with_folded_root(parties, rng):
-    """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT."""
-    for ell, s, want in [(32, 12, 2 + 1 + 2), (31, 15, 2 + 1 + 2), (35, 17, 2 + 2 + 2)]:
+    """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT; the
+    leaf width (compare.leaf_width) keeps the tree shallow: 12 and 15 bits are two leaves (no
+    AND level), 17 bits four 5-bit leaves (one level)."""
+    for ell, s, want in [(32, 12, 2 + 0 + 2), (31, 15, 2 + 0 + 2), (35, 17, 2 + 1 + 2)]:
         per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
         assert rounds == want, (ell, s)
         assert per_elem == pytest.approx(trunc.tr_cost_bits(ell, s) / 8, rel=0.05)

@@ -282,12 +282,12 @@ def test_fastgrnn_step_cost_fused_saves_rounds(parties, rng):
                                    [(x, 16, 12), (h, 16, 12)], rng, cell, cell.spec(), meter=True)
         assert_same(sec, ref)
         costs[fuse] = (sum(c["bytes"] for c in cost.values()), sum(c["rounds"] for c in cost.values()))
-    assert costs[True][1] < costs[False][1] - 30
+    assert costs[True][1] <= costs[False][1] - 25  # one sigmoid's rounds
     assert costs[True][0] < 1.25 * costs[False][0]
-    # exact rounds per step (sections start fresh rounds): matmul 6, rounding + MSBs 6, σ/tanh 35,
-    # ζ/ν 7, gate product 6, rounding h 5
-    assert costs[True][1] == 65
-    assert costs[False][1] == 100
+    # exact rounds per step (sections start fresh rounds; see benchmarks/round_profile.py for the
+    # critical path of a whole step)
+    assert costs[True][1] == 47
+    assert costs[False][1] == 72
 
 
 def test_backend_additions(parties, rng):

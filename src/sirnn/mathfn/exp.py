@@ -22,7 +22,8 @@ def exp_digit_tables(in_bits: int, in_scale: int, scale: int, d: int = DIGIT_BIT
     return tables
 
 
-def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: bool = False) -> Share:
+def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: bool = False,
+             untruncated: bool = False, prod_bits: int | None = None) -> Share | None:
     """e^x for x ≤ 0 at an intermediate format: unsigned, ``scale + 2`` bits, value ≤ 2^scale.
 
     SiRNN's rExp: y = −x (as an unsigned ring element); digits of d bits; digit i looks up
@@ -31,6 +32,9 @@ def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: 
     operands' MSBs publicly zero, then TR by ``scale``). For x > 0 the result is that of −x mod 2^ℓ
     (near zero): callers restrict the domain. ``below_one`` caps e^0 at 1 − 2^{−scale} so the
     result is < 1 (lets 1 + e be reciprocated from a table half the size).
+    ``untruncated``: return the last product of the tree before its TR (scale 2·``scale``, ring
+    ``prod_bits``, default 2·scale + 2), so the caller can fuse that truncation with its own; None
+    when there is no product (one digit).
     """
     y = (-x).with_meta(scale=0, signed=False)
     wb = scale + 2
@@ -44,11 +48,17 @@ def nexp_mid(be: Backend, x: Share, scale: int, d: int = DIGIT_BITS, below_one: 
         top = be.lut(tables[-1], digits[-1], wb, scale=scale, signed=False)
         factors = (be.lut_many(tables[:-1], digits[:-1], wb, scale=scale, signed=False) if len(digits) > 1
                    else []) + [top]
+    if untruncated and len(factors) == 1:
+        return None
     while len(factors) > 1:
         nxt = []
+        last = len(factors) == 2
         for a, b in zip(factors[0::2], factors[1::2]):
             z = zeros_msb(be, a.shape)
-            p = be.mul(a, b, 2 * scale + 2, msb_x=z, msb_y=z)
+            wide = prod_bits if last and prod_bits is not None else 2 * scale + 2
+            p = be.mul(a, b, wide, msb_x=z, msb_y=z)
+            if last and untruncated:
+                return p
             nxt.append(be.tr(p, scale))
         if len(factors) % 2:
             nxt.append(factors[-1])
@@ -63,11 +73,13 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
     raised since the value is secret). Output: signed fixed point in [0, 1], rounded to nearest from
     the internal scale ``scale_out + extra_scale``. Rejects bits_out < scale_out + 2 (1.0 would not
     fit as a signed value).
+    Without guard bits (``extra_scale`` 0) the tree's last product is formed in the ring
+    scale_out + bits_out, so its TR lands in the output ring (no extension).
     Cost (16-bit in, scale 12, 16-bit out, scale 12): digit decomposition into two 8-bit digits
-    (107.5 B), two 1-of-256 LUTs into 14 bits in one round trip (960 B), one 14×14 → 26-bit
-    multiplication with public-zero MSBs (no wrap protocol, 586 B), one TR (172.5 B), one cheap
-    extension (33 B): 1,859.25 bytes per element (both parties), 15 rounds (``sirnn bench exp
-    --n 4096``). Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
+    (the carry by one 1-of-256 OT, 288 B), two 1-of-256 LUTs into 14 bits in one round trip
+    (960 B), one 14×14 → 28-bit multiplication with public-zero MSBs (no wrap protocol), one TR
+    into 16 bits: see ``benchmarks/round_profile.py`` for the measured bytes and rounds per step
+    (10 rounds). Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
     """
     if not x.signed:
         raise ParameterError("nexp: x must be a signed fixed-point share")
@@ -75,6 +87,10 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
     mid = scale_out + extra_scale
     if 2 * mid + 2 > 64:
         raise ParameterError(f"nexp: internal scale {mid} needs products wider than 64 bits (max 31)")
+    if mid == scale_out and bits_out <= mid + 4:  # the last product in the ring where its TR
+        p = nexp_mid(be, x, mid, untruncated=True, prod_bits=mid + bits_out)  # lands in bits_out
+        if p is not None:
+            return be.tr(p, mid).with_meta(scale=scale_out, signed=True)
     e = nexp_mid(be, x, mid)
     return to_format(be, e, bits_out, scale_out, vmax=1 << mid)
 

@@ -51,22 +51,35 @@ def recip_unit(be: Backend, D: Share, scale_out: int, *, lut_bits: int | None = 
     """
     s = D.scale
     m = recip_lut_bits(scale_out) if lut_bits is None else lut_bits
-    sb = scale_out + guard  # scale of w0²
     f = D.add_public(np.uint64((1 << D.bits) - (1 << s)))  # D − 1 ∈ [0, 2^s]
     ib = m if below_two else m + 1
     idx = be.tr(f, s - m).reduce(ib)  # ⌊(D − 1)·2^m⌋ ∈ [0, 2^m] (< 2^m if below_two)
-    tab = recip_tables(m, scale_out, sb)[: 1 << ib]
-    wbits = sb + 2
-    ab = be.lut(tab, idx.with_meta(scale=0, signed=False), wbits, scale=0, signed=False)
-    a = ab[..., 0].reduce(scale_out + 2).with_meta(scale=scale_out)
-    b = ab[..., 1].with_meta(scale=sb)
+    a, P, k = recip_table_step(be, D, idx, scale_out, m, guard, below_two)
+    p = be.tr(P, k).reduce(scale_out + 2)  # D·w0² at scale_out (≈ w0 ≤ 1.01)
+    r = (a.reduce(scale_out + 2) - p.with_meta(scale=scale_out)).with_meta(signed=False)
     z = zeros_msb(be, D.shape)
-    p = be.mul(D, b, D.bits + wbits - 1, msb_x=z, msb_y=z)  # ≤ 2^{s+1}·2^{sb} < 2^{D.bits + wbits − 1}
-    p = be.tr(p, s + sb - scale_out).reduce(scale_out + 2)  # D·w0² at scale_out (≈ w0 ≤ 1.01)
-    r = (a - p.with_meta(scale=scale_out)).with_meta(signed=False)
     for _ in range(newton_steps(m, scale_out if target_bits is None else target_bits)):
         r = _newton_step(be, D, r, z)
     return r
+
+
+def recip_table_step(be: Backend, D: Share, idx: Share, scale_out: int, m: int, guard: int = 2,
+                     below_two: bool = False, prod_bits: int | None = None) -> tuple[Share, Share, int]:
+    """The table step of :func:`recip_unit` before its truncation: from ``idx`` = ⌊(D − 1)·2^m⌋
+    (m or m + 1 bits), the LUT of (A = 2·w0, B = w0²) and the product P = D·B. Returns (A in the
+    table's ring sb + 2 at ``scale_out``, P in a ``prod_bits``-bit ring (default D.bits + sb + 1),
+    k): then r = A − ⌊P / 2^k⌋ at ``scale_out`` (sb = scale_out + guard)."""
+    s = D.scale
+    sb = scale_out + guard  # scale of w0²
+    ib = m if below_two else m + 1
+    tab = recip_tables(m, scale_out, sb)[: 1 << ib]
+    wbits = sb + 2
+    ab = be.lut(tab, idx.with_meta(scale=0, signed=False), wbits, scale=0, signed=False)
+    a = ab[..., 0].with_meta(scale=scale_out)
+    b = ab[..., 1].with_meta(scale=sb)
+    z = zeros_msb(be, D.shape)
+    bits = D.bits + wbits - 1 if prod_bits is None else prod_bits  # ≤ 2^{s+1}·2^{sb} < 2^{D.bits + wbits − 1}
+    return a, be.mul(D, b, bits, msb_x=z, msb_y=z), s + sb - scale_out
 
 
 def _newton_step(be: Backend, D: Share, r: Share, z: Share) -> Share:

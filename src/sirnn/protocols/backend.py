@@ -56,6 +56,9 @@ class Backend:
     def tr_msb(self, x: Share, s: int) -> tuple[Share, Share]:
         """(tr(x, s), msb(x)): the MSB of x is that of the TR output (see truncate.tr_msb)."""
         raise NotImplementedError
+    def tr_two(self, x: Share, s: int, t: int) -> tuple[Share, Share]:
+        """(tr(x, s), tr(x, t)) in the rounds of one TR (see truncate.tr_two)."""
+        raise NotImplementedError
     def zext(self, x: Share, bits: int, msb: Share | None = None) -> Share: raise NotImplementedError
     def sext(self, x: Share, bits: int, msb: Share | None = None) -> Share: raise NotImplementedError
     def digits(self, x: Share, d: int) -> list[Share]: raise NotImplementedError
@@ -115,6 +118,9 @@ class SecureBackend(Backend):
 
     def tr_msb(self, x, s):
         return truncate.tr_msb(self.party, x, s, allow_scale_underflow=True)
+
+    def tr_two(self, x, s, t):
+        return truncate.tr_two(self.party, x, s, t, allow_scale_underflow=True)
 
     def zext(self, x, bits, msb=None):
         return extend.zext(self.party, x, bits, msb)
@@ -199,6 +205,11 @@ class ClearBackend(Backend):
 
     def tr_msb(self, x, s):
         return self.tr(x, s), self.msb(x)
+
+    def tr_two(self, x, s, t):
+        if not 0 < s < t:
+            raise ParameterError(f"tr_two: need 0 < s < t, got s = {s}, t = {t}")
+        return self.tr(x, s), self.tr(x, t)
 
     def zext(self, x, bits, msb=None):
         return self._v(extend.zext_ref(self._check(x).data, x.bits, bits), bits, x.scale, x.signed)

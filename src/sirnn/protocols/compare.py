@@ -18,7 +18,28 @@ from .ring import U64, check_bits, mask, reduce
 from .share import Share
 
 ONE = U64(1)
-LEAF_BITS = 4  # m: leaf width, as in SCI; leaves are compared by 1-of-16 OT
+LEAF_BITS = 4  # m: SCI's leaf width (1-of-16 OT per leaf); the narrowest used here
+MAX_LEAF_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
+
+
+def _levels(q: int, stop: int = 1) -> int:
+    """AND levels (rounds) of the combination tree over q leaves down to ``stop`` nodes."""
+    n = 0
+    while q > stop:
+        q -= q // 2
+        n += 1
+    return n
+
+
+def leaf_width(bits: int, stop: int = 1) -> int:
+    """Leaf width m of an ℓ-bit millionaires' instance whose tree stops at ``stop`` nodes: the
+    fewest tree levels (rounds) over m = 4..8, then the narrowest such m (a leaf costs its sender
+    2^m hashes). E.g. ℓ = 15 or 16: two 8-bit leaves, one level instead of two (4-bit leaves);
+    ℓ = 12: two 6-bit leaves, one level instead of two; ℓ = 19 down to two nodes: four 5-bit
+    leaves, one level instead of two; ℓ = 32: four 8-bit leaves, two levels instead of three."""
+    if bits <= LEAF_BITS:
+        return bits
+    return min(range(LEAF_BITS, MAX_LEAF_BITS + 1), key=lambda m: (_levels(-(-bits // m), stop), m))
 
 
 def _tree_and_count(leaves: int, with_eq: bool = False, stop: int = 1) -> int:
@@ -36,12 +57,15 @@ def _tree_and_count(leaves: int, with_eq: bool = False, stop: int = 1) -> int:
     return total
 
 
-def millionaire_cost_bits(bits: int, with_eq: bool = False, leaf_bits: int = LEAF_BITS) -> int:
+def millionaire_cost_bits(bits: int, with_eq: bool = False, leaf_bits: int | None = None) -> int:
     """Bits both parties send per element in :func:`millionaire_bits` (the cost formula).
 
-    q = ⌈ℓ/m⌉ leaves, one 1-of-2^m OT with 2-bit messages each (256 + 2^{m+1}), and per AND one
-    half of a 1-of-16 OT making two triples (144) plus 2 + 2 opened bits.
+    q = ⌈ℓ/m⌉ leaves (m = ``leaf_bits``, default :func:`leaf_width`), one 1-of-2^m OT with 2-bit
+    messages each (256 + 2^{m+1}), and per AND one half of a 1-of-16 OT making two triples (144)
+    plus 2 + 2 opened bits.
     """
+    if leaf_bits is None:
+        leaf_bits = leaf_width(bits)
     q = -(-bits // leaf_bits)
     m = min(leaf_bits, bits)
     leaf = 128 + 2 * 2 if m == 1 else 256 + 2 * (1 << m)  # N = 2 runs on IKNP
@@ -113,20 +137,24 @@ def leaf_compare(party: Party, v: np.ndarray, m: int, n_and: int) -> tuple[np.nd
 
 
 def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = False,
-                     leaf_bits: int = LEAF_BITS):
+                     leaf_bits: int | None = None):
     """Millionaires' protocol on raw inputs: ALICE holds x = v, BOB holds y = v (uint64, < 2^bits).
 
     Returns this party's boolean share (0/1 uint64, same shape) of 1{x > y}; with ``with_eq``,
     the pair (share of 1{x > y}, share of 1{x = y}) (the equality costs nothing extra).
 
-    Split into q = ⌈ℓ/m⌉ leaves of m = ``leaf_bits`` bits; the sender sends, per leaf and the
+    Split into q = ⌈ℓ/m⌉ leaves of m = ``leaf_bits`` bits (default :func:`leaf_width`: the
+    fewest rounds); the sender sends, per leaf and the
     receiver's digit value, masked (1{x_j > y_j}, 1{x_j = y_j}) by one 1-of-2^m OT, batched (m = 4)
     with the OTs that make the bit triples for the combination tree (lt = lt_hi ⊕ eq_hi ∧ lt_lo,
     eq = eq_hi ∧ eq_lo). Half of the batch has ALICE as the sender, the other half BOB (comparing
     complements), in the same two rounds, so both cores hash. Cost per element:
-    :func:`millionaire_cost_bits` (3,932 bits for ℓ = 32, m = 4); rounds 2 + ⌈log2 q⌉.
+    :func:`millionaire_cost_bits` (3,932 bits for ℓ = 32, m = 4; 3,664 with the default m = 8);
+    rounds 2 + ⌈log2 q⌉.
     """
     bits = check_bits(bits)
+    if leaf_bits is None:
+        leaf_bits = leaf_width(bits)
     shape = v.shape
     lt, eq = _millionaire_tree(party, v.ravel(), bits, with_eq, leaf_bits, 1)
     if with_eq:
@@ -170,7 +198,8 @@ def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndar
     exclusive, 1{x > y} = lt_hi + eq_hi·lt_lo as integers, a function of three shared bits: one
     1-of-8 OT on BOB's shares, ALICE sending r + f(her bits, choice) mod 2^k for all 8 choices.
     This replaces the root AND (1 round) and the B2A (2 rounds) by 2 rounds.
-    Cost: :func:`millionaire_arith_cost_bits` = M(ℓ) − 148 + 256 + 8k bits; rounds
+    Cost: :func:`millionaire_arith_cost_bits` = M(ℓ) − 148 + 256 + 8k bits (M with leaves of
+    :func:`leaf_width` (ℓ, 2)); rounds
     2 + ⌈log2 q⌉ + 1 (q = ⌈ℓ/4⌉ ≥ 2 leaves). With one leaf (ℓ ≤ 4): the millionaire, then B2A.
     """
     bits = check_bits(bits)
@@ -178,11 +207,12 @@ def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndar
     shape = v.shape
     x = v.ravel()
     n = x.size
-    q = -(-bits // min(LEAF_BITS, bits))
+    m = leaf_width(bits, 2)
+    q = -(-bits // m)
     if q < 2:
         lt = millionaire_bits(party, x, bits)
         return b2a(party, Share(lt, 1, 0, False, party.role), k).data.reshape(shape)
-    lt, eq = _millionaire_tree(party, x, bits, False, LEAF_BITS, 2)
+    lt, eq = _millionaire_tree(party, x, bits, False, m, 2)
     lo, hi, ehi = lt[:, 0], lt[:, 1], eq[:, 1]
     if party.role == ALICE:
         r = party.random(n, k)
@@ -199,10 +229,10 @@ def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndar
 
 def millionaire_arith_cost_bits(bits: int, k: int) -> int:
     """Bits per element (both parties) of :func:`millionaire_arith`."""
-    q = -(-bits // min(LEAF_BITS, bits))
-    if q < 2:
+    m = leaf_width(bits, 2)
+    if -(-bits // m) < 2:
         return millionaire_cost_bits(bits) + 128 + k
-    return millionaire_cost_bits(bits) - 148 + 256 + 8 * k
+    return millionaire_cost_bits(bits, leaf_bits=m) - 148 + 256 + 8 * k
 
 
 def millionaire(party: Party, v, bits: int) -> Share:

@@ -35,6 +35,7 @@ from .. import ALICE
 from ..errors import ParameterError
 from .boolean import Triples, _check_bool, and_bits, b2a
 from .compare import leaf_compare
+from .extend import MAX_LUT_BITS, wrap_arith
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
@@ -215,10 +216,13 @@ def digit_decompose(party: Party, x: Share, d: int) -> list[Share]:
     x is read as a ring element (its signedness and scale are ignored). d in 1..8.
     Each party splits its share locally; digit i = x0_i + x1_i + carry_i mod 2^{d_i}, the carries
     by carry-lookahead over (G, P) of the digits (leaf OTs of ≤ 4 bits, see the module doc), then
-    B2A of the c − 1 carries into d bits.
-    Cost per element: (c − 1)·(⌈d/4⌉·288 + 128 + d) bits + 148 per AND (digit-internal trees, then
-    a Sklansky prefix over the c − 1 digits); rounds 2 + ⌈log2⌈d/4⌉⌉ + ⌈log2(c − 1)⌉ + 2.
-    Measured (both parties, n = 4096): ℓ = 16, d = 8: 107.5 B, 4 rounds; ℓ = 32, d = 8: 396.5 B,
+    B2A of the c − 1 carries into d bits. Two digits (c = 2): the one carry is the wrap of the low
+    digit, read off a 1-of-2^d OT on BOB's low digit with ALICE's masked d_1-bit carries for every
+    value (:func:`extend.wrap_arith`'s "lut": 256 + 2^d·d_1 bits, 2 rounds).
+    Cost per element (c > 2): (c − 1)·(⌈d/4⌉·288 + 128 + d) bits + 148 per AND (digit-internal
+    trees, then a Sklansky prefix over the c − 1 digits); rounds 2 + ⌈log2⌈d/4⌉⌉ + ⌈log2(c − 1)⌉ + 2.
+    Measured (both parties, n = 4096): ℓ = 16, d = 8: 288 B, 2 rounds (107.5 B, 4 rounds by the
+    carry-lookahead before protocol version 3); ℓ = 32, d = 8: 396.5 B,
     6 rounds; ℓ = 32, d = 4: 589.5 B; ℓ = 64, d = 8: 1,085.5 B. d = 1..3 pay a full 1-of-16 leaf
     OT per digit (ℓ = 32, d = 1: 3,836 B). ℓ ≤ d: free.
     """
@@ -227,7 +231,10 @@ def digit_decompose(party: Party, x: Share, d: int) -> list[Share]:
     widths = digit_widths(x.bits, d)
     own = x.data.ravel()
     local = [(own >> U64(d * i)) & mask(w) for i, w in enumerate(widths)]
-    if len(widths) > 1:
+    if len(widths) == 2 and 2 <= d <= MAX_LUT_BITS:  # one carry: a 1-of-2^d OT, 2 rounds
+        carry = wrap_arith(party, x.reduce(d), widths[1], method="lut").ravel()
+        local[1] = (local[1] + carry) & mask(widths[1])
+    elif len(widths) > 1:
         carries, _ = digit_carries(party, x, d)
         arith = b2a(party, Share(carries, 1, 0, False, party.role), d).data
         for i in range(1, len(widths)):

@@ -116,17 +116,22 @@ def _check_bits_out(x: Share, bits_out, what: str) -> int:
 
 
 # -- Wrap as arithmetic shares ------------------------------------------------------------------
-def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None) -> np.ndarray:
+def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method: str | None = None) -> np.ndarray:
     """Arithmetic shares over Z_{2^k} of Wrap(x) = 1{x0 + x1 ≥ 2^m} (x: m-bit shares, 1 ≤ k ≤ 64).
 
     ``msb``: optional boolean shares of MSB(x) (enables the MSB-to-Wrap methods). Returns this
     party's share as a uint64 array of x's shape. Cost: :func:`wrap_arith_cost_bits` (module table).
+    ``method``: force one of the module table's methods (e.g. "lut": 2 rounds where the cheapest
+    takes more), else the cheapest.
     """
     _check_share(x, "wrap_arith x")
     k = check_bits(k, "wrap_arith: k")
     _check_msb(msb, x, "wrap_arith")
     m = x.bits
-    method = wrap_method(m, k, msb is not None)
+    if method is None:
+        method = wrap_method(m, k, msb is not None)
+    elif method not in dict(_wrap_candidates(m, k, msb is not None)):
+        raise ParameterError(f"wrap_arith: method {method!r} does not apply to {m}-bit inputs")
     flat = x.data.ravel()
     n = flat.size
     km = mask(k)

@@ -74,6 +74,20 @@ def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> S
     return Share((x.data >> U64(s)) + c, k, scale, x.signed, party.role)
 
 
+def _lo_mid_compare(party: Party, flat: np.ndarray, s: int, w: int):
+    """The comparisons shared by :func:`tr_msb` and :func:`tr_two`: with lo = the low s bits and
+    mid = the w bits above them, boolean shares of c = Wrap(lo) (the carry into bit s), gm =
+    1{mid0 + mid1 ≥ 2^w} and em = 1{mid0 + mid1 = 2^w − 1}; the carry into bit s + w is then
+    gm ⊕ (em ∧ c) = gm + em·c. One millionaires' batch with equality at width max(s, w)."""
+    n = flat.size
+    alice = party.role == ALICE
+    lo = flat & mask(s)
+    mid = (flat >> U64(s)) & mask(w)
+    vals = np.concatenate([lo if alice else mask(s) - lo, mid if alice else mask(w) - mid])
+    g, e = compare.millionaire_bits(party, vals, max(s, w), with_eq=True)
+    return g[:n], g[n:], e[n:]
+
+
 def tr_msb(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> tuple[Share, Share]:
     """:func:`tr` together with boolean shares of MSB(x) (= the MSB of the (ℓ − s)-bit output), in
     the rounds of one millionaires' instance plus 2 (a TR alone: the same; TR then :func:`msb`
@@ -100,14 +114,9 @@ def tr_msb(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) 
     k = ell - s
     flat = x.data.ravel()
     n = flat.size
-    alice = party.role == ALICE
-    lo = flat & mask(s)
-    mid = (flat >> U64(s)) & mask(w)
     top = (flat >> U64(ell - 1)) & ONE
-    vals = np.concatenate([lo if alice else mask(s) - lo, mid if alice else mask(w) - mid])
-    g, e = compare.millionaire_bits(party, vals, max(s, w), with_eq=True)
-    c, gm, em = g[:n], g[n:], e[n:]
-    if alice:
+    c, gm, em = _lo_mid_compare(party, flat, s, w)
+    if party.role == ALICE:
         ra = party.random(n, k)
         rb = party.prg.bits(n).astype(U64)
         j = np.arange(4, dtype=U64)  # choice = c1 + 2·eq1
@@ -127,6 +136,54 @@ def tr_msb_cost_bits(bits: int, s: int) -> float:
     """Bits per element of :func:`tr_msb` (w = ℓ − 1 − s ≥ 1, s ≥ 1)."""
     w = bits - 1 - s
     return 2 * millionaire_cost_bits(max(s, w), with_eq=True) + kkot_cost_bits(4, bits - s + 1)
+
+
+def tr_two(party: Party, x: Share, s: int, t: int, allow_scale_underflow: bool = False) -> tuple[Share, Share]:
+    """(tr(x, s), tr(x, t)) for 0 < s < t < ℓ in the rounds of one comparison: the truncations of
+    one value at two positions, e.g. a value and the top bits that index a table.
+
+    With c the carry into bit s (Wrap of the low s bits) and (gm, em) the comparisons of the
+    w = t − s bits above (see :func:`tr_msb`), the carry into bit t is gm + em·c (exclusive
+    terms). One millionaires' batch with equality at width max(s, w), then one 1-of-8 OT on BOB's
+    shares (c1, em1, gm1) carrying ALICE's masked (ℓ − s)-bit c and (ℓ − t)-bit gm + em·c.
+
+    Cost: 2·Meq(max(s, w)) + 256 + 8·(2ℓ − s − t) bits per element (:func:`tr_two_cost_bits`);
+    rounds R(max(s, w)) + 2 — two TRs in sequence or apart would add their rounds.
+    Scales: x.scale − s and x.scale − t (rules of :func:`tr`).
+    """
+    _check_share(x, "tr_two x")
+    s = _check_shift(x, s, "tr_two")
+    t = _check_shift(x, t, "tr_two")
+    if not 0 < s < t:
+        raise ParameterError(f"tr_two: need 0 < s < t, got s = {s}, t = {t}")
+    sc1 = _out_scale(x, s, allow_scale_underflow, "tr_two")
+    sc2 = _out_scale(x, t, allow_scale_underflow, "tr_two")
+    ell = x.bits
+    k1, k2 = ell - s, ell - t
+    flat = x.data.ravel()
+    n = flat.size
+    c, gm, em = _lo_mid_compare(party, flat, s, t - s)
+    if party.role == ALICE:
+        ra = party.random(n, k1)
+        rb = party.random(n, k2)
+        j = np.arange(8, dtype=U64)  # choice = c1 + 2·em1 + 4·gm1
+        cj = c[:, None] ^ (j & ONE)
+        ej = em[:, None] ^ ((j >> ONE) & ONE)
+        gj = gm[:, None] ^ (j >> U64(2))
+        msgs = ((ra[:, None] + cj) & mask(k1)) | (((rb[:, None] + gj + (ej & cj)) & mask(k2)) << U64(k1))
+        party.ot.kkot_send(msgs, k1 + k2)
+        c1, c2 = (U64(0) - ra) & mask(k1), (U64(0) - rb) & mask(k2)
+    else:
+        got = party.ot.kkot_recv(c | (em << ONE) | (gm << U64(2)), 8, k1 + k2)
+        c1, c2 = got & mask(k1), got >> U64(k1)
+    y1 = Share(((flat >> U64(s)) + c1).reshape(x.shape) & mask(k1), k1, sc1, x.signed, party.role)
+    y2 = Share(((flat >> U64(t)) + c2).reshape(x.shape) & mask(k2), k2, sc2, x.signed, party.role)
+    return y1, y2
+
+
+def tr_two_cost_bits(bits: int, s: int, t: int) -> float:
+    """Bits per element of :func:`tr_two`."""
+    return 2 * millionaire_cost_bits(max(s, t - s), with_eq=True) + kkot_cost_bits(8, 2 * bits - s - t)
 
 
 def tr_ref(x: np.ndarray, bits: int, s: int) -> np.ndarray:
