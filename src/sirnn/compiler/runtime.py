@@ -95,26 +95,29 @@ def _conv2d(ctx, op, ins):
                           dilation=op.attrs.get("dilation", 1), groups=op.attrs.get("groups", 1))]
 
 
-def _param_tensor(be: Backend, shape, p: Param) -> Share:
+def _param_tensor(be: Backend, shape, p: Param, bits: int | None = None, scale: int | None = None) -> Share:
     """The server's tensor p broadcast to ``shape`` (batch-leading), as a sharing (ALICE holds
-    it, BOB zero)."""
+    it, BOB zero), optionally at another ring width / scale (:func:`~sirnn.nn.fixed.known_share`)."""
     from ..nn.fixed import known_share
 
     full = Param(shape, p.bits, p.scale,
                  None if p.values is None else np.broadcast_to(p.values, shape).copy())
-    return known_share(be, full)
+    return known_share(be, full, bits, scale)
 
 
-def _operands(ctx, op, ins) -> tuple[Share, Share]:
-    """The two operands of a binary op broadcast (locally) to the batch-leading output shape: the
-    second input tensor or the server's parameter y."""
+def _operands(ctx, op, ins, broadcast: bool = True) -> tuple[Share, Share, tuple]:
+    """The two operands of a binary op (the second input tensor or the server's parameter y) with
+    equal numbers of axes, broadcast (locally) to the batch-leading output shape unless
+    ``broadcast`` is False; and that shape."""
     shape = (ins[0].shape[0],) + tuple(_out(ctx, op).shape)
     x = _aligned(ins[0], len(shape))
     if len(ins) == 2:
         y = _aligned(ins[1], len(shape))
     else:
         y = _param_tensor(ctx.be, shape, ctx.program.op_params(op)["y"])
-    return layers.broadcast(x, shape), layers.broadcast(y, shape)
+    if broadcast:
+        x, y = layers.broadcast(x, shape), layers.broadcast(y, shape)
+    return x, y, shape
 
 
 def _aligned(x: Share, nd: int) -> Share:
@@ -129,23 +132,27 @@ def _aligned(x: Share, nd: int) -> Share:
 def _add(ctx, op, ins):
     """x ± y into the output format (broadcasting). Equal formats: local. Otherwise both operands
     are brought to the common scale S = max(scales) in a ring B that holds each operand's range at
-    S plus a carry bit (sign extensions where B is wider), added locally, and rounded once to the
-    output (one TR if the scale drops)."""
+    S plus a carry bit (sign extensions where B is wider, on the operands before they are
+    broadcast), added locally, and rounded once to the output (one TR if the scale drops)."""
     be = ctx.be
     out = _out(ctx, op).fmt
-    x, y = _operands(ctx, op, ins)
+    x, y, shape = _operands(ctx, op, ins, broadcast=False)
     if op.op == "sub":
         y = -y
     if (x.bits, x.scale) == (y.bits, y.scale) == tuple(out):
-        return [x + y]
+        return [layers.broadcast(x, shape) + layers.broadcast(y, shape)]
     S = max(x.scale, y.scale)
     B = min(64, max(x.bits + S - x.scale, y.bits + S - y.scale, out.bits + max(S - out.scale, 0)) + 1)
 
     def lift(v: Share) -> Share:
         if v.bits < B:
             v = be.sext(v, B).with_meta(signed=True)
-        return align_scale(v, S)
+        return layers.broadcast(align_scale(v, S), shape)
 
+    if len(ins) == 1:  # the server's y: ALICE writes it at (B, S) directly (no extension)
+        p = ctx.program.op_params(op)["y"]
+        yv = _param_tensor(be, shape, p, B, S)
+        return [requant(be, lift(x) + (-yv if op.op == "sub" else yv), out)]
     return [requant(be, lift(x) + lift(y), out)]
 
 
@@ -153,7 +160,7 @@ def _add(ctx, op, ins):
 def _mul(ctx, op, ins):
     out = _out(ctx, op).fmt
     if len(ins) == 2:
-        return [layers.mul(ctx.be, *_operands(ctx, op, ins), out)]
+        return [layers.mul(ctx.be, *_operands(ctx, op, ins)[:2], out)]
     x = ins[0]
     shape = (x.shape[0],) + tuple(_out(ctx, op).shape)
     return [layers.mul_known(ctx.be, layers.broadcast(_aligned(x, len(shape)), shape),
@@ -162,7 +169,7 @@ def _mul(ctx, op, ins):
 
 @runner("div")
 def _div(ctx, op, ins):
-    return [pointwise.div(ctx.be, *_operands(ctx, op, ins), _out(ctx, op).fmt)]
+    return [pointwise.div(ctx.be, *_operands(ctx, op, ins)[:2], _out(ctx, op).fmt)]
 
 
 @runner("matmul")
