@@ -292,6 +292,21 @@ def test_float_semantics_vs_onnxruntime_params():
     assert np.allclose(got, want, atol=1e-4)
 
 
+@pytest.mark.parametrize("t", [8, pytest.param(10, marks=pytest.mark.slow)])
+def test_softplus_error_bound(t):
+    """softplus is an approximation: over all inputs of (16, 12) with one headroom bit, the error
+    against float64 stays below the table's bucket bound 2^{−t−1} plus 2 output ULPs."""
+    from sirnn.nn.pointwise import softplus
+    from sirnn.protocols.backend import ClearBackend, clear
+    from sirnn.protocols.ring import to_signed
+
+    q = np.arange(-(1 << 14), 1 << 14, dtype=np.int64)
+    y = to_signed(softplus(ClearBackend(), clear(q, 16, 12), (16, 12), table_bits=t).data, 16) / 2**12
+    err = np.abs(y - np.logaddexp(0, q / 2**12))
+    assert err.max() <= 2.0**-(t + 1) + 2 * 2.0**-12
+    assert err.max() > 2.0**-(t + 3)  # it is an approximation (table-limited), not exact
+
+
 # ---------------------------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ The math-library ones: ``exp`` (any sign, saturating), ``sqrt``, ``rsqrt``, ``re
 ``softplus`` is an approximation, named so: log(1 + e^x) = max(x, 0) + log1p(e^{−|x|}) with
 e^{−|x|} ∈ (0, 1) from rExp and log1p read from a table over its top ``table_bits`` bits (value at
 the bucket's midpoint of log1p); error ≤ 2^{−table_bits−1} (bucket) + rExp's error + ½ ULP.
+Measured against numpy float64 (log(1 + e^x) by np.logaddexp) over all 32,768 inputs of a
+(16, 12) input with |x| < 8 (one headroom bit), output (16, 12): table_bits 8 (default): max
+abs error 2.17·10⁻³ (8.9 ULP), mean 8.2·10⁻⁴; table_bits 10: max 6.3·10⁻⁴, mean 2.1·10⁻⁴;
+table_bits 6: max 8.5·10⁻³ (tests/test_ir_ops.py::test_softplus_error_bound).
 """
 
 from __future__ import annotations
