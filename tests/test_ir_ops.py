@@ -140,6 +140,61 @@ def test_secure_equals_clear(parties, compiled, name):
 
 
 # ---------------------------------------------------------------------------------------------
+# composite models (the ops together, as an importer emits them)
+# ---------------------------------------------------------------------------------------------
+def attention_model(T=4, D=6, K=3, seed=11):
+    """LayerNorm (normalize + affine) → q, k, v → softmax(q·kᵀ/√D)·v → residual → mean over T."""
+    rng = np.random.default_rng(seed)
+    lin = lambda n: {"W": rng.normal(0, 0.5, (D, D)), "b": rng.normal(0, 0.1, D)}  # noqa: E731
+    ops = [FloatOp("normalize", "x", "n", attrs={"axes": [-1], "eps": 1e-5}, name="ln"),
+           FloatOp("mul", "n", "ng", {"y": rng.uniform(0.5, 1.5, D)}, name="ln_g"),
+           FloatOp("add", "ng", "nb", {"y": rng.normal(0, 0.1, D)}, name="ln_b"),
+           FloatOp("linear", "nb", "q", lin("q"), name="q"),
+           FloatOp("linear", "nb", "k", lin("k"), name="k"),
+           FloatOp("linear", "nb", "v", lin("v"), name="v"),
+           FloatOp("transpose", "k", "kt", attrs={"perm": [1, 0]}, name="kt"),
+           FloatOp("matmul", ["q", "kt"], "s", name="qk"),
+           FloatOp("mul", "s", "ss", {"y": np.array(1 / np.sqrt(D))}, name="scale"),
+           FloatOp("softmax", "ss", "a", attrs={"axis": -1}, name="attn"),
+           FloatOp("matmul", ["a", "v"], "o", name="av"),
+           FloatOp("add", ["o", "x"], "r", name="res"),
+           FloatOp("reduce", "r", "m", attrs={"kind": "mean", "axes": [0], "keepdims": False}, name="pool"),
+           FloatOp("linear", "m", "y", {"W": rng.normal(0, 0.5, (K, D))}, name="fc")]
+    return FloatModel(ops, "x", (T, D), "y")
+
+
+def groupnorm_cnn_model(C=4, S=6, seed=12):
+    """depthwise conv → GroupNorm (reshape, normalize, reshape, per-channel affine) → hardswish →
+    padded maxpool → global average (reduce mean) → linear."""
+    rng = np.random.default_rng(seed)
+    ops = [FloatOp("conv2d", "x", "c", {"W": rng.normal(0, 0.4, (C, 1, 3, 3)), "b": rng.normal(0, 0.1, C)},
+                   {"groups": C, "padding": 1}, name="dw"),
+           FloatOp("reshape", "c", "g", attrs={"shape": [2, -1]}, name="grp"),
+           FloatOp("normalize", "g", "gn", attrs={"axes": [1], "eps": 1e-5}, name="gn"),
+           FloatOp("reshape", "gn", "gr", attrs={"shape": [C, S, S]}, name="ungrp"),
+           FloatOp("mul", "gr", "gg", {"y": rng.uniform(0.5, 1.5, (C, 1, 1))}, name="gn_g"),
+           FloatOp("add", "gg", "gb", {"y": rng.normal(0, 0.2, (C, 1, 1))}, name="gn_b"),
+           FloatOp("hardswish", "gb", "h", name="act"),
+           FloatOp("maxpool2d", "h", "p", attrs={"kernel": 3, "stride": 2, "padding": 1}, name="pool"),
+           FloatOp("reduce", "p", "m", attrs={"kind": "mean", "axes": [1, 2], "keepdims": False}, name="gap"),
+           FloatOp("linear", "m", "y", {"W": rng.normal(0, 0.8, (3, C))}, name="fc")]
+    return FloatModel(ops, "x", (C, S, S), "y")
+
+
+@pytest.mark.parametrize("build", [attention_model, groupnorm_cnn_model])
+def test_composite_models(parties, build):
+    fm = build()
+    rng = np.random.default_rng(13)
+    prog = compile_model(fm, rng.normal(0, 1, (64,) + fm.input_shape))
+    x = rng.normal(0, 1, (100,) + fm.input_shape)
+    rep = compare(fm, prog, x)
+    want = fm.run(x)
+    assert rep["max_abs_err"] <= 0.02 * float(want.max() - want.min())
+    assert rep["argmax_agreement"] >= 0.95
+    secure_vs_clear(parties, prog, x[:2])
+
+
+# ---------------------------------------------------------------------------------------------
 # float semantics against numpy formulas
 # ---------------------------------------------------------------------------------------------
 def _run(name, seed=4, n=3):

@@ -484,12 +484,8 @@ def _check_argmax(op, ins, outs, p):
 
 
 def _check_math(op, ins, outs, p):
-    (x,), (o,) = ins, outs
-    _signed_in(op, ins)
-    _out_shape(op, o, x.shape)
-    if o.bits < o.scale + 2:
-        _fail(op, f"output format ({o.bits}, {o.scale}) has no room for the integer bit and sign")
-    if op.op == "tanh" and x.scale < 1:
+    _check_free(op, ins, outs, p)
+    if op.op == "tanh" and ins[0].scale < 1:
         _fail(op, "tanh needs an input scale ≥ 1")
 
 
