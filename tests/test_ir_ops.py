@@ -374,3 +374,37 @@ def test_range_that_does_not_fit_names_tensor_and_bits():
     fm, _ = CASES["rsqrt"]
     with pytest.raises(ProgramError, match="tensor 'y': the calibrated range is not finite"):
         compile_model(fm, np.zeros((4, 6)))
+
+
+@pytest.mark.parametrize("case,key,value,message", [
+    ("normalize_last", "rstd", None, "attribute rstd"),
+    ("normalize_last", "axes", [1, -1], "repeats an axis"),
+    ("reduce_sum", "kind", "median", "attribute kind"),
+    ("reduce_sum", "axes", [2], "attribute axes"),
+    ("gather", "index", [[0, 99]], "index entries"),
+    ("pad_constant", "fill", 1 << 20, "attribute fill"),
+    ("conv_depthwise", "groups", 2, r"C = 1 × 2 groups"),
+    ("conv_depthwise", "groups", 4, "dividing the 6 output channels"),
+    ("maxpool_pad_dil", "padding", 2, "smaller than the window"),
+    ("clip", "min", 2.0, "above max"),
+    ("softmax_axis0", "axis", 5, "attribute axis"),
+    ("leakyrelu", "alpha", "x", "attribute alpha"),
+])
+def test_program_checks_reject_bad_attributes(compiled, case, key, value, message):
+    _, prog = compiled(case)
+    d = prog.describe()
+    d["ops"][-1]["attrs"][key] = value
+    with pytest.raises(ProgramError, match=message):
+        Program.from_dict(d, {k: p.values for k, p in prog.params.items()})
+
+
+def test_parameter_that_does_not_fit_names_it():
+    fm = FloatModel([FloatOp("mul", "x", "y", {"y": np.array([1.0, 4e4, 0.0])}, name="gain")], "x", (3,), "y")
+    with pytest.raises(ProgramError, match=r"parameter gain\.y: .*40000 needs 17 bits.*--w-bits"):
+        compile_model(fm, np.full((4, 3), 1e-5))
+
+
+def test_div_by_parameter_is_refused():
+    fm = FloatModel([FloatOp("div", "x", "y", {"y": np.full(3, 2.0)}, name="d")], "x", (3,), "y")
+    with pytest.raises(ProgramError, match="div by a parameter"):
+        compile_model(fm, np.ones((4, 3)))

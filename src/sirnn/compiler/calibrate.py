@@ -61,8 +61,9 @@ def choose_fmt(max_abs: float, bits: int, headroom_bits: int = 1, max_scale: int
                min_scale: int = 0, what: str | None = None, flag: str = "--bits (CompileConfig.act_bits)") -> Fmt:
     """``bits`` bits at the largest scale whose range keeps ``max_abs`` with ``headroom_bits``
     spare integer bits (at most ``max_scale``, at least ``min_scale``). ``what`` names the tensor
-    in the error raised when the range does not fit (with the bits it would need and ``flag``)."""
-    who = f"tensor {what!r}: " if what else ""
+    (e.g. "tensor 'h'") in the error raised when the range does not fit (with the bits it would
+    need and the ``flag`` that raises them)."""
+    who = f"{what}: " if what else ""
     if not np.isfinite(max_abs):
         raise ProgramError(f"{who}the calibrated range is not finite (the float model yields inf or "
                            "NaN on the calibration data)")
@@ -117,7 +118,7 @@ class _Lowering:
     def act_fmt(self, t: str, bits: int | None = None, max_scale: int | None = None) -> Fmt:
         cfg = self.cfg
         ms = cfg.max_scale if max_scale is None else (max_scale if cfg.max_scale is None else min(max_scale, cfg.max_scale))
-        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms, what=t)
+        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms, what=f"tensor {t!r}")
 
     def declare(self, t: str, shape, fmt: Fmt, signed: bool = True) -> None:
         self.tensors[t] = TensorSpec(tuple(shape), fmt[0], fmt[1], signed)
@@ -168,8 +169,9 @@ class _Lowering:
         s = min(P, fit_scale(float(np.abs(b).max()) if b.size else 0.0, L))
         return Param(b.shape, L, s, quantize(b, L, s))
 
-    def const(self, y: np.ndarray, bits: int, max_scale: int | None = None) -> Param:
-        s = fit_scale(float(np.abs(y).max()) if y.size else 0.0, bits)
+    def const(self, y: np.ndarray, bits: int, max_scale: int | None = None, what: str = "a parameter") -> Param:
+        m = float(np.abs(y).max()) if y.size else 0.0
+        s = choose_fmt(m, bits, 0, what=what, flag="--w-bits (CompileConfig.w_bits)").scale
         if max_scale is not None:
             s = max(0, min(s, max_scale))
         return Param(y.shape, bits, s, quantize(y, bits, s))
@@ -213,11 +215,11 @@ def _lower_binary(L, fop):
             op, y = "add", -y
         if op == "mul":
             cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
-            p = L.const(y, L.cfg.w_bits, cap)
+            p = L.const(y, L.cfg.w_bits, cap, f"parameter {fop.name}.y")
         elif op == "div":
             raise ProgramError(f"{fop.name}: div by a parameter: multiply by its reciprocal instead")
         else:
-            p = L.const(y, L.cfg.w_bits, max(out.scale, xs.scale))
+            p = L.const(y, L.cfg.w_bits, max(out.scale, xs.scale), f"parameter {fop.name}.y")
         params["y"] = L.param(fop.name, "y", p)
     elif op == "mul":
         ins = _fit_product(L, fop, ins, out)
@@ -260,7 +262,7 @@ def _lower_prelu(L, fop):
     xs = L.spec(fop.inputs[0])
     out = L.act_fmt(fop.outputs[0])
     cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
-    slope = L.param(fop.name, "slope", L.const(fop.params["slope"], L.cfg.w_bits, cap))
+    slope = L.param(fop.name, "slope", L.const(fop.params["slope"], L.cfg.w_bits, cap, f"parameter {fop.name}.slope"))
     L.declare(fop.outputs[0], xs.shape, out)
     L.emit("prelu", fop.name, fop.inputs, fop.outputs, {}, {"slope": slope})
 
