@@ -408,3 +408,30 @@ def test_div_by_parameter_is_refused():
     fm = FloatModel([FloatOp("div", "x", "y", {"y": np.full(3, 2.0)}, name="d")], "x", (3,), "y")
     with pytest.raises(ProgramError, match="div by a parameter"):
         compile_model(fm, np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("lead,a,b,c,plan", [((), 3, 4, 2, "x_diag"), ((2,), 1, 3, 2, "y_diag"),
+                                             ((2, 4), 1, 3, 1, "hadamard")])
+def test_matmul_plans_exact(parties, lead, a, b, c, plan):
+    """Every plan of nn.layers.matmul gives the exactly rounded product (secure == clear == numpy)."""
+    from sirnn.nn.layers import matmul, matmul_plan
+    from sirnn.protocols.backend import ClearBackend, SecureBackend, clear
+    from sirnn.protocols.ring import to_signed
+    from sirnn.protocols.share import reveal, share_input
+
+    B = int(np.prod(lead, dtype=np.int64))
+    assert matmul_plan(B, a, b, c, 16, 16, 16 + 24 - 10) == plan
+    rng = np.random.default_rng(8)
+    X = rng.integers(-2**13, 2**13, lead + (a, b))
+    Y = rng.integers(-2**13, 2**13, (b, c))  # broadcast over the batch
+    want = (np.matmul(X, Y) + (1 << 13)) >> 14  # scale 24 → 10, round half up
+    got = to_signed(matmul(ClearBackend(), clear(X, 16, 12), clear(Y, 16, 12), (16, 10)).data, 16)
+    assert np.array_equal(got, want)
+
+    def side(p):
+        xs = share_input(p, 0, X if p.role == 0 else None, bits=16, scale=12, shape=X.shape)
+        ys = share_input(p, 1, Y if p.role == 1 else None, bits=16, scale=12, shape=Y.shape)
+        return reveal(p, matmul(SecureBackend(p), xs, ys, (16, 10)))
+
+    ra, rb = parties.run(side)
+    assert np.array_equal(to_signed(ra, 16), want) and np.array_equal(ra, rb)
