@@ -93,6 +93,8 @@ CASES = {
                              {"W": rng0.normal(0, 0.4, (4, 2, 2, 2)), "b": rng0.normal(0, 0.1, 4)}),
     "conv_depthwise": unary("conv2d", (3, 5, 5), {"groups": 3, "padding": 1},
                             {"W": rng0.normal(0, 0.4, (6, 1, 3, 3))}),
+    "conv_depthwise8": unary("conv2d", (8, 4, 4), {"groups": 8, "padding": [0, 1, 2, 1]},
+                             {"W": rng0.normal(0, 0.4, (8, 1, 3, 3)), "b": rng0.normal(0, 0.1, 8)}),
     "maxpool_pad_dil": unary("maxpool2d", (2, 5, 5), {"kernel": 2, "stride": 2, "padding": 1, "dilation": [2, 1]}),
     "avgpool_pad": unary("avgpool2d", (2, 5, 5), {"kernel": 3, "stride": 2, "padding": 1}),
     "avgpool_incl": unary("avgpool2d", (2, 4, 4), {"kernel": [2, 3], "stride": 1, "padding": [1, 1],
@@ -244,6 +246,21 @@ def test_float_semantics_binary_and_reductions():
     r = _run("softmax_axis0")
     e = np.exp(r["x"])
     assert np.allclose(r["y"], e / e.sum(1, keepdims=True))
+
+
+def test_grouped_conv_cases_cover_both_plans(compiled):
+    from sirnn.nn.fixed import acc_bits
+    from sirnn.nn.layers import conv_groups_plan
+
+    plans = set()
+    for name in ("conv_depthwise", "conv_depthwise8"):
+        _, prog = compiled(name)
+        op = prog.ops[-1]
+        W, x, o = prog.params[op.params["W"]], prog.tensors[op.inputs[0]], prog.tensors[op.outputs[0]]
+        G = op.attrs["groups"]
+        plans.add(conv_groups_plan(W.shape[0], G, int(np.prod(W.shape[1:])), o.shape[1] * o.shape[2], x.bits,
+                                   acc_bits(o.fmt, W.scale + x.scale), W.bits))
+    assert plans == {"block_diag", "elementwise"}
 
 
 def test_float_semantics_windows_and_movement():

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..mathfn import logistic
 from ..protocols.backend import Backend
-from ..protocols.mul import matmul_cost_bits, mul_cost_bits
+from ..protocols.mul import matmul_cost_bits, matmul_known_cost_bits, mul_cost_bits, mul_known_cost_bits
 from ..protocols.share import Share, concat
 from .fixed import Fmt, Param, acc_bits, add_known, align_scale, requant
 from .movement import gather, gather_data, pads4, window_index
@@ -138,6 +138,14 @@ def _pair(v, what: str, minimum: int = 0) -> tuple[int, int]:
     return int(t[0]), int(t[1])
 
 
+def conv_groups_plan(OC: int, G: int, K: int, M: int, x_bits: int, bits_out: int, w_bits: int) -> str:
+    """``block_diag`` or ``elementwise`` for a grouped convolution (see :func:`conv2d`): the one
+    with fewer bits by the protocols' cost functions (K = C/G·kh·kw, M = N·Ho·Wo)."""
+    blk = matmul_known_cost_bits(OC, G * K, M, x_bits, bits_out, w_bits)
+    elt = mul_known_cost_bits(x_bits, bits_out, w_bits, count=OC * K * M)
+    return "block_diag" if blk <= elt else "elementwise"
+
+
 def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride=1, padding=0,
            dilation=1, groups: int = 1, rounding: str = "nearest") -> Share:
     """2-D convolution (cross-correlation, as torch.nn.Conv2d / ONNX Conv) of shared x (C, H, W)
@@ -145,13 +153,13 @@ def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride
     an int, a pair or (top, left, bottom, right); dilation an int or a pair.
     Output (OC, Ho, Wo) or (N, OC, Ho, Wo).
 
-    groups = 1: im2col (local), one matmul_known W (OC, C·kh·kw) · patches, bias by ALICE, one
-    rounding. groups > 1 (depthwise included): im2col per group (local), then one elementwise
-    mul_known of the OC·(C/groups)·kh·kw·Ho·Wo products (each output channel against its group's
-    patches, one call: the rounds of a single product) and a local sum over the window; bias, one
-    rounding. For depthwise that is exactly the per-group matmul's cost; for OC/groups = a > 1 a
-    per-group matmul_known would share each patch entry's COT among a outputs (cheaper in bytes,
-    ×groups in rounds).
+    im2col (local), then one multiplication call, bias by ALICE, one rounding. groups = 1: one
+    matmul_known W (OC, C·kh·kw) · patches. groups > 1 (depthwise included), whichever costs fewer
+    bits (:func:`conv_groups_plan`): one matmul_known with the groups' kernels on the diagonal of
+    an (OC, C·kh·kw) matrix (public zeros elsewhere; wins when OC/groups is large), or one
+    elementwise mul_known of the OC·(C/groups)·kh·kw·Ho·Wo products (each output channel against
+    its group's patches) and a local sum over the window (wins for depthwise). Either way the
+    rounds of a single product.
 
     Note: im2col repeats input entries; matmul_known's wraps and COTs are per patch entry.
     """
@@ -172,10 +180,15 @@ def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride
     cols, ho, wo = im2col(data, kh, kw, st, pads4(padding), dil)
     P = W.scale + x.scale
     L = acc_bits(Fmt(*out), P)
-    if groups == 1:
-        acc = affine(be, [(_reshaped(W, (OC, C * kh * kw)), x.like(cols))], L, bias=b)
+    G, K, M = groups, Cg * kh * kw, N * ho * wo
+    if G == 1:
+        acc = affine(be, [(_reshaped(W, (OC, K)), x.like(cols))], L, bias=b)
+    elif conv_groups_plan(OC, G, K, M, x.bits, L, W.bits) == "block_diag":
+        # the groups' kernels on the diagonal, public zeros elsewhere (the server's matrix)
+        Wm = Param((OC, G * K), W.bits, W.scale,
+                   None if W.values is None else _block_diag(W.values.reshape(G, OC // G, K)))
+        acc = affine(be, [(Wm, x.like(cols))], L, bias=b)
     else:
-        G, K, M = groups, Cg * kh * kw, N * ho * wo
         per = cols.reshape(G, 1, K, M)  # each output channel against its group's patches
         xg = x.like(np.ascontiguousarray(np.broadcast_to(per, (G, OC // G, K, M)).reshape(OC, K, M)))
         Wv = W.at(be)
