@@ -452,3 +452,29 @@ def test_matmul_plans_exact(parties, lead, a, b, c, plan):
 
     ra, rb = parties.run(side)
     assert np.array_equal(to_signed(ra, 16), want) and np.array_equal(ra, rb)
+
+
+rng1 = np.random.default_rng(1)
+LARGE = {
+    "normalize_wide": unary("normalize", (4, 96), {"axes": [-1], "eps": 1e-5}, sample=_normal(3.0)),
+    "softmax_axis0_wide": unary("softmax", (40, 3), {"axis": 0}, sample=_normal(2.0)),
+    "reduce_l2_wide": unary("reduce", (8, 64), {"kind": "l2", "axes": [1], "keepdims": False}),
+    "matmul_wide": binary("matmul", (4, 8, 16), (16, 8)),
+    "conv_groups_wide": unary("conv2d", (8, 10, 10), {"groups": 4, "padding": [1, 2, 0, 1], "dilation": [1, 2]},
+                              {"W": rng1.normal(0, 0.3, (16, 2, 3, 3)), "b": rng1.normal(0, 0.1, 16)}),
+    "avgpool_wide": unary("avgpool2d", (4, 12, 12), {"kernel": 3, "stride": 2, "padding": [1, 1, 0, 0]}),
+    "div_wide": binary("div", (6, 16), (6, 1), _normal(0.3), b_param=np.array([[-2.5], [-1.5], [-1.0], [1.0], [1.5], [2.5]])),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LARGE))
+def test_larger_shapes(parties, name):
+    fm, sample = LARGE[name]
+    rng = np.random.default_rng(9)
+    prog = compile_model(fm, sample(rng, (64,) + fm.input_shape))
+    x = sample(rng, (20,) + fm.input_shape)
+    rep = compare(fm, prog, x)
+    want = fm.run(x)
+    assert rep["max_abs_err"] <= 0.02 * float(want.max() - want.min())
+    secure_vs_clear(parties, prog, x[:2])
