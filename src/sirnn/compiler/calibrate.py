@@ -18,8 +18,12 @@ Rules (SeeDot-style; :class:`CompileConfig` holds the knobs):
 * ``softmax`` / ``l2norm`` outputs: ``act_bits`` bits at the largest scale that holds 1.0 (they
   are bounded by 1 by construction: no headroom bit) (internal formats: :mod:`sirnn.nn.norm`); ``rnnpool``: two FastGRNN cells
   calibrated like the ``fastgrnn`` op (rnn1's x is the input's format, rnn2's x is rnn1's h).
-* format-preserving ops (relu, max-pooling, reshape/flatten/transpose/slice) keep their input's
-  format; ``argmax`` outputs an unsigned index; where an op needs its inputs in one format
+* the ops whose output format is free (arithmetic of two tensors, math functions, normalize,
+  reductions, average pooling, ...) get their output's calibrated format; ``normalize`` also
+  records the range of 1/√(var + eps) (FloatModel.run's ``cell_stats``) for the format of that
+  internal tensor; ``pad`` is lowered to ``gather`` (its constant at the input's scale);
+* format-preserving ops (relu, abs, neg, clip, max-pooling, reduce max, reshape/flatten/
+  transpose/slice, gather) keep their input's format; ``argmax`` outputs an unsigned index; where an op needs its inputs in one format
   (concat, GRU's x and h) a ``requant`` op is inserted.
 
 There is no saturation in fixed point (a value outside its format wraps around): headroom is the

@@ -10,9 +10,9 @@ Parameter conventions (PyTorch's):
 
 * ``linear``: W (out, in), b (out,) — y = x·Wᵀ + b over the last axis;
 * ``matmul``: W (in, out), optional b (out,) — y = x·W + b;
-* ``conv2d``: W (OC, C, kh, kw), b (OC,); attrs stride, padding (int or pair); x (C, H, W);
+* ``conv2d``: W (OC, C/groups, kh, kw), b (OC,); attrs stride, padding, dilation, groups; x (C, H, W);
 * ``add`` / ``mul``: a second input tensor, or a parameter y broadcast to x;
-* ``maxpool2d``: attrs kernel, stride (default kernel), no padding;
+* ``maxpool2d``: attrs kernel, stride (default kernel), padding, dilation (see below);
 * ``fastgrnn``: W (H, D) or W1 (H, r), W2 (r, D); U (H, H) or U1, U2; b_z, b_h (H,); zeta, nu
   (scalars: the effective ζ, ν, i.e. EdgeML's sigmoid(zeta), sigmoid(nu));
 * ``lstm``: W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,), gates i, f, g, o (torch.nn.LSTM);

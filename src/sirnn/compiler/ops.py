@@ -9,9 +9,12 @@ Conventions
   signed(x)/2^scale in Z_{2^bits}. The only unsigned tensors are ``argmax`` indices (scale 0).
 * Parameters are server-held integer tensors (:class:`~sirnn.nn.fixed.Param`: shape, bits,
   scale, values); an op names them by *role* (e.g. ``{"W": "fc1.W", "b": "fc1.b"}``).
-* Where an op's output format is free (``linear``, ``conv2d``, ``add``, ``mul``, ``sigmoid``,
-  ``tanh``, ``requant``) the declared output tensor's format is the target; elsewhere (``relu``,
-  pooling, plumbing, the recurrent cells) it is fixed by the input and must match.
+* Where an op's output format is free (``linear``, ``conv2d``, ``add``, ``sub``, ``mul``,
+  ``div``, ``matmul``, the math functions, ``leakyrelu``, ``prelu``, ``hardsigmoid``,
+  ``hardswish``, ``softplus``, ``normalize``, ``reduce`` sum/mean/l2, ``avgpool2d``,
+  ``requant``) the declared output tensor's format is the target; elsewhere (``relu``, ``abs``,
+  ``neg``, ``clip``, max-pooling, ``reduce`` max, plumbing and ``gather``, the recurrent cells)
+  it is fixed by the input and must match.
 
 Adding an op: give it an :class:`OpDef` here (``register``), a runner in
 :data:`sirnn.compiler.runtime.RUNNERS`, and, for the compiler, a float function and a lowering

@@ -284,7 +284,7 @@ def scale_public(be: Backend, x: Share, c, out: Fmt, *, sum_last: bool = False, 
     _check_x(x, "scale_public x")
     out = Fmt(*out).check("scale_public output")
     c = np.asarray(c, np.float64)
-    res_shape = x.shape[:-1] if sum_last else x.shape
+    res_shape = tuple(np.broadcast_shapes(x.shape[:-1] if sum_last else x.shape, c.shape))
     if not np.all(np.isfinite(c)):
         raise ParameterError("scale_public: the constant must be finite")
     if not c.any():
