@@ -82,6 +82,11 @@ CASES = {
     "leakyrelu": unary("leakyrelu", (6,), {"alpha": 0.1}),
     "prelu": unary("prelu", (3, 4), params={"slope": np.array([[0.25], [-0.5], [0.1]])}),
     "hardsigmoid": unary("hardsigmoid", (6,), {"alpha": 0.2, "beta": 0.5}, sample=_normal(3.0)),
+    "hardsigmoid_neg": unary("hardsigmoid", (6,), {"alpha": -0.25, "beta": 0.4}, sample=_normal(3.0)),
+    "leakyrelu_steep": unary("leakyrelu", (6,), {"alpha": 3.0}),
+    "clip_point": unary("clip", (6,), {"min": 0.25, "max": 0.25}),
+    "softmax_single": unary("softmax", (1, 3), {"axis": 0}),
+    "normalize_single": unary("normalize", (3, 1), {"axes": [1], "eps": 1e-2}),
     "hardswish": unary("hardswish", (6,), sample=_normal(3.0)),
     # group 3
     "pad_constant": unary("pad", (2, 3), {"pads": [[0, 1], [2, 1]], "mode": "constant", "value": 0.5}),
@@ -389,7 +394,7 @@ def test_range_that_does_not_fit_names_tensor_and_bits():
     with pytest.raises(ProgramError, match=r"tensor 'y': calibrated \|x\| up to 162755 needs 20 bits.*--bits"):
         compile_model(fm, x)
     fm, _ = CASES["rsqrt"]
-    with pytest.raises(ProgramError, match="tensor 'y': the calibrated range is not finite"):
+    with np.errstate(divide="ignore"), pytest.raises(ProgramError, match="tensor 'y': the calibrated range is not finite"):
         compile_model(fm, np.zeros((4, 6)))
 
 
@@ -419,6 +424,14 @@ def test_parameter_that_does_not_fit_names_it():
     fm = FloatModel([FloatOp("mul", "x", "y", {"y": np.array([1.0, 4e4, 0.0])}, name="gain")], "x", (3,), "y")
     with pytest.raises(ProgramError, match=r"parameter gain\.y: .*40000 needs 17 bits.*--w-bits"):
         compile_model(fm, np.full((4, 3), 1e-5))
+
+
+def test_normalize_of_a_constant_slice_without_eps_is_refused():
+    fm = FloatModel([FloatOp("normalize", "x", "y", attrs={"axes": [-1], "eps": 0.0}, name="ln")], "x", (2, 3), "y")
+    x = np.random.default_rng(0).normal(0, 1, (4, 2, 3))
+    x[0, 1] = 0.5
+    with np.errstate(divide="ignore", invalid="ignore"), pytest.raises(ProgramError, match="positive eps"):
+        compile_model(fm, x)
 
 
 def test_div_by_parameter_is_refused():

@@ -279,6 +279,9 @@ def _lower_normalize(L, fop):
     out = L.act_fmt(fop.outputs[0])
     st = L.cells.get(fop.name, {})
     rmax, rmin = st.get("rstd_max", 1.0), st.get("rstd_min", 1.0)
+    if not np.isfinite(rmax) or rmin <= 0:
+        raise ProgramError(f"{fop.name}: 1/√(var + eps) is not finite on the calibration data (a constant "
+                           "slice with eps = 0): give normalize a positive eps")
     ib = max(0, int(np.ceil(np.log2(rmax * (1 + 2.0**-8))))) + 1 + L.cfg.headroom_bits
     sr = out.scale + 2 + max(0, int(np.ceil(-np.log2(rmin))))
     rb = min(28, sr + ib)
