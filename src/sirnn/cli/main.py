@@ -14,7 +14,7 @@ def _bench(args) -> int:
     for kv in args.opt or []:
         k, _, v = kv.partition("=")
         opts[k.replace("-", "_")] = int(v) if v.lstrip("-").isdigit() else v
-    rep = run_bench(args.function, opts, tls=args.tls)
+    rep = run_bench(args.function, opts, tls=args.tls, net=args.net)
     print(format_report(rep, args.json))
     return 1 if rep.get("mismatches") else 0
 
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=_precision)
 
+    from .model import NET_HELP, net_profile_arg
+
     b = sub.add_parser("bench", help="microbenchmark one protocol between two processes (loopback)")
     b.add_argument("function", help="benchmark name (see `sirnn bench list`)")
     b.add_argument("--n", type=int, help="batch size")
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--opt", action="append", metavar="KEY=VALUE", help="block-specific option")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
+    b.add_argument("--net", type=net_profile_arg, metavar="PROFILE", help=NET_HELP)
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_bench)
 
