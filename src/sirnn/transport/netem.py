@@ -51,7 +51,7 @@ from ..errors import ParameterError, PeerTimeoutError, TransportError
 _RECV = 1 << 20  # bytes taken off the socket per read
 _PIECE_SECONDS = 0.0005  # a bandwidth-limited chunk is released in pieces of this much link time
 _MIN_PIECE = 4096  # … but no smaller than this
-_SPIN = 0.0003  # the last this many seconds before a release are waited by polling the clock
+_MAX_EARLY = 0.0005  # a release is never sent more than this many seconds early
 _QUEUE_LIMIT = 64 << 20  # bytes held per direction before the reader stops reading (backpressure)
 
 _TIME_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -191,15 +191,23 @@ class NetworkProfile:
                 "issue_total": compute + 2 * latency + transfer}
 
 
-def _sleep_until(t: float) -> None:
-    """Sleep until ``time.monotonic() >= t``. A sleep overshoots by 0.1–0.2 ms (more on a loaded
-    machine), which would add up over thousands of rounds: sleep until ``_SPIN`` s before ``t``,
-    then poll the clock, yielding the GIL (``sleep(0)``) between polls."""
-    wait = t - time.monotonic()
-    if wait > _SPIN:
-        time.sleep(wait - _SPIN)
-    while time.monotonic() < t:
-        time.sleep(0)
+class _Sleeper:
+    """Sleeps until a deadline, waking on time on average: a sleep overshoots by 0.05–0.2 ms
+    (more on a loaded machine), which would add up over thousands of rounds, so each sleep ends
+    ``early`` seconds before the deadline, ``early`` tracking the recent overshoot. (Polling the
+    clock instead makes it worse on a busy machine: a spinning thread loses its CPU and waits a
+    whole time slice.)"""
+
+    def __init__(self):
+        self.early = 0.0001
+
+    def until(self, t: float) -> None:
+        wait = t - time.monotonic()
+        if wait <= self.early:
+            return
+        time.sleep(wait - self.early)
+        over = time.monotonic() - t + self.early  # how late the sleep ended
+        self.early = min(max(0.9 * self.early + 0.1 * over, 0.0), _MAX_EARLY)
 
 
 # ---- the relay ---------------------------------------------------------------------------------
@@ -272,6 +280,7 @@ class _Link:
             self._cond.notify_all()
 
     def _write_loop(self) -> None:
+        sleeper = _Sleeper()
         try:
             while True:
                 with self._cond:
@@ -280,7 +289,7 @@ class _Link:
                     if self._closing:
                         return
                     release, piece = self._queue[0]
-                _sleep_until(release)
+                sleeper.until(release)
                 with self._cond:
                     batch = []  # the head and whatever else is due now, sent in one call
                     now = time.monotonic()
