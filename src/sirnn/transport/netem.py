@@ -218,7 +218,7 @@ class _Link:
                  name: str, on_done):
         self.src, self.dst, self.delay, self.rate = src, dst, delay, rate
         self.piece = max(_MIN_PIECE, int(rate * _PIECE_SECONDS)) if math.isfinite(rate) else None
-        self.bytes = 0  #: bytes forwarded so far
+        self.bytes = 0  #: bytes handed to ``dst`` so far
         self.error: BaseException | None = None
         self._queue: collections.deque = collections.deque()  # (release time, bytes | None = EOF)
         self._held = 0  # bytes in the queue
@@ -304,11 +304,8 @@ class _Link:
                     return
                 if batch:
                     n = sum(len(p) for p in batch)
-                    if len(batch) == 1:
-                        self.dst.sendall(batch[0])
-                    else:
-                        self.dst.sendall(b"".join(batch))
-                    self.bytes += n
+                    self.bytes += n  # (before the send: the receiver may check it once it has them)
+                    self.dst.sendall(batch[0] if len(batch) == 1 else b"".join(batch))
                     with self._cond:
                         self._held -= n
                         self._cond.notify_all()
