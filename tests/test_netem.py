@@ -179,7 +179,7 @@ def test_relay_process_reports_an_unreachable_server():
     ls, port = _listening()
     ls.close()  # nothing listens there any more
     relay = RelayProcess("wan", "127.0.0.1", port, connect_timeout=0.5)
-    with pytest.raises(TransportError, match=f"could not connect to the server at 127.0.0.1:{port}"):
+    with pytest.raises(TransportError, match=f"could not connect to 127.0.0.1:{port}"):
         relay.wait_port()
     assert not relay.process.is_alive()
 
@@ -202,8 +202,9 @@ def test_bench_through_the_relay(tmp_path):
     assert rep["rounds"] > 3 and rep["seconds"] >= 0.9 * rep["rounds"] * 0.010
 
 
-def test_bench_rejects_a_bad_profile_in_one_line(tmp_path):
-    proc = _sirnn(tmp_path, "bench", "relu", "--net", "rtt=40ms,bw=fast")
+@pytest.mark.parametrize("cmd", [["bench", "relu"], ["infer", "--port", "1", "--input", "x.npy"]])
+def test_cli_rejects_a_bad_profile_in_one_line(tmp_path, cmd):
+    proc = _sirnn(tmp_path, *cmd, "--net", "rtt=40ms,bw=fast")
     assert proc.returncode == 2
     assert "argument --net: network profile: bad field 'bw=fast'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from .. import ALICE, BOB
 from ..errors import ParameterError, PeerGoneError, SirnnError, TransportError
 from .handshake import ROLE_NAMES
-from .netem import NetworkProfile, RelayProcess
+from .netem import NetworkProfile, RelayProcess, stop_process
 from .tcp import TCPChannel, connect, listen, tls_client_context, tls_server_context
 
 _HOST = "127.0.0.1"
@@ -125,12 +125,7 @@ class _Party:
 
     def stop(self) -> None:
         """Terminate (then kill) the child if it still runs, and reap it."""
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(1.0)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
+        stop_process(self.process)
         self.conn.close()
 
 

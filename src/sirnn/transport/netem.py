@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import ParameterError, PeerTimeoutError, TransportError
+from .tcp import connect_socket, listen
 
 _RECV = 1 << 20  # bytes taken off the socket per read
 _PIECE_SECONDS = 0.0005  # a bandwidth-limited chunk is released in pieces of this much link time
@@ -326,16 +327,8 @@ class Relay:
     def __init__(self, profile: NetworkProfile | str, listen_host: str = "127.0.0.1",
                  listen_port: int = 0):
         self.profile = NetworkProfile.of(profile)
-        family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind((listen_host, listen_port))
-            self._listener.listen(1)
-        except OSError as e:
-            self._listener.close()
-            raise TransportError(f"relay: cannot listen on {listen_host}:{listen_port}: {e}") from e
-        self.host, self.port = self._listener.getsockname()[:2]
+        self._listener = listen(listen_host, listen_port)
+        self.host, self.port = self._listener.address
         self.links: list[_Link] = []
         self._socks: list[socket.socket] = []
         self._done = threading.Event()
@@ -344,32 +337,17 @@ class Relay:
         self._thread: threading.Thread | None = None
 
     # -- set-up ------------------------------------------------------------------------------------
-    def connect_target(self, host: str, port: int, timeout: float = 30.0) -> socket.socket:
+    @staticmethod
+    def connect_target(host: str, port: int, timeout: float = 30.0) -> socket.socket:
         """Connect to the server (retrying while it is not up, for ``timeout`` seconds)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                sock = socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.01))
-                break
-            except OSError as e:
-                if time.monotonic() >= deadline:
-                    raise TransportError(f"relay: could not connect to the server at {host}:{port} "
-                                         f"within {timeout} s ({e})") from e
-                time.sleep(0.05)
-        sock.settimeout(None)
-        return sock
+        return connect_socket(host, port, timeout)
 
     def accept_client(self, timeout: float | None = 120.0) -> socket.socket:
-        self._listener.settimeout(timeout)
+        """Wait for the client (one only: the listener closes)."""
         try:
-            sock, _ = self._listener.accept()
-        except TimeoutError:
-            raise PeerTimeoutError(f"relay: no client connected to {self.host}:{self.port} "
-                                   f"within {timeout} s") from None
+            return self._listener.accept_socket(timeout)
         finally:
             self._listener.close()
-        sock.settimeout(None)
-        return sock
 
     def run(self, client: socket.socket, server: socket.socket) -> None:
         """Forward between the connected ``client`` and ``server`` until both directions end."""
@@ -421,8 +399,7 @@ class Relay:
 
     def close(self) -> None:
         """Stop forwarding and close every socket."""
-        with contextlib.suppress(OSError):
-            self._listener.close()
+        self._listener.close()
         for s in self._socks:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
@@ -456,6 +433,17 @@ def _relay_main(profile: NetworkProfile, listen_host: str, target_host: str, tar
         server.close()
         return
     relay.run(client, server)
+
+
+def stop_process(process, grace: float = 1.0) -> None:
+    """Terminate ``process`` (a multiprocessing process) if it still runs, kill it if it has not
+    exited after ``grace`` seconds, and reap it."""
+    if process.is_alive():
+        process.terminate()
+        process.join(grace)
+    if process.is_alive():
+        process.kill()
+    process.join()
 
 
 class RelayProcess:
@@ -492,12 +480,7 @@ class RelayProcess:
         return got
 
     def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(2.0)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
+        stop_process(self.process)
 
     def __enter__(self) -> "RelayProcess":
         return self
