@@ -28,7 +28,7 @@ the functionality; models: the interpreter) — exit 1 on any mismatch.
 
 Usage::
 
-    python benchmarks/net.py [--settings loopback relay lan wan] [--rows math models google30]
+    python benchmarks/net.py [--settings loopback relay lan wan] [--rows relay math models google30]
                              [--only SUBSTRING ...] [--n 65536] [--model-batch 1]
                              [--google30-batches 1 8] [--google30-lowrank]
                              [--json benchmarks/net.json] [--merge]
@@ -112,6 +112,64 @@ def google30_rows(tmp: Path, batches, lowrank: bool) -> list:
     return rows
 
 
+# ---- the relay alone -----------------------------------------------------------------------------
+def _raw_server(port_q, pings: int, size: int) -> None:
+    import socket
+
+    ls = socket.create_server(("127.0.0.1", 0))
+    port_q.put(ls.getsockname()[1])
+    c, _ = ls.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for _ in range(pings):
+        c.sendall(c.recv(1))
+    got, buf = 0, bytearray(1 << 20)
+    while got < size:
+        got += c.recv_into(buf)
+    c.sendall(b"k")
+    c.close()
+
+
+def relay_raw(net: str | None, pings: int = 1000, size: int = 1 << 30) -> dict:
+    """Plain sockets, a server process and this process as the client, directly or through a
+    relay process: the median 1-byte ping-pong time and the throughput of ``size`` bytes."""
+    import multiprocessing as mp
+    import socket
+
+    from sirnn.transport.netem import RelayProcess
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    server = ctx.Process(target=_raw_server, args=(q, pings, size))
+    server.start()
+    port, relay = q.get(timeout=60), None
+    if net is not None:
+        relay = RelayProcess(net, "127.0.0.1", port)
+        port = relay.wait_port()
+    try:
+        c = socket.create_connection(("127.0.0.1", port))
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for _ in range(pings):
+            t0 = time.perf_counter()
+            c.sendall(b"p")
+            c.recv(1)
+            times.append(time.perf_counter() - t0)
+        block = bytes(1 << 22)
+        t0 = time.perf_counter()
+        for _ in range(size // len(block)):
+            c.sendall(block)
+        c.recv(1)
+        seconds = time.perf_counter() - t0
+        c.close()
+    finally:
+        server.join(60)
+        if relay is not None:
+            relay.stop()
+    return {"ping_pong_median_ms": float(np.median(times)) * 1e3,
+            "ping_pong_p90_ms": float(np.percentile(times, 90)) * 1e3,
+            "throughput_MB_per_s": size / seconds / 1e6, "bytes": size}
+
+
 # ---- the model and the tables ---------------------------------------------------------------------
 def add_model(results: list[dict]) -> None:
     """Fill ``model_*`` fields of every networked result from the loopback result of its row."""
@@ -182,7 +240,8 @@ def main(argv=None) -> int:
                     help="network settings, in this order (default: loopback relay lan wan); NAME:PROFILE "
                          "for another profile")
     ap.add_argument("--rows", nargs="+", default=["math", "models", "google30"],
-                    choices=["math", "models", "google30"])
+                    choices=["relay", "math", "models", "google30"],
+                    help="relay: the relay alone on plain sockets (ping-pong, 1 GiB stream)")
     ap.add_argument("--only", nargs="+", default=None, metavar="SUBSTRING",
                     help="only the rows whose name contains one of these")
     ap.add_argument("--n", type=int, default=65536, help="math functions: batch size (default 65536)")
@@ -197,10 +256,15 @@ def main(argv=None) -> int:
            "code": _commit(), "command": " ".join(["python", "benchmarks/net.py", *(argv or sys.argv[1:])]),
            "settings": {k: (None if v is None else str(NetworkProfile.parse(v))) for k, v in settings.items()},
            "results": []}
-    kept = []
-    if args.merge and args.json.exists():
-        kept = json.loads(args.json.read_text())["results"]
+    old = json.loads(args.json.read_text()) if args.merge and args.json.exists() else {}
+    kept = old.get("results", [])
+    doc["relay_raw"] = old.get("relay_raw", {})
 
+    if "relay" in args.rows:
+        for setting, net in settings.items():
+            doc["relay_raw"][setting] = r = {"net": net, **relay_raw(net)}
+            print(f"relay alone {setting:9s} ping-pong median {r['ping_pong_median_ms']:.3f} ms "
+                  f"(p90 {r['ping_pong_p90_ms']:.3f}), {r['throughput_MB_per_s']:.0f} MB/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         if "math" in args.rows:
@@ -226,6 +290,8 @@ def main(argv=None) -> int:
                 doc["results"] = [x for x in kept if (x["row"], x["setting"]) not in fresh] + done
                 add_model(doc["results"])
                 args.json.write_text(json.dumps(doc, indent=1))
+    doc["results"] = doc["results"] or kept
+    args.json.write_text(json.dumps(doc, indent=1))
     all_settings = list(dict.fromkeys([*settings, *(x["setting"] for x in doc["results"])]))
     print("\n" + table(doc["results"], all_settings))
     return 1 if any(r["mismatches"] for r in doc["results"]) else 0

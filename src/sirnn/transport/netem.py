@@ -52,7 +52,8 @@ from .tcp import connect_socket, listen
 _RECV = 1 << 20  # bytes taken off the socket per read
 _PIECE_SECONDS = 0.0005  # a bandwidth-limited chunk is released in pieces of this much link time
 _MIN_PIECE = 4096  # … but no smaller than this
-_MAX_EARLY = 0.0005  # a release is never sent more than this many seconds early
+_EARLY = 0.00008  # a release is sent up to this many seconds early (a sleep's usual overshoot)
+_IOV = 512  # at most this many pieces per sendmsg (IOV_MAX is 1024 on Linux)
 _QUEUE_LIMIT = 64 << 20  # bytes held per direction before the reader stops reading (backpressure)
 
 _TIME_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -192,23 +193,15 @@ class NetworkProfile:
                 "issue_total": compute + 2 * latency + transfer}
 
 
-class _Sleeper:
-    """Sleeps until a deadline, waking on time on average: a sleep overshoots by 0.05–0.2 ms
-    (more on a loaded machine), which would add up over thousands of rounds, so each sleep ends
-    ``early`` seconds before the deadline, ``early`` tracking the recent overshoot. (Polling the
-    clock instead makes it worse on a busy machine: a spinning thread loses its CPU and waits a
-    whole time slice.)"""
-
-    def __init__(self):
-        self.early = 0.0001
-
-    def until(self, t: float) -> None:
-        wait = t - time.monotonic()
-        if wait <= self.early:
-            return
-        time.sleep(wait - self.early)
-        over = time.monotonic() - t + self.early  # how late the sleep ended
-        self.early = min(max(0.9 * self.early + 0.1 * over, 0.0), _MAX_EARLY)
+def _sleep_until(t: float) -> None:
+    """Sleep until about ``t`` (``time.monotonic``). A sleep overshoots by ~0.05–0.1 ms on this
+    kind of machine (timer slack and wake-up), which would add up over thousands of rounds, so it
+    ends ``_EARLY`` s before ``t`` and the caller sends then: on time on average, never more
+    than ``_EARLY`` early. (Spinning on the clock instead is worse on a busy machine: a spinning
+    thread loses its CPU and waits a whole time slice.)"""
+    wait = t - time.monotonic() - _EARLY
+    if wait > 0:
+        time.sleep(wait)
 
 
 # ---- the relay ---------------------------------------------------------------------------------
@@ -221,8 +214,11 @@ class _Link:
         self.piece = max(_MIN_PIECE, int(rate * _PIECE_SECONDS)) if math.isfinite(rate) else None
         self.bytes = 0  #: bytes handed to ``dst`` so far
         self.error: BaseException | None = None
-        self._queue: collections.deque = collections.deque()  # (release time, bytes | None = EOF)
-        self._held = 0  # bytes in the queue
+        #: [release time, piece (None: end of stream), buffer to recycle after it or None
+        #: (, bytes it held: on a chunk's last piece)]
+        self._queue: collections.deque = collections.deque()
+        self._pool: list[bytearray] = []
+        self._held = 0  # bytes (buffer space) held by the queue
         self._cond = threading.Condition()
         self._busy_until = 0.0  # when the link finishes serialising what it has
         self._closing = False
@@ -243,45 +239,51 @@ class _Link:
             self._closing = True
             self._cond.notify_all()
 
-    def _schedule(self, data: bytes, now: float) -> list[tuple[float, memoryview]]:
-        """(release time, piece) for a chunk that arrived at ``now``."""
+    def _schedule(self, view: memoryview, now: float) -> list[list]:
+        """[release time, piece, None] entries for a chunk that arrived at ``now``."""
         if self.piece is None:
-            return [(now + self.delay, memoryview(data))]
-        start = max(now, self._busy_until)
-        view, n, out = memoryview(data), len(data), []
-        for off in range(0, n, self.piece):
-            end = min(off + self.piece, n)
-            out.append((start + end / self.rate + self.delay, view[off:end]))
+            return [[now + self.delay, view, None]]
+        start, n = max(now, self._busy_until), len(view)
+        out = [[start + min(off + self.piece, n) / self.rate + self.delay, view[off:off + self.piece], None]
+               for off in range(0, n, self.piece)]
         self._busy_until = start + n / self.rate
         return out
 
     def _read_loop(self) -> None:
-        buf = bytearray(_RECV)
-        view = memoryview(buf)
+        """Take bytes off ``src`` as they arrive and queue them with their release times. A large
+        read keeps its buffer until the writer has sent it (no copy; buffers are recycled), a
+        small one is copied out so that the buffer is reused at once."""
+        pool: list[bytearray] = []  # free buffers (appended by the writer)
+        self._pool = pool
         try:
             while True:
+                buf = pool.pop() if pool else bytearray(_RECV)
                 n = self.src.recv_into(buf)
                 now = time.monotonic()
                 if not n:
                     break
-                data = bytes(view[:n])  # (recv(_RECV) would allocate and map 1 MB per call)
-                pieces = self._schedule(data, now)
+                if n >= _RECV // 4:
+                    entries, held = self._schedule(memoryview(buf)[:n], now), len(buf)
+                    entries[-1][2] = buf  # the writer recycles the buffer after the last piece
+                else:
+                    entries, held = self._schedule(memoryview(bytes(memoryview(buf)[:n])), now), n
+                    pool.append(buf)
+                entries[-1].append(held)
                 with self._cond:
                     while self._held > _QUEUE_LIMIT and not self._closing:
                         self._cond.wait()
                     if self._closing:
                         return
-                    self._queue.extend(pieces)
-                    self._held += len(data)
+                    self._queue.extend(entries)
+                    self._held += held
                     self._cond.notify_all()
         except OSError as e:
             self.error = self.error or e
         with self._cond:  # EOF (or a reset) travels like data: after what was sent before it
-            self._queue.append((max(time.monotonic(), self._busy_until) + self.delay, None))
+            self._queue.append([max(time.monotonic(), self._busy_until) + self.delay, None, None])
             self._cond.notify_all()
 
     def _write_loop(self) -> None:
-        sleeper = _Sleeper()
         try:
             while True:
                 with self._cond:
@@ -289,31 +291,47 @@ class _Link:
                         self._cond.wait()
                     if self._closing:
                         return
-                    release, piece = self._queue[0]
-                sleeper.until(release)
+                    release = self._queue[0][0]
+                _sleep_until(release)  # (ends up to _EARLY s early: the head goes now anyway)
                 with self._cond:
-                    batch = []  # the head and whatever else is due now, sent in one call
-                    now = time.monotonic()
-                    while self._queue and self._queue[0][0] <= now and self._queue[0][1] is not None:
-                        batch.append(self._queue.popleft()[1])
-                    eof = not batch and self._queue and self._queue[0][1] is None
-                    if eof:
+                    due = max(time.monotonic(), release)
+                    batch = []  # the head and whatever else is due, sent in one call
+                    while (self._queue and self._queue[0][0] <= due and self._queue[0][1] is not None
+                           and len(batch) < _IOV):
+                        batch.append(self._queue.popleft())
+                    eof = not batch
+                    if eof:  # the head is the end of the stream
                         self._queue.popleft()
                 if eof:
                     with contextlib.suppress(OSError):
                         self.dst.shutdown(socket.SHUT_WR)
                     return
-                if batch:
-                    n = sum(len(p) for p in batch)
-                    self.bytes += n  # (before the send: the receiver may check it once it has them)
-                    self.dst.sendall(batch[0] if len(batch) == 1 else b"".join(batch))
-                    with self._cond:
-                        self._held -= n
-                        self._cond.notify_all()
+                views = [e[1] for e in batch]
+                self.bytes += sum(len(v) for v in views)  # (before the send: the receiver may check it)
+                _send_views(self.dst, views)
+                held = 0
+                for e in batch:
+                    if e[2] is not None:
+                        self._pool.append(e[2])
+                    if len(e) > 3:
+                        held += e[3]
+                with self._cond:
+                    self._held -= held
+                    self._cond.notify_all()
         except OSError as e:  # the receiving side is gone: tear the whole relay down
             self.error = self.error or e
         finally:
             self._on_done(self)
+
+
+def _send_views(sock: socket.socket, views: list[memoryview]) -> None:
+    """Send every view, in order, with as few ``sendmsg`` calls as the socket allows (no copy)."""
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]
 
 
 class Relay:
