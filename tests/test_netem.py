@@ -230,3 +230,15 @@ def test_infer_through_the_relay(tmp_path):
     assert srv.finish() == 0
     assert np.array_equal(np.asarray(res.output), np.asarray(evaluate_clear(prog, x)))
     assert res.rounds > 10 and res.seconds >= 0.9 * res.rounds * 0.005
+
+
+def test_relay_sockets_are_blocking_without_a_timeout():
+    """A direction may stay silent for minutes (a WAN session): no socket timeout may stay on
+    the relay's connections from connecting or accepting."""
+    client, server, relay = _through_relay("rtt=0ms")
+    client.sendall(b"x")
+    assert server.recv(1) == b"x"
+    assert all(s.gettimeout() is None for s in relay._socks)
+    client.close()
+    server.close()
+    relay.close()

@@ -217,7 +217,7 @@ class _Link:
         #: [release time, piece (None: end of stream), buffer to recycle after it or None
         #: (, bytes it held: on a chunk's last piece)]
         self._queue: collections.deque = collections.deque()
-        self._pool: list[bytearray] = []
+        self._pool: list[bytearray] = []  # free receive buffers
         self._held = 0  # bytes (buffer space) held by the queue
         self._cond = threading.Condition()
         self._busy_until = 0.0  # when the link finishes serialising what it has
@@ -253,8 +253,7 @@ class _Link:
         """Take bytes off ``src`` as they arrive and queue them with their release times. A large
         read keeps its buffer until the writer has sent it (no copy; buffers are recycled), a
         small one is copied out so that the buffer is reused at once."""
-        pool: list[bytearray] = []  # free buffers (appended by the writer)
-        self._pool = pool
+        pool = self._pool  # free buffers (the writer gives them back)
         try:
             while True:
                 buf = pool.pop() if pool else bytearray(_RECV)

@@ -407,13 +407,15 @@ def connect(host: str, port: int, *, timeout: float | None = 120.0,
 
 def connect_socket(host: str, port: int, connect_timeout: float = 30.0,
                    retry_interval: float = 0.05) -> socket.socket:
-    """The plain connected socket of :func:`connect` (same retries; no TLS, no channel)."""
+    """The plain connected (blocking) socket of :func:`connect`: same retries; no TLS, no channel."""
     deadline = time.monotonic() + connect_timeout
     delay = retry_interval
     while True:
         remaining = deadline - time.monotonic()
         try:
-            return _try_connect(host, port, max(remaining, 0.01))
+            sock = _try_connect(host, port, max(remaining, 0.01))
+            sock.settimeout(None)  # (the attempt's timeout must not stay on the connection)
+            return sock
         except socket.gaierror as e:
             raise TransportError(f"cannot resolve host {host!r}: {e}") from e
         except OSError as e:
