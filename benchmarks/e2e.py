@@ -22,7 +22,8 @@ samples (then its calibration inputs), secure logits checked against the clearte
 Usage::
 
     python benchmarks/e2e.py [--batch 128] [--limit N] [--only NAME ...] [--no-google30]
-                             [--only-google30] [--google30-batches 1 8] [--json benchmarks/e2e.json]
+                             [--only-google30] [--google30-batches 1 8] [--net PROFILE]
+                             [--json benchmarks/e2e.json]
 
 Needs the data extras (``pip install -e '.[data]'``: sktime, scikit-image) for the test splits.
 """
@@ -72,6 +73,7 @@ def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch
         used = chan.stats - before
         outs.append(np.asarray(res.output))
         reps.append({"seconds": time.perf_counter() - t0, "bytes": used.bytes_sent + used.bytes_recv,
+                     "bytes_up": used.bytes_sent, "bytes_down": used.bytes_recv,
                      "rounds": used.rounds, "layers": res.report["layers"]})
     return {"output": np.concatenate(outs), "sessions": reps, "peak_rss_bytes": _peak_rss()}
 
@@ -92,12 +94,15 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_secure(path: Path, x: np.ndarray, batch: int) -> dict:
+def run_secure(path: Path, x: np.ndarray, batch: int, net: str | None = None) -> dict:
+    """Both parties in two processes (through an emulated network ``net``, see
+    :mod:`sirnn.transport.netem`, if given); BOB's sessions summed. ``bytes_up`` is what BOB
+    (the client) sent, ``bytes_down`` what he received."""
     from sirnn.transport.launch import run_two_processes
 
     t0 = time.perf_counter()
     a, b = run_two_processes(_party, str(path), x, batch, len(x), timeout=7200.0,
-                             channel_timeout=600.0)
+                             channel_timeout=600.0, net=net)
     wall = time.perf_counter() - t0
     layers: dict[str, dict] = {}
     for s in b["sessions"]:
@@ -109,6 +114,8 @@ def run_secure(path: Path, x: np.ndarray, batch: int) -> dict:
     return {"output": b["output"], "wall_seconds": wall,
             "seconds": sum(s["seconds"] for s in b["sessions"]),
             "bytes": sum(s["bytes"] for s in b["sessions"]),
+            "bytes_up": sum(s["bytes_up"] for s in b["sessions"]),
+            "bytes_down": sum(s["bytes_down"] for s in b["sessions"]),
             "rounds": sum(s["rounds"] for s in b["sessions"]),
             "sessions": len(b["sessions"]), "layers": layers,
             "peak_rss_bytes": {"server": a["peak_rss_bytes"], "client": b["peak_rss_bytes"]}}
@@ -122,7 +129,7 @@ def _ints(program: Program, x: np.ndarray) -> np.ndarray:
     return to_signed(raw & mask(o.bits), o.bits)
 
 
-def bench_model(name: str, batch: int, limit: int | None) -> dict:
+def bench_model(name: str, batch: int, limit: int | None, net: str | None = None) -> dict:
     import datasets
     from float_reference import forward, load_weights
 
@@ -136,7 +143,7 @@ def bench_model(name: str, batch: int, limit: int | None) -> dict:
         X, y = X[:limit], y[:limit]
     fl = forward(weights, meta, X)
     clear = np.concatenate([_ints(program, X[i:i + 64]) for i in range(0, len(X), 64)])
-    sec = run_secure(model_path(name), X, batch)
+    sec = run_secure(model_path(name), X, batch, net)
     o = program.output_spec
     sec_int = np.round(sec.pop("output") * 2.0**o.scale).astype(np.int64)
     mism = int((sec_int != clear).sum())
@@ -186,7 +193,7 @@ def compare_routes(prog: Program, model_dir: Path, x: np.ndarray) -> dict:
             "op_names": [[oa.name for oa in prog.ops], [ob.name for ob in other.ops]]}
 
 
-def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,)) -> list[dict]:
+def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,), net: str | None = None) -> list[dict]:
     """Compile ``model_dir``'s ONNX through the CLI, then one secure session per batch size."""
     path = tmp / f"{model_dir.name}.sirnn"
     cli = compile_onnx_cli(model_dir, path)
@@ -204,7 +211,7 @@ def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,)) -> list[
             raise ValueError(f"batch {b} > the {len(pool)} inputs bundled with {model_dir.name}")
         x = pool[:b]
         clear = _ints(prog, x)
-        sec = run_secure(path, x, b)
+        sec = run_secure(path, x, b, net)
         sec_int = np.round(sec.pop("output") * 2.0**prog.output_spec.scale).astype(np.int64)
         out.append({"model": model_dir.name, "n": b, "batch": b, "compile_seconds": cli["compile_seconds"],
                     "compile_route": "onnx via CLI subprocess", "compile_command": cli["command"],
@@ -261,19 +268,22 @@ def main(argv=None) -> int:
                     help="only the two Google-30-shaped models (no data set needed)")
     ap.add_argument("--google30-batches", type=int, nargs="+", default=[1, 8], metavar="B",
                     help="batch sizes of the Google-30 sessions (default 1 8)")
+    ap.add_argument("--net", default=None, metavar="PROFILE",
+                    help="emulated network between the parties, e.g. rtt=40ms,bw=100mbit or lan "
+                         "(sirnn.transport.netem; benchmarks/net.py runs the three settings)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     results = []
     names = [] if args.only_google30 else (args.only if args.only is not None else bundled_models())
     for name in names:
-        r = bench_model(name, args.batch, args.limit)
+        r = bench_model(name, args.batch, args.limit, args.net)
         print(show(r), flush=True)
         results.append(r)
     if not args.no_google30:
         g30 = []
         with tempfile.TemporaryDirectory() as tmp:
             for d in GOOGLE30_MODELS:
-                for r in bench_google30(Path(tmp), d, args.google30_batches):
+                for r in bench_google30(Path(tmp), d, args.google30_batches, args.net):
                     print(show(r), flush=True)
                     g30.append(r)
         results += g30

@@ -17,6 +17,7 @@ from ..errors import ParameterError
 from ..ot.warmup import warm_up
 from ..protocols.party import Party
 from ..transport.launch import run_two_processes
+from ..transport.netem import NetworkProfile
 
 
 @dataclass
@@ -59,15 +60,18 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
             "rounds": used.rounds, "messages": used.messages_sent, "out": out}
 
 
-def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0) -> dict:
-    """Run benchmark ``name`` with options ``opts``; returns the JSON-ready report."""
+def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0,
+              net: NetworkProfile | str | None = None) -> dict:
+    """Run benchmark ``name`` with options ``opts``; returns the JSON-ready report. ``net``: an
+    emulated network between the parties (:mod:`sirnn.transport.netem`), else plain loopback."""
     from .benchmath import CASES
 
+    net = NetworkProfile.of(net)
     if name not in CASES:
         raise ParameterError(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(CASES))}")
     case = CASES[name]
     full = {**case.defaults, **{k: v for k, v in opts.items() if v is not None}}
-    a, b = run_two_processes(_party_main, name, full, timeout=timeout, tls=tls)
+    a, b = run_two_processes(_party_main, name, full, timeout=timeout, tls=tls, net=net)
     checked = case.check(full, a.pop("out"), b.pop("out"))
     n = full.get("n", 1)
     total = a["bytes_sent"] + b["bytes_sent"]
@@ -79,6 +83,7 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
         "setup_seconds": max(a["setup_seconds"], b["setup_seconds"]),
         "warmup_seconds": max(a["warmup_seconds"], b["warmup_seconds"]),
         "bytes_sent": {"alice": a["bytes_sent"], "bob": b["bytes_sent"], "total": total},
+        "net": None if net is None else str(net),
         "bytes_per_element": total / n if n else None,
         "rounds": max(a["rounds"], b["rounds"]),
         "throughput_per_s": n / max(a["seconds"], b["seconds"], 1e-12),
@@ -97,6 +102,8 @@ def format_report(rep: dict, as_json: bool) -> str:
              f"  bytes     {rep['bytes_sent']['total']:,} ({rep['bytes_per_element']:.1f} per element; "
              f"ALICE {rep['bytes_sent']['alice']:,}, BOB {rep['bytes_sent']['bob']:,})",
              f"  rounds    {rep['rounds']}"]
+    if rep.get("net"):
+        lines.append(f"  network   {rep['net']} (emulated by a relay)")
     extra = {k: v for k, v in rep.items() if k in ("mismatches", "max_ulp", "mean_ulp")}
     if extra:
         lines.append("  check     " + ", ".join(f"{k} = {v}" for k, v in extra.items()))

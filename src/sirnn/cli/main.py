@@ -16,7 +16,7 @@ def _bench(args) -> int:
             "bw_out": args.bw_out, "scale_out": args.scale_out, "seed": args.seed, "dump": args.dump}
     for k, v in args.opt or []:
         opts[k] = v
-    rep = run_bench(args.function, opts, tls=args.tls)
+    rep = run_bench(args.function, opts, tls=args.tls, net=args.net)
     print(format_report(rep, args.json))
     return 1 if rep.get("mismatches") else 0
 
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(func=_precision)
 
+    from .model import NET_HELP, net_profile_arg
+
     b = add_command(sub, "bench", "microbenchmark one protocol between two processes (loopback)",
                     "Run one protocol between two OS processes over loopback: seconds, bytes per "
                     "party, rounds, and mismatches against the cleartext functionality. Both "
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a block-specific option (repeatable)")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
+    b.add_argument("--net", type=net_profile_arg, metavar="PROFILE", help=NET_HELP)
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_bench)
 

@@ -81,6 +81,25 @@ def serve_cmd(args) -> int:
     return 0
 
 
+#: help text of ``--net`` (``sirnn bench`` and ``sirnn infer``)
+NET_HELP = ("emulate a network between the parties through a relay: e.g. rtt=40ms,bw=100mbit; fields "
+            "rtt, delay (one way), delay_up, delay_down, bw, up, down (up = client to server); rates in "
+            "bit/kbit/mbit/gbit or B/KB/MB/GB per second; presets lan (0.8 ms, 377 MB/s), wan (40 ms, "
+            "100 Mbit/s)")
+
+
+def net_profile_arg(text: str):
+    """argparse type of ``--net``: a :class:`~sirnn.transport.netem.NetworkProfile`."""
+    import argparse
+
+    from ..transport.netem import NetworkProfile
+
+    try:
+        return NetworkProfile.parse(text)
+    except SirnnError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # ---- infer ----------------------------------------------------------------------------------------
 class ProgressLine:
     """Progress of a client session (:class:`~sirnn.compiler.ProgressEvent` s) on stderr, each
@@ -130,7 +149,7 @@ def infer_cmd(args) -> int:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
                         expect_digest=args.expect_digest, report=args.report, progress=progress,
-                        timeout=args.timeout, connect_timeout=args.connect_timeout,
+                        timeout=args.timeout, connect_timeout=args.connect_timeout, net=args.net,
                         on_wait=lambda line: print(f"sirnn infer: {line}", file=sys.stderr, flush=True))
         finally:  # clear the progress line before anything else is printed
             if progress:
@@ -258,6 +277,8 @@ def add_parsers(sub) -> None:
     i.add_argument("--report", action="store_true", help="per-layer table of time, bytes, rounds")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.add_argument("--no-progress", action="store_true", dest="no_progress", help="no progress line on stderr")
+    i.add_argument("--net", type=net_profile_arg, metavar="PROFILE",
+                   help=NET_HELP.replace("between the parties", "to the server (a local relay)"))
     i.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                    help="seconds of server silence before giving up")
     i.add_argument("--connect-timeout", type=positive_float, default=10.0, dest="connect_timeout", metavar="SECONDS",

@@ -404,18 +404,28 @@ def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
           server_hostname: str | None = None, expect_digest: str | None = None,
           report: bool = False, progress: Callable[[ProgressEvent], None] | None = None,
           timeout: float = 120.0, connect_timeout: float = 30.0,
-          on_wait: Callable[[str], None] | None = None) -> InferenceResult:
+          on_wait: Callable[[str], None] | None = None, net=None) -> InferenceResult:
     """Connect to a sirnn server and run one inference on ``x`` (the client's private input:
     one sample or a batch). TLS: ``tls_ca`` verifies the server (its self-signed certificate or
     CA); ``tls_cert``/``tls_key`` give the client's certificate for mutual TLS. While nobody
-    listens, the connection is retried for ``connect_timeout`` s, telling ``on_wait`` once."""
+    listens, the connection is retried for ``connect_timeout`` s, telling ``on_wait`` once.
+    ``net`` (a :class:`~sirnn.transport.netem.NetworkProfile` or its text, e.g.
+    ``"rtt=40ms,bw=100mbit"``) runs the session through a local relay process emulating that
+    network."""
     from ..ot.warmup import warm_up
+    from ..transport.netem import NetworkProfile, RelayProcess
     from ..transport.tcp import connect, tls_client_context
 
     tls = None
     if tls_ca is not None or tls_cert is not None:
         tls = tls_client_context(cafile=tls_ca, certfile=tls_cert, keyfile=tls_key)
+    net = NetworkProfile.of(net)
     warm_up()
+    relay = None
+    if net is not None:  # client → local relay process → server
+        relay = RelayProcess(net, host, port, accept_timeout=connect_timeout, connect_timeout=connect_timeout)
+        server_hostname = server_hostname or host
+        host, port = "127.0.0.1", relay.wait_port()
     chan = connect(host, port, timeout=timeout, connect_timeout=connect_timeout, tls=tls,
                    server_hostname=server_hostname, on_wait=on_wait)
     try:
@@ -430,3 +440,5 @@ def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
         raise
     finally:
         chan.close()
+        if relay is not None:
+            relay.stop()

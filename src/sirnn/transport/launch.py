@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .. import ALICE, BOB
 from ..errors import ParameterError, PeerGoneError, SirnnError, TransportError
 from .handshake import ROLE_NAMES
+from .netem import NetworkProfile, RelayProcess, stop_process
 from .tcp import TCPChannel, connect, listen, tls_client_context, tls_server_context
 
 _HOST = "127.0.0.1"
@@ -52,6 +53,8 @@ def _open_channel(role: int, port_queue, tls_files, timeout: float,
         port = port_queue.get(timeout=timeout)
     except queue.Empty:
         raise TransportError(f"ALICE did not publish her port within {timeout} s") from None
+    if isinstance(port, str):  # the network relay could not start (RelayProcess)
+        raise TransportError(port)
     return connect(_HOST, port, timeout=channel_timeout, connect_timeout=timeout, tls=tls,
                    server_hostname="localhost")
 
@@ -122,12 +125,7 @@ class _Party:
 
     def stop(self) -> None:
         """Terminate (then kill) the child if it still runs, and reap it."""
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(1.0)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
+        stop_process(self.process)
         self.conn.close()
 
 
@@ -222,18 +220,23 @@ def _check_picklable(fn, args, kwargs) -> None:
 
 
 def run_two_processes(fn: Callable[..., Any], *args, timeout: float = 120.0, tls: bool = False,
-                      channel_timeout: float | None = None, **kwargs) -> tuple[Any, Any]:
+                      channel_timeout: float | None = None,
+                      net: NetworkProfile | str | None = None, **kwargs) -> tuple[Any, Any]:
     """Run ``fn(role, channel, *args, **kwargs)`` as ALICE and BOB in two processes over TCP.
 
     Returns (ALICE's result, BOB's result); results must be picklable. ``tls`` runs mutual TLS
     with a fresh self-signed certificate. ``channel_timeout`` (default: ``timeout``) is the
-    channels' silence timeout.
+    channels' silence timeout. ``net`` (a :class:`~sirnn.transport.netem.NetworkProfile` or its
+    text, e.g. ``"rtt=40ms,bw=100mbit"``) puts an emulated network between the parties: BOB
+    connects to a relay process (:class:`~sirnn.transport.netem.RelayProcess`) that forwards to
+    ALICE with that delay and bandwidth.
 
     Raises the failing party's exception type (else SirnnError) with its traceback in the
     message; PeerGoneError naming the role and exit code if a child dies without reporting;
     TimeoutError (children killed) if the whole run takes longer than ``timeout`` seconds.
     """
     _check_picklable(fn, args, kwargs)
+    net = NetworkProfile.of(net)
     channel_timeout = timeout if channel_timeout is None else channel_timeout
     with tempfile.TemporaryDirectory(prefix="sirnn-tls-") as tmp:
         tls_files = None
@@ -241,19 +244,27 @@ def run_two_processes(fn: Callable[..., Any], *args, timeout: float = 120.0, tls
             from .tlsutil import make_self_signed_cert
             tls_files = make_self_signed_cert(tmp, "localhost")
         ctx = mp.get_context("spawn")
-        port_queue = ctx.Queue()
+        queues = {ALICE: ctx.Queue()}  # ALICE publishes her port, BOB reads where to connect
+        queues[BOB] = queues[ALICE] if net is None else ctx.Queue()
         deadline = time.monotonic() + timeout
         parties: list[_Party] = []
+        relay = None
         try:
+            if net is not None:  # the relay reads ALICE's port, connects, publishes its own
+                relay = RelayProcess(net, _HOST, queues[ALICE], port_out=queues[BOB],
+                                     accept_timeout=timeout, connect_timeout=timeout)
             for role in (ALICE, BOB):
-                parties.append(_start_party(ctx, role, fn, args, kwargs, port_queue, tls_files,
+                parties.append(_start_party(ctx, role, fn, args, kwargs, queues[role], tls_files,
                                             timeout, channel_timeout))
             _wait_for(parties, deadline)
         finally:
             for p in parties:
                 p.stop()
-            port_queue.close()
-            port_queue.join_thread()
+            if relay is not None:
+                relay.stop()
+            for q in set(queues.values()):
+                q.close()
+                q.join_thread()
     error = _pick_error(parties)
     if error is not None:
         raise error

@@ -441,12 +441,23 @@ def connect(host: str, port: int, *, timeout: float | None = 120.0,
     name checked against the server's certificate when the context checks host names.
     """
     deadline = time.monotonic() + connect_timeout
+    sock = connect_socket(host, port, connect_timeout, retry_interval)
+    return _finish(sock, tls, server_side=False, server_hostname=server_hostname or host,
+                   handshake_timeout=max(deadline - time.monotonic(), 1.0), timeout=timeout,
+                   max_frame=max_frame)
+
+
+def connect_socket(host: str, port: int, connect_timeout: float = 30.0,
+                   retry_interval: float = 0.05) -> socket.socket:
+    """The plain connected (blocking) socket of :func:`connect`: same retries; no TLS, no channel."""
+    deadline = time.monotonic() + connect_timeout
     delay = retry_interval
     while True:
         remaining = deadline - time.monotonic()
         try:
             sock = _try_connect(host, port, max(remaining, 0.01))
-            break
+            sock.settimeout(None)  # (the attempt's timeout must not stay on the connection)
+            return sock
         except socket.gaierror as e:
             raise TransportError(f"cannot resolve host {host!r}: {e}") from e
         except OSError as e:
@@ -461,9 +472,6 @@ def connect(host: str, port: int, *, timeout: float | None = 120.0,
                     f"{e}): is the server running and listening on that address?") from e
             time.sleep(min(delay, remaining))
             delay = min(2 * delay, 1.0)
-    return _finish(sock, tls, server_side=False, server_hostname=server_hostname or host,
-                   handshake_timeout=max(deadline - time.monotonic(), 1.0), timeout=timeout,
-                   max_frame=max_frame)
 
 
 class Listener:
@@ -483,16 +491,22 @@ class Listener:
 
     def accept(self, timeout: float | None = None) -> TCPChannel:
         """Wait up to ``timeout`` s (None: forever) for a party to connect; return its channel."""
+        sock = self.accept_socket(timeout)
+        handshake_timeout = timeout if timeout is not None else self.timeout
+        return _finish(sock, self.tls, server_side=True, server_hostname=None,
+                       handshake_timeout=handshake_timeout, timeout=self.timeout,
+                       max_frame=self.max_frame)
+
+    def accept_socket(self, timeout: float | None = None) -> socket.socket:
+        """:meth:`accept`'s plain connected socket (blocking; no TLS, no channel)."""
         self._sock.settimeout(timeout)
         try:
             sock, _ = self._sock.accept()
         except TimeoutError:
             raise PeerTimeoutError(f"no party connected to {self.host}:{self.port} within "
                                    f"{timeout} s") from None
-        handshake_timeout = timeout if timeout is not None else self.timeout
-        return _finish(sock, self.tls, server_side=True, server_hostname=None,
-                       handshake_timeout=handshake_timeout, timeout=self.timeout,
-                       max_frame=self.max_frame)
+        sock.settimeout(None)
+        return sock
 
     def close(self) -> None:
         self._sock.close()
@@ -575,6 +589,6 @@ def tls_client_context(cafile: str | None = None, certfile: str | None = None,
     return ctx
 
 
-__all__ = ["TCPChannel", "Listener", "connect", "listen", "tls_server_context",
+__all__ = ["TCPChannel", "Listener", "connect", "connect_socket", "listen", "tls_server_context",
            "tls_client_context", "DEFAULT_MAX_FRAME"]
 
