@@ -4,6 +4,7 @@ command line (thin wrappers of :mod:`sirnn.compiler`)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -74,7 +75,9 @@ def serve_cmd(args) -> int:
     try:
         prog = Program.load(args.model)
         serve(prog, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
-              max_sessions=args.max_sessions, timeout=args.timeout, max_batch=args.max_batch)
+              max_sessions=args.max_sessions, timeout=args.timeout, max_batch=args.max_batch,
+              workers=args.workers, queue=args.queue, handshake_timeout=args.handshake_timeout,
+              session_timeout=args.session_timeout, min_rate=args.min_rate)
     except SirnnError as e:
         _err("serve", e)
         return 2
@@ -148,7 +151,8 @@ def infer_cmd(args) -> int:
         print(f"sirnn infer: warning: {w}", file=sys.stderr)
     if args.json:
         out = {"prediction": np.asarray(res.prediction).tolist(), "output": np.asarray(res.output).tolist(),
-               "digest": res.digest, "seconds": res.seconds, "bytes_sent": res.bytes_sent,
+               "digest": res.digest, "seconds": res.seconds, "queue_seconds": res.queue_seconds,
+               "bytes_sent": res.bytes_sent,
                "bytes_recv": res.bytes_recv, "rounds": res.rounds}
         labels = res.label()
         if labels is not res.prediction:
@@ -158,7 +162,8 @@ def infer_cmd(args) -> int:
         print(json.dumps(out))
         return 0
     print(f"prediction: {_pred_text(res)}")
-    print(f"({res.seconds:.2f} s, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
+    queued = f" after {res.queue_seconds:.2f} s in the server's queue" if res.queue_seconds >= 0.01 else ""
+    print(f"({res.seconds:.2f} s{queued}, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
           f"model {res.program.meta.get('name', '')!s} digest {res.digest[:16]}…)")
     if res.report is not None:
         print(format_report(res.report))
@@ -229,6 +234,17 @@ def add_parsers(sub) -> None:
     s.add_argument("--max-sessions", type=int, dest="max_sessions", help="exit after N sessions")
     s.add_argument("--max-batch", type=int, default=4096, dest="max_batch")
     s.add_argument("--timeout", type=float, default=120.0, help="seconds of client silence before a session is dropped")
+    s.add_argument("--workers", type=int, default=None,
+                   help=f"sessions run at once, each in its own process (default: the number of cores, {os.cpu_count()})")
+    s.add_argument("--queue", type=int, default=16,
+                   help="clients that may wait for a free worker; beyond, a client is told the server is busy "
+                        "(default 16)")
+    s.add_argument("--handshake-timeout", type=float, default=10.0, dest="handshake_timeout",
+                   help="seconds a new connection has for its TLS handshake and hello (default 10)")
+    s.add_argument("--session-timeout", type=float, default=900.0, dest="session_timeout",
+                   help="seconds one session may run once it leaves the queue (default 900)")
+    s.add_argument("--min-rate", type=float, default=1024.0, dest="min_rate", metavar="BYTES_PER_S",
+                   help="drop a session whose client sends less than this over any 10 s window (default 1024; 0: off)")
     s.set_defaults(func=serve_cmd)
 
     i = sub.add_parser("infer", help="run one secure inference as the client (holds the input)")

@@ -425,7 +425,7 @@ class Listener:
 
     def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None = None,
                  timeout: float | None = 120.0, max_frame: int = DEFAULT_MAX_FRAME):
-        self._sock = sock
+        self._sock = self.sock = sock  #: the listening socket
         self.tls = tls
         self.timeout = timeout  #: silence timeout of the accepted channels
         self.max_frame = max_frame
@@ -443,7 +443,11 @@ class Listener:
         except TimeoutError:
             raise PeerTimeoutError(f"no party connected to {self.host}:{self.port} within "
                                    f"{timeout} s") from None
-        handshake_timeout = timeout if timeout is not None else self.timeout
+        return self.open(sock, timeout if timeout is not None else self.timeout)
+
+    def open(self, sock: socket.socket, handshake_timeout: float | None) -> TCPChannel:
+        """The channel of a connection accepted on :attr:`sock` (by :meth:`accept`, or by a
+        server that hands connections to worker processes): the TLS handshake, then the channel."""
         return _finish(sock, self.tls, server_side=True, server_hostname=None,
                        handshake_timeout=handshake_timeout, timeout=self.timeout,
                        max_frame=self.max_frame)
