@@ -9,7 +9,7 @@ dies with its process. A connection goes through three states:
 
 1. *handshake* — the TLS handshake and the client's hello, within ``handshake_timeout`` seconds.
    An idle or slow socket costs one small process here, never a session slot; at most
-   ``workers + queue`` connections may be in this state (beyond: refused at once).
+   ``handshakes`` (64) connections may be in this state (beyond: refused at once).
 2. *queued* — the hello is valid; the process asks the parent for one of the ``workers`` session
    slots. While all are taken it waits in a first-come first-served queue of at most ``queue``
    clients and sends the client a ``queued`` notice with its position (again every few seconds,
@@ -17,7 +17,7 @@ dies with its process. A connection goes through three states:
    gets a ``busy`` notice at once (:class:`~sirnn.errors.ServerBusyError` on its side).
 3. *running* — the session (:func:`~sirnn.compiler.session.server_session`), within
    ``session_timeout`` seconds and receiving at least ``min_rate`` bytes/s from the client over
-   every window of 10 s (a client that trickles bytes cannot hold a slot).
+   every window of ``rate_window`` = 10 s (a client that trickles bytes cannot hold a slot).
 
 Each deadline is enforced in the session's process by a watchdog thread, which logs why it fired
 (through the parent) and ends the process; the parent kills a process that outlives its
@@ -32,6 +32,8 @@ Parent and session process talk over a socket pair, one JSON object per line: th
 
 from __future__ import annotations
 
+import collections
+import gc
 import json
 import os
 import select
@@ -52,9 +54,9 @@ from .session import DEFAULT_MAX_BATCH, format_bytes, server_session
 
 __all__ = ["serve", "ServeLimits"]
 
-_RATE_WINDOW = 10.0  # seconds over which the client's minimum rate is measured
 _KEEPALIVE = 5.0  # seconds between two queue notices to a waiting client
 _GRACE = 10.0  # the parent kills a session process this long after its own deadline
+_KEEP_SUMMARIES = 10_000  # serve() returns the summaries of the last this many connections
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,18 @@ class ServeLimits:
     queue: int = 16  #: clients waiting for a slot (beyond: "busy")
     handshake_timeout: float = 10.0  #: TLS handshake + client hello, in seconds
     session_timeout: float = 900.0  #: one session, from leaving the queue to its end, in seconds
-    min_rate: float = 1024.0  #: bytes/s the client must send, over every 10 s window (0: no check)
+    min_rate: float = 1024.0  #: bytes/s the client must send, over every ``rate_window`` (0: no check)
     timeout: float = 120.0  #: seconds of client silence before a session is dropped
+    rate_window: float = 10.0  #: seconds over which ``min_rate`` is measured
+    handshakes: int = 64  #: connections in their handshake at once (beyond: refused at once)
 
     def __post_init__(self):
         if not (isinstance(self.workers, int) and self.workers >= 1):
             raise ParameterError(f"workers must be an integer >= 1, got {self.workers!r}")
-        if not (isinstance(self.queue, int) and self.queue >= 0):
-            raise ParameterError(f"queue must be an integer >= 0, got {self.queue!r}")
-        for name in ("handshake_timeout", "session_timeout", "timeout"):
+        for name, least in (("queue", 0), ("handshakes", 1)):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= least):
+                raise ParameterError(f"{name} must be an integer >= {least}, got {getattr(self, name)!r}")
+        for name in ("handshake_timeout", "session_timeout", "timeout", "rate_window"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be > 0 seconds, got {getattr(self, name)!r}")
         if not self.min_rate >= 0:
@@ -100,7 +105,7 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
           on_listening: Callable[[str, int], None] | None = None,
           stop: threading.Event | None = None, workers: int | None = None, queue: int = 16,
           handshake_timeout: float = 10.0, session_timeout: float = 900.0,
-          min_rate: float = 1024.0) -> list[dict]:
+          min_rate: float = 1024.0, rate_window: float = 10.0, handshakes: int = 64) -> list[dict]:
     """Serve ``program`` (a Program with values, or a path) on host:port until ``max_sessions``
     sessions (connections that got past their hello) have ended (None: forever, or until
     ``stop`` is set, SIGTERM or Ctrl-C).
@@ -108,9 +113,10 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
     TLS: ``tls_cert``/``tls_key`` (the server's certificate); with ``tls_ca`` clients must present
     a certificate signed by it (mutual TLS). ``workers`` sessions (default: the number of cores)
     run at once in forked processes, ``queue`` clients wait for a slot; ``handshake_timeout``,
-    ``session_timeout``, ``min_rate`` (bytes/s from the client) and ``timeout`` (seconds of
-    silence) bound what one client can hold; see the module doc. Returns the session summaries
-    (one dict per connection). Needs ``os.fork`` (Linux, macOS); run it in the main thread of a
+    ``session_timeout``, ``min_rate`` (bytes/s from the client, over every ``rate_window``
+    seconds) and ``timeout`` (seconds of silence) bound what one client can hold, ``handshakes``
+    how many connections may be in their handshake at once; see the module doc. Returns the session summaries
+    (one dict per connection; the last 10,000). Needs ``os.fork`` (Linux, macOS); run it in the main thread of a
     process without other threads (forking a multi-threaded process is unsafe).
     """
     from ..ot.warmup import warm_up
@@ -120,7 +126,8 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
         raise ParameterError("sirnn serve needs os.fork (Linux or macOS)")
     limits = ServeLimits(workers=workers or ServeLimits.workers, queue=queue,
                          handshake_timeout=handshake_timeout, session_timeout=session_timeout,
-                         min_rate=min_rate, timeout=timeout)
+                         min_rate=min_rate, timeout=timeout, rate_window=rate_window,
+                         handshakes=handshakes)
     log = log or _stderr_log
     if not isinstance(program, Program):
         program = Program.load(program)
@@ -128,6 +135,7 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
         raise ProgramError("serve needs the program with its parameter values (the compiled .sirnn file)")
     tls = _server_tls(tls_cert, tls_key, tls_ca)
     warm_up()
+    gc.freeze()  # the forked session processes then leave the parent's objects' pages shared
     with listen(host, port, backlog=128, tls=tls, timeout=timeout) as listener:
         name = program.meta.get("name", "model")
         log(f"listening on {listener.host}:{listener.port}{' (TLS)' if tls else ''}; model {name!r}, "
@@ -139,7 +147,7 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
         server = _Server(program, listener, limits, max_batch, max_sessions, log)
         server.run(stop or threading.Event())
     log(f"stopped after {server.n} session(s)")
-    return server.summaries
+    return list(server.summaries)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +182,7 @@ class _Server:
         self.queue: list[_Child] = []
         self.running = 0
         self.n = 0
-        self.summaries: list[dict] = []
+        self.summaries: collections.deque = collections.deque(maxlen=_KEEP_SUMMARIES)
         self.accepting = True  # the listening socket is open
         self.refusing = False  # stopping: queued and new clients get "busy"
         self.signals = 0
@@ -257,7 +265,7 @@ class _Server:
                 return
             peer = f"{addr[0]}:{addr[1]}"
             shaking = sum(c.state == "handshake" for c in self.children.values())
-            if shaking >= self.limits.workers + self.limits.queue:
+            if shaking >= self.limits.handshakes:
                 self._refuse_at_once(sock, peer, f"{shaking} connections are still in their handshake")
                 continue
             self._fork(sock, peer)
@@ -268,7 +276,7 @@ class _Server:
         do) sees the connection closed."""
         self.log(f"busy: refused {peer} at once ({why})")
         if self.listener.tls is None:
-            payload = notice_bytes("busy", reason=f"{why}; try again later")
+            payload = notice_bytes("busy", reason=why)
             try:
                 sock.setblocking(False)
                 sock.send(HEADER.pack(1, len(payload)) + payload)
@@ -469,9 +477,9 @@ class _Parent:
 class _Watchdog(threading.Thread):
     """Ends the session's process when a deadline passes or the client sends too slowly."""
 
-    def __init__(self, parent: _Parent, started: float):
+    def __init__(self, parent: _Parent, started: float, rate_window: float):
         super().__init__(daemon=True, name="sirnn-serve-watchdog")
-        self.parent, self.started = parent, started
+        self.parent, self.started, self.rate_window = parent, started, rate_window
         self.deadline = None
         self.what = ""
         self.chan = None
@@ -494,11 +502,11 @@ class _Watchdog(threading.Thread):
             if now >= deadline:
                 self.fire(self.what)
             t, got = self.window
-            if self.min_rate and now - t >= _RATE_WINDOW:
+            if self.min_rate and now - t >= self.rate_window:
                 recv = self.chan.stats.bytes_recv
                 rate = (recv - got) / (now - t)
                 if rate < self.min_rate:
-                    self.fire(f"the client sent {rate:.0f} B/s over the last {now - t:.0f} s, below the "
+                    self.fire(f"the client sent {rate:.0f} B/s over the last {now - t:.1f} s, below the "
                               f"minimum rate of {self.min_rate:g} B/s (--min-rate)")
                 self.window = (now, recv)
 
@@ -516,10 +524,10 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
     """Body of a session's process: handshake, queue, session; returns the exit status."""
     started = time.monotonic()
     parent = _Parent(ctrl)
-    dog = _Watchdog(parent, started)
+    dog = _Watchdog(parent, started, limits.rate_window)
     dog.start()
     fd = sock.fileno()  # (a TLS socket keeps the descriptor)
-    summary = {"start_ms": (started - t_fork) * 1e3}
+    summary = {"start_ms": (started - t_fork) * 1e3, "rss_start_kb": _proc_status("VmRSS")}
     queued = {"seconds": 0.0}
     chan = None
 
@@ -528,14 +536,13 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
         t = time.monotonic()
         _wait_for_slot(parent, chan, fd)
         queued["seconds"] = time.monotonic() - t
-        chan.timeout = limits.timeout
         dog.arm(limits.session_timeout, f"session deadline of {limits.session_timeout:g} s passed "
                 "(--session-timeout)", chan, limits.min_rate)
     dog.arm(limits.handshake_timeout, f"no valid hello within the handshake deadline of "
             f"{limits.handshake_timeout:g} s (--handshake-timeout)")
     try:
-        chan = listener.open(sock, limits.handshake_timeout)
-        chan.timeout = limits.handshake_timeout
+        # (the watchdog enforces the handshake deadline, with a message that names it)
+        chan = listener.open(sock, limits.handshake_timeout + 1.0)
         summary.update(server_session(chan, program, max_batch=max_batch, admit=admit))
     except ServerBusyError as e:
         summary.update(status="busy", reason=str(e), seconds=time.monotonic() - started)
@@ -547,9 +554,21 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
         dog.disarm()
         if chan is not None:
             chan.close(flush_timeout=2.0)
-    summary["queue_seconds"] = queued["seconds"]
+    summary.update(queue_seconds=queued["seconds"], rss_peak_kb=_proc_status("VmHWM"))
     parent.finish(summary)
     return 0
+
+
+def _proc_status(field: str) -> int | None:
+    """A size (KiB) from /proc/self/status (Linux; None elsewhere), e.g. ``VmRSS``, ``VmHWM``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def _wait_for_slot(parent: _Parent, chan, fd: int) -> None:
