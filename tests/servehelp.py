@@ -45,6 +45,21 @@ class Server:
                     raise AssertionError(f"server log has no {pattern!r}:\n" + "\n".join(self.lines))
                 self.cond.wait(min(left, 0.5))
 
+    def wait_count(self, text: str, n: int, timeout: float = 60.0) -> None:
+        """Wait until ``text`` occurs ``n`` times in the log (a session is logged just after
+        its client has its answer)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.log_unlocked().count(text) < n:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    raise AssertionError(f"server log has {self.log_unlocked().count(text)} × {text!r}, "
+                                         f"not {n}:\n" + self.log_unlocked())
+                self.cond.wait(min(left, 0.5))
+
+    def log_unlocked(self) -> str:
+        return "\n".join(self.lines)
+
     def log(self) -> str:
         with self.cond:
             return "\n".join(self.lines)
@@ -75,7 +90,11 @@ def proc_kb(pid: int, field: str = "VmRSS") -> int:
 def children(pid: int) -> list[int]:
     """The direct children of a process (Linux)."""
     kids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:  # (it has ended)
+        return []
+    for task in tasks:
         try:
             with open(f"/proc/{pid}/task/{task}/children") as f:
                 kids += [int(c) for c in f.read().split()]

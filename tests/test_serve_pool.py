@@ -111,13 +111,12 @@ def test_idle_sockets_do_not_hold_real_clients(model):
             with pytest.raises(BlockingIOError):  # … connected, not closed by the server
                 s.recv(1)
         for s in idle:
-            s.close()
-        _wait_until(lambda: srv.log().count("connection from 127.0.0.1") == 4, srv)
+            s.close()  # (a connection closed without a byte is not logged: a health check)
         srv.proc.send_signal(signal.SIGTERM)
-        assert srv.finish() == 0
+        assert srv.finish() == 0  # (after the last session process has ended)
         log = srv.log()
         assert log.count(": ok — batch 1") == 4
-        assert log.count("connection from 127.0.0.1") == 4, log  # the idle ones: no session number
+        assert "session 5" not in log and "connection from" not in log, log  # the idle ones: no session
     finally:
         for s in idle:
             s.close()
@@ -157,6 +156,8 @@ def test_queue_notices_busy_server_and_handshake_deadline(model):
         from sirnn.compiler import format_report
 
         assert "s in the server's queue, not counted above" in format_report(waited.report)
+        srv.wait_count(": ok —", 2)
+        srv.wait_count("busy — the client was told", 1)
         log = srv.log()
         assert "queued at position 1 (1 running)" in log and "busy — the client was told" in log
         assert "after" in log.split(": ok —")[2].splitlines()[0]  # "… after X s in the queue"

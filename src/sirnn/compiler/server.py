@@ -390,7 +390,9 @@ class _Server:
                  + (f": {child.killed}" if child.killed else "")}
         s.update(session=child.n, peer=child.peer)
         self.summaries.append(s)
-        self.log(_describe(s))
+        line = _describe(s)
+        if line is not None:
+            self.log(line)
 
     def _enforce_deadlines(self) -> None:
         """The backstop of the session processes' own watchdogs."""
@@ -410,10 +412,13 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _describe(s: dict) -> str:
-    """A session's log line (the session number first)."""
+def _describe(s: dict) -> str | None:
+    """A session's log line (the session number first); None for a connection that closed
+    without sending a byte (a load balancer's health check)."""
     head = f"session {s['session']}: " if s["session"] else f"connection from {s['peer']}: "
     status = s["status"]
+    if status == "empty":
+        return None
     queued = f", after {s['queue_seconds']:.2f} s in the queue" if s.get("queue_seconds", 0) >= 0.01 else ""
     if status == "ok":
         return (head + f"ok — batch {s['batch']}, {s['seconds']:.2f} s, sent {format_bytes(s['bytes_sent'])}, "
@@ -541,7 +546,10 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
     dog.arm(limits.handshake_timeout, f"no valid hello within the handshake deadline of "
             f"{limits.handshake_timeout:g} s (--handshake-timeout)")
     try:
-        # (the watchdog enforces the handshake deadline, with a message that names it)
+        select.select([sock], [], [])  # (the watchdog enforces the handshake deadline)
+        if sock.recv(1, socket.MSG_PEEK) == b"":  # a health check (a connect, then a close)
+            parent.finish({"status": "empty", "seconds": time.monotonic() - started})
+            return 0
         chan = listener.open(sock, limits.handshake_timeout + 1.0)
         summary.update(server_session(chan, program, max_batch=max_batch, admit=admit))
     except ServerBusyError as e:
