@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servehelp import Server, proc_kb, tree_pss_kb  # noqa: E402
+from servehelp import Server, children, proc_kb, tree_pss_kb  # noqa: E402
 
 #: ``python -c`` body: serve a program with keyword arguments (JSON) and print the session
 #: summaries (JSON) on stdout when it stops (SIGTERM).
@@ -88,6 +88,9 @@ def back_to_back(port: int, server_pid: int, x: np.ndarray, n: int, want: np.nda
         secs.append(time.perf_counter() - t)
         if not np.array_equal(np.asarray(res.output), want):
             raise AssertionError(f"inference {i}: output {res.output} differs from the cleartext {want}")
+        deadline = time.monotonic() + 5.0
+        while children(server_pid) and time.monotonic() < deadline:  # the session's process ends
+            time.sleep(0.02)
         rss.append(proc_kb(server_pid))
         pss.append(tree_pss_kb(server_pid))
     return {"inferences": n, "parent_rss_kb": rss, "tree_pss_kb": pss,
@@ -223,6 +226,8 @@ def main(argv=None) -> int:
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mid-session", type=int, default=4, dest="mid_session",
+                    help=f"then this many {MID_SESSION!r} connections (a 1 GiB frame header after the set-up)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     from sirnn.compiler import Program, evaluate_clear
@@ -248,13 +253,19 @@ def main(argv=None) -> int:
               f"{fl['parent_rss_kb_before']} → {fl['parent_rss_kb_after']} KiB (peak {fl['parent_rss_kb_peak']}); "
               f"server PSS {fl['tree_pss_kb_before']} → peak {fl['tree_pss_kb_peak']} KiB; a real inference "
               f"afterwards {'ok' if fl['after_flood_ok'] else 'WRONG'}; {fl['outcomes']}", flush=True)
+        mid = flood(srv.port, srv.proc.pid, args.mid_session, 2, kinds=(MID_SESSION,)) if args.mid_session else None
     finally:
         summaries = stop_server(srv)
-    costs = session_costs(summaries)
+    n1, n2 = args.inferences, args.inferences + args.connections + 1
+    costs = {"back_to_back": session_costs(summaries[:n1]), "flood": session_costs(summaries[n1:n2])}
+    if mid is not None:
+        costs["mid_session_huge_frame"] = session_costs(summaries[n2:])
+        mid["note"] = ("a frame header announcing 1 GiB after the OT set-up's hello: the session process "
+                       "allocates it before checking the length (issue 12 part 2)")
     print(f"session processes: {costs}")
     out = {"model": args.model, "workers": args.workers, "cpu_count": os.cpu_count(),
            "command": "PYTHONPATH=src python benchmarks/soak.py " + " ".join(argv or sys.argv[1:]),
-           "back_to_back": b2b, "flood": fl, "session_processes": costs}
+           "back_to_back": b2b, "flood": fl, "mid_session": mid, "session_processes": costs}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0 if fl["after_flood_ok"] else 1

@@ -482,9 +482,10 @@ class _Parent:
 class _Watchdog(threading.Thread):
     """Ends the session's process when a deadline passes or the client sends too slowly."""
 
-    def __init__(self, parent: _Parent, started: float, rate_window: float):
+    def __init__(self, parent: _Parent, started: float, rate_window: float, summary: dict):
         super().__init__(daemon=True, name="sirnn-serve-watchdog")
         self.parent, self.started, self.rate_window = parent, started, rate_window
+        self.summary = summary  # what the session's summary holds so far
         self.deadline = None
         self.what = ""
         self.chan = None
@@ -517,7 +518,8 @@ class _Watchdog(threading.Thread):
 
     def fire(self, reason: str) -> None:
         stats = self.chan.stats if self.chan is not None else None
-        summary = {"status": "timeout", "error": reason, "seconds": time.monotonic() - self.started}
+        summary = dict(self.summary, status="timeout", error=reason, seconds=time.monotonic() - self.started,
+                       rss_peak_kb=_proc_status("VmHWM"))
         if stats is not None:
             summary.update(bytes_sent=stats.bytes_sent, bytes_recv=stats.bytes_recv, rounds=stats.rounds)
         if self.parent.finish(summary):
@@ -529,10 +531,10 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
     """Body of a session's process: handshake, queue, session; returns the exit status."""
     started = time.monotonic()
     parent = _Parent(ctrl)
-    dog = _Watchdog(parent, started, limits.rate_window)
+    summary = {"start_ms": (started - t_fork) * 1e3, "rss_start_kb": _proc_status("VmRSS")}
+    dog = _Watchdog(parent, started, limits.rate_window, summary)
     dog.start()
     fd = sock.fileno()  # (a TLS socket keeps the descriptor)
-    summary = {"start_ms": (started - t_fork) * 1e3, "rss_start_kb": _proc_status("VmRSS")}
     queued = {"seconds": 0.0}
     chan = None
 
