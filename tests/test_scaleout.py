@@ -74,3 +74,31 @@ def _wait_total(servers, text, n, timeout=60.0):
     while sum(s.log().count(text) for s in servers) < n:
         assert time.monotonic() < deadline, [s.log() for s in servers]
         time.sleep(0.1)
+
+
+def test_kubernetes_manifest_runs_a_valid_serve_command():
+    """docs/deploy/k8s.yaml: the container's command line parses with `sirnn serve`'s own parser,
+    the probe and Service use the port it listens on, and the grace period covers a session."""
+    import json
+    import re
+
+    from sirnn.cli.main import build_parser
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "deploy" / "k8s.yaml").read_text()
+    argv = json.loads(re.search(r"args: (\[.*?\])", text, re.S)[1])
+    assert argv[:2] == ["sirnn", "serve"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.host == "0.0.0.0" and f"containerPort: {args.port}" in text and f"port: {args.port}," in text
+    assert args.workers == 2 and args.tls_cert == "/tls/tls.crt" and args.model == "/model/model.sirnn"
+    grace = int(re.search(r"terminationGracePeriodSeconds: (\d+)", text)[1])
+    assert grace > args.session_timeout
+    assert "kind: Deployment" in text and "kind: Service" in text and "type: LoadBalancer" in text
+
+
+def test_deploy_doc_shows_the_tested_haproxy_config():
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "deploy.md").read_text()
+    lines = [ln for ln in (root / "docs" / "deploy" / "haproxy.cfg").read_text().splitlines()
+             if ln.strip() and not ln.strip().startswith("#")]
+    block = doc.split("```\nglobal\n")[1].split("```")[0]
+    assert "global\n" + block == "\n".join(lines) + "\n"
