@@ -255,7 +255,11 @@ class _Server:
         return self.max_sessions is not None and self.n >= self.max_sessions
 
     def _accept(self) -> None:
-        while self.accepting and not self._all_sessions_taken():
+        """Accept what is pending (at most 32 connections, so that the running sessions' messages
+        are not kept waiting) and fork a process for each."""
+        for _ in range(32):
+            if not self.accepting or self._all_sessions_taken():
+                return
             try:
                 sock, addr = self.listener.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -289,7 +293,13 @@ class _Server:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         t_fork = time.monotonic()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:  # out of processes or memory: this client is turned away
+            ours.close()
+            theirs.close()
+            self._refuse_at_once(sock, peer, f"cannot start a session process: {e}")
+            return
         if pid == 0:  # the session's process: never returns
             code = 70
             try:
@@ -329,24 +339,27 @@ class _Server:
                 self._done(child, msg["summary"])
 
     def _admit(self, child: _Child) -> None:
-        """A valid hello: the connection becomes session n, which starts, queues or is refused."""
+        """A valid hello: the connection becomes session n, which starts or queues — or, with the
+        queue full (or the server stopping), is refused without a number."""
         lim = self.limits
         if self.refusing or self._all_sessions_taken():
             child.send(refuse="the server is shutting down")
             return
+        free = self.running < lim.workers and not self.queue
+        if not free and len(self.queue) >= lim.queue:
+            child.send(refuse=f"all {lim.workers} session slot(s) are taken and {lim.queue} client(s) "
+                              "are already waiting")
+            return
         self.n += 1
         child.n = self.n
         self.log(f"session {child.n}: client {child.peer} connected")
-        if self.running < lim.workers and not self.queue:
+        if free:
             self._start(child)
-        elif len(self.queue) < lim.queue:
+        else:
             self.queue.append(child)
             self._set_state(child, "queued")
             child.send(queued=len(self.queue), waiting=len(self.queue))
             self.log(f"session {child.n}: queued at position {len(self.queue)} ({self.running} running)")
-        else:
-            child.send(refuse=f"all {lim.workers} session slot(s) are taken and {lim.queue} client(s) "
-                              "are already waiting")
 
     def _start(self, child: _Child) -> None:
         self.running += 1
