@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from modelhelp import fastgrnn_model, inputs, tiny_compiled
-from sirnn.compiler import evaluate_clear, infer
+from servehelp import Server, sirnn_cli as _sirnn
+from sirnn.compiler import compile_model, evaluate_clear, infer
 from sirnn.compiler.session import client_session, server_session
 from sirnn.errors import InputError, ProgramError, ProtocolError, SirnnError
 from sirnn.transport import make_self_signed_cert, run_inproc
@@ -22,58 +23,6 @@ from sirnn.transport import make_self_signed_cert, run_inproc
 def model(tmp_path_factory):
     d = tmp_path_factory.mktemp("model")
     return (*tiny_compiled(d), d)
-
-
-class Server:
-    """`python -m sirnn serve …` in a subprocess; collects its log (stderr) in a thread."""
-
-    def __init__(self, path, *args):
-        self.proc = subprocess.Popen([sys.executable, "-m", "sirnn", "serve", str(path), "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self.eof = False
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        line = self.wait_for(r"listening on [\d.]+:(\d+)", 60)
-        self.port = int(re.search(r"listening on [\d.]+:(\d+)", line)[1])
-
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.eof = True
-            self.cond.notify_all()
-
-    def wait_for(self, pattern, timeout=60.0) -> str:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if re.search(pattern, line):
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0 or self.eof:
-                    raise AssertionError(f"server log has no {pattern!r}:\n" + "\n".join(self.lines))
-                self.cond.wait(min(left, 0.5))
-
-    def log(self) -> str:
-        with self.cond:
-            return "\n".join(self.lines)
-
-    def finish(self, timeout=30.0) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _sirnn(*args, timeout=90, **kw):
-    return subprocess.run([sys.executable, "-m", "sirnn", *args], capture_output=True, text=True,
-                          timeout=timeout, **kw)
 
 
 @pytest.mark.tcp

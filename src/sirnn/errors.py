@@ -17,6 +17,10 @@ class PeerGoneError(TransportError):
     """The peer closed the connection (or its process died)."""
 
 
+class ServerBusyError(TransportError):
+    """The server's queue is full (or it is shutting down): nothing was computed, try later."""
+
+
 class PeerTimeoutError(TransportError, TimeoutError):
     """The peer sent nothing within the channel's timeout."""
 

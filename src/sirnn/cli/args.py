@@ -77,6 +77,16 @@ def positive_float(text: str) -> float:
     return v
 
 
+def nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return v
+
+
 def hex_digest(text: str) -> str:
     t = text.strip().lower()
     if len(t) != 64 or any(c not in "0123456789abcdef" for c in t):
@@ -86,4 +96,5 @@ def hex_digest(text: str) -> str:
 
 
 __all__ = ["Parser", "HelpFormatter", "add_command", "int_range", "positive_int", "nonneg_int",
-           "bitwidth", "port", "listen_port", "positive_float", "hex_digest"]
+           "bitwidth", "port", "listen_port", "positive_float", "nonneg_float",
+           "hex_digest"]

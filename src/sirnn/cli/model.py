@@ -4,6 +4,7 @@ command line (thin wrappers of :mod:`sirnn.compiler`)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -72,7 +73,9 @@ def serve_cmd(args) -> int:
     try:
         prog = Program.load(args.model)
         serve(prog, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
-              max_sessions=args.max_sessions, timeout=args.timeout, max_batch=args.max_batch)
+              max_sessions=args.max_sessions, timeout=args.timeout, max_batch=args.max_batch,
+              workers=args.workers, queue=args.queue, handshake_timeout=args.handshake_timeout,
+              session_timeout=args.session_timeout, min_rate=args.min_rate)
     except SirnnError as e:
         _err("serve", e)
         return 2
@@ -165,7 +168,8 @@ def infer_cmd(args) -> int:
     classes = not res.program.output_spec.signed  # an argmax model: a class index, else raw outputs
     if args.json:
         out = {**({"prediction": np.asarray(res.prediction).tolist()} if classes else {}),
-               "output": np.asarray(res.output).tolist(), "digest": res.digest, "seconds": res.seconds, "bytes_sent": res.bytes_sent,
+               "output": np.asarray(res.output).tolist(), "digest": res.digest, "seconds": res.seconds,
+               "queue_seconds": res.queue_seconds, "bytes_sent": res.bytes_sent,
                "bytes_recv": res.bytes_recv, "rounds": res.rounds}
         labels = res.label()
         if labels is not res.prediction:
@@ -175,7 +179,8 @@ def infer_cmd(args) -> int:
         print(json.dumps(out))
         return 0
     print(f"{'prediction' if classes else 'output'}: {_pred_text(res)}")
-    print(f"({res.seconds:.2f} s, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
+    queued = f" after {res.queue_seconds:.2f} s in the server's queue" if res.queue_seconds >= 0.01 else ""
+    print(f"({res.seconds:.2f} s{queued}, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
           f"model {res.program.meta.get('name', '')!s} digest {res.digest[:16]}…)")
     if res.report is not None:
         print(format_report(res.report))
@@ -224,7 +229,7 @@ def inspect_cmd(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .args import add_command, bitwidth, hex_digest, listen_port, nonneg_int, port, positive_float, positive_int
+    from .args import add_command, bitwidth, hex_digest, listen_port, nonneg_int, port, nonneg_float, positive_float, positive_int
 
     c = add_command(sub, "compile", "float model + calibration data → fixed-point program (.sirnn)",
                     "Compile a float model (ONNX, or sirnn's float IR as .npz/.json) with calibration "
@@ -258,6 +263,16 @@ def add_parsers(sub) -> None:
                    help="largest batch of samples a client may send in one session")
     s.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                    help="seconds of client silence before a session is dropped")
+    s.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help=f"sessions run at once, each in its own process (default: the number of cores, {os.cpu_count()})")
+    s.add_argument("--queue", type=nonneg_int, default=16, metavar="N",
+                   help="clients that may wait for a free worker; beyond, a client is told the server is busy")
+    s.add_argument("--handshake-timeout", type=positive_float, default=10.0, dest="handshake_timeout", metavar="SECONDS",
+                   help="seconds a new connection has for its TLS handshake and hello")
+    s.add_argument("--session-timeout", type=positive_float, default=900.0, dest="session_timeout", metavar="SECONDS",
+                   help="seconds one session may run once it leaves the queue")
+    s.add_argument("--min-rate", type=nonneg_float, default=1024.0, dest="min_rate", metavar="BYTES_PER_S",
+                   help="drop a session whose client sends less than this over any 10 s window (0: off)")
     s.set_defaults(func=serve_cmd)
 
     i = add_command(sub, "infer", "run one secure inference as the client (holds the input)",

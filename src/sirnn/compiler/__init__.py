@@ -25,7 +25,8 @@ from .floatir import FloatModel, FloatOp, load_float_model, register_loader
 from .ops import Op, TensorSpec
 from .program import Program, load_program
 from .runtime import ProgressEvent, evaluate_clear, execute
-from .session import InferenceResult, client_session, format_report, infer, serve, server_session
+from .server import serve
+from .session import InferenceResult, client_session, format_report, infer, server_session
 
 __all__ = ["CompileConfig", "compare", "compile_model", "FloatModel", "FloatOp", "load_float_model",
            "register_loader", "Op", "TensorSpec", "Program", "load_program", "ProgressEvent",

@@ -21,17 +21,15 @@ One session, message by message:
 5. the client secret-shares its input, both run :func:`sirnn.compiler.runtime.execute`, and the
    output is revealed to the client only.
 
-The server handles one session per connection and keeps serving after a session fails (a client
-that disconnects mid-inference, a handshake mismatch, a timeout): each session is logged.
+Before its hello (step 1) a server with all its session slots taken may send *notices*: ``queued``
+(the client's position, repeated while it waits) or ``busy`` (the queue is full: the client raises
+:class:`~sirnn.errors.ServerBusyError`); see :mod:`sirnn.compiler.server`, which runs each
+connection's session in its own process and keeps serving after a session fails.
 """
 
 from __future__ import annotations
 
 import json
-import queue
-import select
-import sys
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -40,7 +38,8 @@ from typing import Callable
 import numpy as np
 
 from .. import ALICE, BOB
-from ..errors import HandshakeError, InputError, PeerGoneError, ProgramError, ProtocolError, SirnnError
+from ..errors import (HandshakeError, InputError, PeerGoneError, ProgramError, ProtocolError, ServerBusyError,
+                      SirnnError)
 from ..nn.meter import Meter
 from ..protocols.backend import SecureBackend
 from ..protocols.party import Party
@@ -50,7 +49,7 @@ from ..transport.peerdata import loads_json, peer_text
 from .program import FORMAT_VERSION, Program
 from .runtime import ProgressEvent, decode_output, encode_input, execute
 
-__all__ = ["SERVICE", "format_bytes", "server_session", "client_session", "serve", "infer", "InferenceResult",
+__all__ = ["SERVICE", "format_bytes", "server_session", "client_session", "infer", "InferenceResult",
            "format_report"]
 
 SERVICE = "sirnn-inference"
@@ -63,11 +62,12 @@ def _hello() -> dict:
     return {"service": SERVICE, "program_format": FORMAT_VERSION}
 
 
-def _session_handshake(chan, role: int) -> None:
-    """The session's first hello (:func:`sirnn.transport.handshake`); a peer that reads another
-    program format (or is not an inference peer) fails here, with an error saying so."""
+def _session_handshake(chan, role: int, **hooks) -> None:
+    """The session's first hello (:func:`sirnn.transport.handshake`, with its ``before_reply`` /
+    ``on_notice`` hooks); a peer that reads another program format (or is not an inference peer)
+    fails here, with an error saying so."""
     try:
-        handshake(chan, role, _hello())
+        handshake(chan, role, _hello(), **hooks)
     except HandshakeError as e:
         if "program_format" in str(e) or "service" in str(e):
             raise HandshakeError(f"{e} — the peer is not a sirnn inference {'client' if role == ALICE else 'server'} "
@@ -94,18 +94,30 @@ def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
 # the server's side
 # ---------------------------------------------------------------------------------------------
 def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH,
-                   _seed: bytes | None = None) -> dict:
+                   _seed: bytes | None = None, admit: Callable[[dict], None] | None = None) -> dict:
     """Run one session as the server (ALICE) on ``chan``; returns a summary dict with
     ``status`` ("ok", "aborted" by the client, "refused"), ``batch``, ``seconds`` and the
     channel counters. Raises on transport/protocol failures (the caller logs them).
 
     ``_seed`` fixes the server's randomness: for tests only (masks repeated across sessions
-    would leak differences of inputs), hence not part of the public API."""
+    would leak differences of inputs), hence not part of the public API.
+
+    ``admit``: called with the client's hello once it has arrived and passed the checks, before
+    the server answers it (see ``before_reply`` of :func:`sirnn.transport.handshake`): a server
+    with a pool of session slots waits there for a free one, sending queue notices, and raises
+    :class:`ServerBusyError` after sending a ``busy`` notice. ``seconds`` is counted from its
+    return."""
     if not program.has_values:
         raise ProgramError("the server needs the program with its parameter values")
     t0 = time.perf_counter()
     summary = {"status": None, "batch": None}
-    _session_handshake(chan, ALICE)
+
+    def admitted(peer):
+        nonlocal t0
+        if admit is not None:
+            admit(peer)
+        t0 = time.perf_counter()
+    _session_handshake(chan, ALICE, before_reply=admitted)
     digest = program.digest()
     chan.send_bytes(program.public_bytes())
     msg = _recv_json(chan, "answer to the program")
@@ -154,6 +166,7 @@ class InferenceResult:
     rounds: int
     report: dict | None = None   #: per-layer rows (with ``report=True``)
     warnings: list = field(default_factory=list)
+    queue_seconds: float = 0.0   #: time spent in the server's queue (not included in ``seconds``)
 
     def label(self):
         """The prediction mapped through the program's ``meta["labels"]`` (if any)."""
@@ -183,6 +196,7 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     then learns only that the client aborted. ``_seed``: tests only (see :func:`server_session`)."""
     t0 = time.perf_counter()
     meter = Meter(chan=chan) if report else None
+    queue = _QueueWait(progress)
 
     def step(name: str):
         """A session step: a progress event and, with ``report``, a row of the report."""
@@ -191,7 +205,9 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
         return meter.section(name) if meter is not None else nullcontext()
 
     with step("handshake + program"):
-        _session_handshake(chan, BOB)
+        _session_handshake(chan, BOB, on_notice=queue.notice)
+        queue.end()
+        t0 += queue.seconds  # the session starts when the server takes it from its queue
         data = chan.recv_bytes(what="public program", max_nbytes=_MAX_PROGRAM)
         try:
             program = Program.from_public_bytes(data)
@@ -234,12 +250,41 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     pred = int(out) if not (batched or program.output_spec.signed) else out
     rows = None
     if meter is not None:
-        rows = {"layers": _rows(program, meter), "total": {
+        layers = _rows(program, meter)
+        layers[0]["seconds"] -= queue.seconds
+        rows = {"layers": layers, "total": {
             "seconds": time.perf_counter() - t0, "bytes": chan.stats.bytes_sent + chan.stats.bytes_recv,
             "bytes_sent": chan.stats.bytes_sent, "bytes_recv": chan.stats.bytes_recv,
-            "rounds": chan.stats.rounds}}
+            "rounds": chan.stats.rounds, "queue_seconds": queue.seconds}}
     return InferenceResult(pred, out, batched, digest, program, time.perf_counter() - t0,
-                           chan.stats.bytes_sent, chan.stats.bytes_recv, chan.stats.rounds, rows, warnings)
+                           chan.stats.bytes_sent, chan.stats.bytes_recv, chan.stats.rounds, rows, warnings,
+                           queue.seconds)
+
+
+class _QueueWait:
+    """The client's side of the server's queue: its notices before the server's hello (shown as
+    progress phases), the time spent waiting, and a busy server's refusal."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.since = None
+        self.seconds = 0.0
+
+    def notice(self, msg: dict) -> None:
+        kind = msg.get("notice")
+        if kind == "busy":
+            raise ServerBusyError(f"the server is busy: {str(msg.get('reason', 'no free session slot'))[:300]}; "
+                                  "nothing was computed, try again later")
+        if kind != "queued":
+            raise ProtocolError(f"unexpected notice {str(kind)[:40]!r} from the server")
+        self.since = self.since or time.perf_counter()
+        if self.progress is not None:
+            pos, waiting = msg.get("position"), msg.get("waiting")
+            self.progress(ProgressEvent(-1, 0, f"queued at the server: position {pos} of {waiting}", "phase"))
+
+    def end(self) -> None:
+        if self.since is not None:
+            self.seconds = time.perf_counter() - self.since
 
 
 def _rows(program: Program, meter: Meter) -> list[dict]:
@@ -274,132 +319,14 @@ def format_report(rep: dict) -> str:
     out.append(f"(bytes: both directions, client sent {format_bytes(t['bytes_sent'])}, received "
                f"{format_bytes(t['bytes_recv'])}; rounds per layer counted from a fresh round, the total "
                "over the whole session)")
+    if t.get("queue_seconds", 0) >= 0.01:
+        out.append(f"(before the session: {t['queue_seconds']:.2f} s in the server's queue, not counted above)")
     return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
-# TCP: serve and infer
+# TCP: infer (serve: :mod:`sirnn.compiler.server`)
 # ---------------------------------------------------------------------------------------------
-def _stderr_log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] sirnn serve: {msg}", file=sys.stderr, flush=True)
-
-
-def _server_tls(tls_cert, tls_key, tls_ca):
-    if tls_cert is None:
-        if tls_key is not None or tls_ca is not None:
-            raise ProgramError("TLS needs the server certificate (--tls-cert) and key")
-        return None
-    from ..transport.tcp import tls_server_context
-
-    return tls_server_context(tls_cert, tls_key, cafile=tls_ca)
-
-
-def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls_key=None,
-          tls_ca=None, max_sessions: int | None = None, timeout: float = 120.0,
-          max_batch: int = DEFAULT_MAX_BATCH, log: Callable[[str], None] | None = None,
-          on_listening: Callable[[str, int], None] | None = None,
-          stop: threading.Event | None = None) -> list[dict]:
-    """Serve ``program`` (a Program with values, or a path) on host:port until ``max_sessions``
-    sessions have ended (None: forever, or until ``stop`` is set / KeyboardInterrupt).
-
-    TLS: ``tls_cert``/``tls_key`` (the server's certificate); with ``tls_ca`` clients must present
-    a certificate signed by it (mutual TLS). ``timeout``: seconds of silence after which a session
-    is dropped. Connections are accepted (and their TLS handshakes done) by one thread and served
-    one at a time by another, in arrival order. Returns the session summaries.
-    """
-    from ..ot.warmup import warm_up
-    from ..transport.tcp import listen
-
-    log = log or _stderr_log
-    if not isinstance(program, Program):
-        program = Program.load(program)
-    if not program.has_values:
-        raise ProgramError("serve needs the program with its parameter values (the compiled .sirnn file)")
-    tls = _server_tls(tls_cert, tls_key, tls_ca)
-    warm_up()
-    stop = stop or threading.Event()
-    pending: queue.Queue = queue.Queue(maxsize=16)
-    summaries: list[dict] = []
-    with listen(host, port, backlog=16, tls=tls, timeout=timeout) as listener:
-        name = program.meta.get("name", "model")
-        log(f"listening on {listener.host}:{listener.port}{' (TLS)' if tls else ''}; model {name!r}, "
-            f"digest {program.digest()[:16]}…, input {program.input_spec}")
-        if on_listening is not None:
-            on_listening(listener.host, listener.port)
-
-        def accept_loop():
-            while not stop.is_set():
-                try:  # wait for a connection in short slices so that `stop` is noticed
-                    ready, _, _ = select.select([listener._sock], [], [], 0.25)
-                    if not ready:
-                        continue
-                    chan = listener.accept(timeout=None)  # TLS handshake: up to `timeout`
-                except SirnnError as e:
-                    log(f"connection failed before the session: {type(e).__name__}: {e}")
-                    continue
-                except (OSError, ValueError) as e:
-                    if stop.is_set():
-                        return
-                    log(f"accept failed: {e}")
-                    time.sleep(0.1)
-                    continue
-                try:
-                    pending.put(chan, timeout=timeout)
-                except queue.Full:
-                    log(f"too many waiting clients: dropping {chan.peer}")
-                    chan.close(flush_timeout=0.1)
-
-        acceptor = threading.Thread(target=accept_loop, daemon=True, name="sirnn-serve-accept")
-        acceptor.start()
-        n = 0
-        try:
-            while max_sessions is None or n < max_sessions:
-                try:
-                    chan = pending.get(timeout=0.25)
-                except queue.Empty:
-                    if stop.is_set():
-                        break
-                    continue
-                n += 1
-                summaries.append(_run_logged(n, chan, program, max_batch, log))
-        except KeyboardInterrupt:
-            log("interrupted")
-        finally:
-            stop.set()
-            acceptor.join(2.0)
-            while not pending.empty():
-                pending.get_nowait().close(flush_timeout=0.1)
-    log(f"stopped after {n} session(s)")
-    return summaries
-
-
-def _run_logged(n: int, chan, program: Program, max_batch: int, log) -> dict:
-    peer = getattr(chan, "peer", "peer")
-    t0 = time.perf_counter()
-    log(f"session {n}: client {peer} connected")
-    try:
-        s = server_session(chan, program, max_batch=max_batch)
-        if s["status"] == "ok":
-            log(f"session {n}: ok — batch {s['batch']}, {s['seconds']:.2f} s, sent "
-                f"{format_bytes(s['bytes_sent'])}, received {format_bytes(s['bytes_recv'])}, {s['rounds']} rounds")
-        else:
-            log(f"session {n}: {'client aborted' if s['status'] == 'aborted' else s['status']} before any "
-                f"secret was used" + (f" — {s['reason']}" if s.get("reason") else ""))
-    except (SirnnError, OSError) as e:
-        s = {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - t0}
-        log(f"session {n}: failed after {s['seconds']:.2f} s — {type(e).__name__}: {str(e).splitlines()[0]}")
-    except Exception as e:  # noqa: BLE001 - a bug must not take the server down; log it loudly
-        import traceback
-
-        s = {"status": "error", "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - t0}
-        log(f"session {n}: internal error — {type(e).__name__}: {e}\n{traceback.format_exc()}")
-    finally:
-        chan.close()
-    s["session"] = n
-    s["peer"] = peer
-    return s
-
-
 def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
           server_hostname: str | None = None, expect_digest: str | None = None,
           report: bool = False, progress: Callable[[ProgressEvent], None] | None = None,

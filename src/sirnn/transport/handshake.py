@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -141,24 +141,58 @@ def check_hello(ours: dict, peer: dict) -> None:
 
 
 def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *,
-              version: int = PROTOCOL_VERSION) -> dict:
+              version: int = PROTOCOL_VERSION, on_notice: Callable[[dict], None] | None = None,
+              before_reply: Callable[[dict], None] | None = None) -> dict:
     """Exchange hellos with the peer and check them; return the peer's hello.
 
     Raises HandshakeError (on both sides) if the peer is not a sirnn party, speaks another
     protocol version, claims the same role, or holds different public parameters.
+
+    Two hooks serve a server that runs its clients' sessions one pool slot at a time:
+
+    * ``before_reply`` (the server's side): receive the peer's hello first, check it, call
+      ``before_reply(peer_hello)`` — which may wait for a free slot, sending *notices* meanwhile —
+      and only then send ours. Only one side may use it (the other must send first). A hello that
+      fails the checks is still answered at once, so the mismatch is reported on both sides.
+    * ``on_notice`` (the client's side): the peer may send notices (JSON objects with a
+      ``"notice"`` key, see :func:`notice_bytes`) before its hello; each is passed to
+      ``on_notice``, which may raise to end the session (e.g. the server is busy).
     """
     ours = make_hello(role, params, version=version)
-    channel.send_bytes(canonical_json(ours))
+    if before_reply is None:
+        channel.send_bytes(canonical_json(ours))
+    while True:
+        peer = _parse_hello(_recv_hello(channel))
+        if on_notice is None or "notice" not in peer:
+            break
+        on_notice(peer)
+    if before_reply is not None:
+        try:
+            check_hello(ours, peer)
+        except HandshakeError:
+            channel.send_bytes(canonical_json(ours))
+            raise
+        before_reply(peer)
+        channel.send_bytes(canonical_json(ours))
+    check_hello(ours, peer)
+    return peer
+
+
+def _recv_hello(channel: Channel) -> bytes:
     try:
         payload = channel.recv_bytes(what="hello", max_nbytes=MAX_HELLO)
     except HandshakeError:  # already says what is wrong (e.g. TLS on one side only)
         raise
     except ProtocolError as e:  # e.g. a foreign header announcing an absurd length
         raise HandshakeError(f"peer is not a sirnn party: {e}") from e
-    peer = _parse_hello(payload)
-    check_hello(ours, peer)
-    return peer
+    return payload
 
 
-__all__ = ["handshake", "params_digest", "canonical_json", "make_hello", "check_hello",
+def notice_bytes(kind: str, **fields) -> bytes:
+    """A notice a server may send before its hello (``{"magic": "sirnn", "notice": kind, …}``),
+    e.g. ``"queued"`` (with the position) or ``"busy"`` (with a reason)."""
+    return canonical_json({"magic": MAGIC, "notice": kind, **fields})
+
+
+__all__ = ["handshake", "notice_bytes", "params_digest", "canonical_json", "make_hello", "check_hello",
            "ROLE_NAMES", "MAGIC"]

@@ -479,7 +479,7 @@ class Listener:
 
     def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None = None,
                  timeout: float | None = 120.0, max_frame: int = DEFAULT_MAX_FRAME):
-        self._sock = sock
+        self._sock = self.sock = sock  #: the listening socket
         self.tls = tls
         self.timeout = timeout  #: silence timeout of the accepted channels
         self.max_frame = max_frame
@@ -492,10 +492,7 @@ class Listener:
     def accept(self, timeout: float | None = None) -> TCPChannel:
         """Wait up to ``timeout`` s (None: forever) for a party to connect; return its channel."""
         sock = self.accept_socket(timeout)
-        handshake_timeout = timeout if timeout is not None else self.timeout
-        return _finish(sock, self.tls, server_side=True, server_hostname=None,
-                       handshake_timeout=handshake_timeout, timeout=self.timeout,
-                       max_frame=self.max_frame)
+        return self.open(sock, timeout if timeout is not None else self.timeout)
 
     def accept_socket(self, timeout: float | None = None) -> socket.socket:
         """:meth:`accept`'s plain connected socket (blocking; no TLS, no channel)."""
@@ -507,6 +504,13 @@ class Listener:
                                    f"{timeout} s") from None
         sock.settimeout(None)
         return sock
+
+    def open(self, sock: socket.socket, handshake_timeout: float | None) -> TCPChannel:
+        """The channel of a connection accepted on :attr:`sock` (by :meth:`accept`, or by a
+        server that hands connections to worker processes): the TLS handshake, then the channel."""
+        return _finish(sock, self.tls, server_side=True, server_hostname=None,
+                       handshake_timeout=handshake_timeout, timeout=self.timeout,
+                       max_frame=self.max_frame)
 
     def close(self) -> None:
         self._sock.close()
