@@ -66,6 +66,42 @@ def test_crhash_tweak_and_input_change_output():
     assert not (h.hash_expand(z2, idx, 2, 16) == hz).all(axis=1).any()
 
 
+def _aes_fixed(blocks):
+    """π: AES-128 under sirnn's public fixed key, block by block (reference for the hash tests)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from sirnn.ot.aes import _FIXED_KEY
+
+    enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()
+    return np.frombuffer(enc.update(np.ascontiguousarray(blocks).tobytes()), "<u8").reshape(-1, 2)
+
+
+def test_crhash_is_the_gkwy_tccr_and_ccr(rng):
+    """hash_expand is π(π(x) ⊕ t) ⊕ π(x) with t = (index, domain‖block); ccr is π(σ(x)) ⊕ σ(x)."""
+    h = CRHash()
+    x = rng.integers(0, 2**63, (6, 2), dtype=np.uint64)
+    idx = rng.integers(0, 2**40, 6, dtype=np.uint64)
+    got = h.hash_expand(x, idx, 5, 32).view("<u8").reshape(6, 2, 2)
+    u = _aes_fixed(x)
+    for j in range(2):
+        tw = np.stack([idx, np.full(6, (5 << 40) | j, np.uint64)], axis=1)
+        assert (got[:, j] == _aes_fixed(u ^ tw) ^ u).all()
+    sig = np.stack([x[:, 0] ^ x[:, 1], x[:, 0]], axis=1)
+    assert (h.ccr(x) == _aes_fixed(sig) ^ sig).all()
+
+
+@pytest.mark.parametrize("w,big,out_bytes", [(2, 2, 8), (2, 16, 40), (4, 4, 16), (4, 256, 3)])
+def test_hash_pads_fused_equals_plain(rng, w, big, out_bytes):
+    """The numba-fused sender hash of pads q ⊕ offsets equals hashing the pads one by one."""
+    h = CRHash()
+    q = rng.integers(0, 2**63, (37, w), dtype=np.uint64)
+    offs = rng.integers(0, 2**63, (big, w), dtype=np.uint64)
+    idx = np.arange(100, 137, dtype=np.uint64)
+    pads = (q[:, None, :] ^ offs[None]).reshape(-1, w)
+    want = h.hash_expand(pads, np.repeat(idx, big), 3, out_bytes)
+    assert (h.hash_pads(q, offs, idx, 3, out_bytes) == want).all()
+
+
 @pytest.mark.parametrize("w,m", [(8, 8), (128, 64), (128, 1000 * 8), (256, 24)])
 def test_transpose_matches_reference(w, m, rng):
     cols = rng.integers(0, 256, (w, m // 8), dtype=np.uint8)

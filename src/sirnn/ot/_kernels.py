@@ -30,60 +30,45 @@ def transpose_bits_numba(cols):  # pragma: no cover - compiled
     return out
 
 
-# ---- fused steps of the MMO hash of OT pads (see aes.CRHash.hash_pads) --------------------------
-# Pad (i, x) = q[i] ⊕ offs[x]; σ(a‖b) = (a ⊕ b)‖a; AES itself runs in OpenSSL between the steps.
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _sigma_tweak(sig, ain, j, a, b, t, tw_hi):  # pragma: no cover - compiled
-    """Row j: σ(a‖b) = (a ⊕ b)‖a, and σ ⊕ (t‖tw_hi)."""
-    s0 = a ^ b
-    sig[j, 0] = s0
-    sig[j, 1] = a
-    ain[j, 0] = s0 ^ t
-    ain[j, 1] = a ^ tw_hi
+# ---- fused steps of the TCCR hash of OT pads (see aes.CRHash.hash_pads) --------------------------
+# Pad (i, x) = q[i] ⊕ offs[x]; AES itself runs in OpenSSL between the steps.
 
 
 @numba.njit(cache=True, nogil=True)
-def mmo_in(q, offs, idx, tw_hi, col):  # pragma: no cover - compiled
-    """σ of the 128-bit half ``col`` of every pad, and σ ⊕ tweak (the AES input)."""
+def xor_pads(q, offs, col):  # pragma: no cover - compiled
+    """The 128-bit half ``col`` of every pad q[i] ⊕ offs[x], row i·N + x: (n·N, 2) uint64."""
     n = q.shape[0]
     big = offs.shape[0]
-    sig = np.empty((n * big, 2), dtype=np.uint64)
-    ain = np.empty((n * big, 2), dtype=np.uint64)
+    out = np.empty((n * big, 2), dtype=np.uint64)
     for i in range(n):
         qa = q[i, col]
         qb = q[i, col + 1]
-        t = idx[i]
         for x in range(big):
-            j = i * big + x
-            _sigma_tweak(sig, ain, j, qa ^ offs[x, col], qb ^ offs[x, col + 1], t, tw_hi)
-    return sig, ain
+            out[i * big + x, 0] = qa ^ offs[x, col]
+            out[i * big + x, 1] = qb ^ offs[x, col + 1]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def mmo_chain(out1, sig, q, offs, idx, tw_hi):  # pragma: no cover - compiled
-    """Second block of a 256-bit pad: y = H1 ⊕ pad_hi (H1 = out1 ⊕ sig); returns σ(y), σ(y) ⊕ tweak."""
+def add_tweak(u, idx, big, tw_hi):  # pragma: no cover - compiled
+    """u ⊕ tweak, the tweak of row j being (idx[j // big], tw_hi)."""
+    m = u.shape[0]
+    out = np.empty((m, 2), dtype=np.uint64)
+    for j in range(m):
+        out[j, 0] = u[j, 0] ^ idx[j // big]
+        out[j, 1] = u[j, 1] ^ tw_hi
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def chain_hi(out1, u, q, offs):  # pragma: no cover - compiled
+    """Compression of a 256-bit pad: TCCR(lo) ⊕ hi = out1 ⊕ u ⊕ q[i, 2:] ⊕ offs[x, 2:]."""
     n = q.shape[0]
     big = offs.shape[0]
-    sig2 = np.empty((n * big, 2), dtype=np.uint64)
-    ain = np.empty((n * big, 2), dtype=np.uint64)
+    h = np.empty((n * big, 2), dtype=np.uint64)
     for i in range(n):
-        t = idx[i]
         for x in range(big):
             j = i * big + x
-            a = out1[j, 0] ^ sig[j, 0] ^ q[i, 2] ^ offs[x, 2]
-            b = out1[j, 1] ^ sig[j, 1] ^ q[i, 3] ^ offs[x, 3]
-            _sigma_tweak(sig2, ain, j, a, b, t, tw_hi)
-    return sig2, ain
-
-
-@numba.njit(cache=True, nogil=True)
-def mmo_retweak(sig, idx, big, tw_hi):  # pragma: no cover - compiled
-    """σ ⊕ tweak for a further output block of the same compressed pads."""
-    m = sig.shape[0]
-    ain = np.empty((m, 2), dtype=np.uint64)
-    for j in range(m):
-        ain[j, 0] = sig[j, 0] ^ idx[j // big]
-        ain[j, 1] = sig[j, 1] ^ tw_hi
-    return ain
+            h[j, 0] = out1[j, 0] ^ u[j, 0] ^ q[i, 2] ^ offs[x, 2]
+            h[j, 1] = out1[j, 1] ^ u[j, 1] ^ q[i, 3] ^ offs[x, 3]
+    return h
