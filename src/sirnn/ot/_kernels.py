@@ -72,3 +72,81 @@ def chain_hi(out1, u, q, offs):  # pragma: no cover - compiled
             h[j, 0] = out1[j, 0] ^ u[j, 0] ^ q[i, 2] ^ offs[x, 2]
             h[j, 1] = out1[j, 1] ^ u[j, 1] ^ q[i, 3] ^ offs[x, 3]
     return h
+
+
+# ---- Ferret (see ot/ferret.py) ------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def lpn_blocks(out, pre, idx, d, mask):  # pragma: no cover - compiled
+    """out[i] ^= ⊕_{j<d} pre[idx[i·d + j] & mask] for every row i of out ((m, 2) uint64)."""
+    m = out.shape[0]
+    for i in range(m):
+        a = out[i, 0]
+        b = out[i, 1]
+        base = i * d
+        for j in range(d):
+            r = idx[base + j] & mask
+            a ^= pre[r, 0]
+            b ^= pre[r, 1]
+        out[i, 0] = a
+        out[i, 1] = b
+
+
+@numba.njit(cache=True, nogil=True)
+def lpn_bits(out, pre, idx, d, mask):  # pragma: no cover - compiled
+    """The same code on bits: out[i] ^= ⊕_{j<d} pre[idx[i·d + j] & mask] (uint8 arrays)."""
+    m = out.shape[0]
+    for i in range(m):
+        a = out[i]
+        base = i * d
+        for j in range(d):
+            a ^= pre[idx[base + j] & mask]
+        out[i] = a
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_sigma(tree, half):  # pragma: no cover - compiled
+    """σ(x) = (x_lo ⊕ x_hi, x_lo) of the nodes tree[:, :half], as a contiguous (t·half, 2) array."""
+    t = tree.shape[0]
+    s = np.empty((t * half, 2), dtype=np.uint64)
+    for a in range(t):
+        for j in range(half):
+            x0 = tree[a, j, 0]
+            s[a * half + j, 0] = x0 ^ tree[a, j, 1]
+            s[a * half + j, 1] = x0
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_children(tree, half, s, e, low_mask, sums):  # pragma: no cover - compiled
+    """Children of the nodes tree[:, :half] given σ(x) and π(σ(x)): left = π(σ(x)) ⊕ σ(x) in
+    place of the parent, right = parent ⊕ left at j + half; the low word of both is ANDed with
+    ``low_mask``. sums[a, 0] / sums[a, 1]: XOR of tree a's left / right children."""
+    t = tree.shape[0]
+    for a in range(t):
+        l0 = np.uint64(0)
+        l1 = np.uint64(0)
+        r0 = np.uint64(0)
+        r1 = np.uint64(0)
+        for j in range(half):
+            q = a * half + j
+            h0 = e[q, 0] ^ s[q, 0]
+            h1 = e[q, 1] ^ s[q, 1]
+            p0 = tree[a, j, 0]
+            p1 = tree[a, j, 1]
+            x0 = h0 & low_mask
+            y0 = (p0 ^ h0) & low_mask
+            y1 = p1 ^ h1
+            tree[a, j, 0] = x0
+            tree[a, j, 1] = h1
+            tree[a, j + half, 0] = y0
+            tree[a, j + half, 1] = y1
+            l0 ^= x0
+            l1 ^= h1
+            r0 ^= y0
+            r1 ^= y1
+        sums[a, 0, 0] = l0
+        sums[a, 0, 1] = l1
+        sums[a, 1, 0] = r0
+        sums[a, 1, 1] = r1

@@ -46,10 +46,23 @@ class PRG:
         if len(self.seed) != 16:
             raise ValueError("PRG seed must be 16 bytes")
         self._stream = Cipher(algorithms.AES(self.seed), modes.CTR(bytes(16))).encryptor()
+        self._zeros = self._out = np.empty(0, np.uint8)
 
     def bytes(self, n: int) -> np.ndarray:
         """The next ``n`` bytes of the stream as a uint8 array."""
         return np.frombuffer(self._stream.update(bytes(n)), dtype=np.uint8)
+
+    def bytes_into(self, out: np.ndarray) -> np.ndarray:
+        """Fill the contiguous uint8 array ``out`` with the next ``out.size`` bytes; returns it.
+
+        No allocation per call: for streams read in many chunks of the same size."""
+        n = out.size
+        if self._zeros.size < n + 16:  # OpenSSL's update_into wants a spare block of room
+            self._zeros = np.zeros(n + 16, np.uint8)
+            self._out = np.empty(n + 16, np.uint8)
+        self._stream.update_into(memoryview(self._zeros[:n]), memoryview(self._out))
+        out[:] = self._out[:n]
+        return out
 
     def uint64(self, shape) -> np.ndarray:
         """Uniform uint64 array."""
