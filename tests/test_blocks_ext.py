@@ -210,8 +210,8 @@ COMM_CASES = [
 
 
 @pytest.mark.parametrize("name,fn,bits,with_msb,formula_bits", COMM_CASES, ids=[c[0] for c in COMM_CASES])
-def test_communication_matches_formula(parties, rng, name, fn, bits, with_msb, formula_bits):
-    per_elem, rounds = measure(parties, rng, fn, bits, with_msb)
+def test_communication_matches_formula(iknp_parties, rng, name, fn, bits, with_msb, formula_bits):
+    per_elem, rounds = measure(iknp_parties, rng, fn, bits, with_msb)
     assert per_elem == pytest.approx(formula_bits / 8, rel=0.05), name
     assert rounds >= 2
 
@@ -235,13 +235,13 @@ def test_tr_msb(parties, rng, ell, s):
     assert ((b0.data ^ b1.data) == compare.msb_ref(x, ell)).all()
 
 
-def test_tr_msb_cost(parties, rng):
+def test_tr_msb_cost(iknp_parties, rng):
     """ℓ = 31, s = 15 (the FastGRNN pre-activation rounding): the bytes of the formula and the
     rounds of one TR (6: millionaire on 15 bits with equality, then the 1-of-4 OT)."""
-    per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr_msb(p, x.with_meta(scale=15), 15), 31)
+    per_elem, rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr_msb(p, x.with_meta(scale=15), 15), 31)
     assert per_elem == pytest.approx(trunc.tr_msb_cost_bits(31, 15) / 8, rel=0.05)
     assert rounds == 6
-    _, tr_rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x.with_meta(scale=15), 15), 31)
+    _, tr_rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr(p, x.with_meta(scale=15), 15), 31)
     assert tr_rounds == 5  # TR alone: the root AND folded into the B2A
 
 
@@ -255,9 +255,9 @@ def test_millionaire_arith(parties, rng, bits, k):
     assert (got == compare.wrap_ref(x0, x1, bits)).all()
 
 
-def test_tr_rounds_with_folded_root(parties, rng):
+def test_tr_rounds_with_folded_root(iknp_parties, rng):
     """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT."""
     for ell, s, want in [(32, 12, 2 + 1 + 2), (31, 15, 2 + 1 + 2), (35, 17, 2 + 2 + 2)]:
-        per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
+        per_elem, rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
         assert rounds == want, (ell, s)
         assert per_elem == pytest.approx(trunc.tr_cost_bits(ell, s) / 8, rel=0.05)

@@ -10,7 +10,8 @@ def _bench(args) -> int:
     from .bench import format_report, run_bench
 
     opts = {"n": args.n, "N": args.N, "bits": args.bits, "bw_in": args.bw_in, "scale_in": args.scale_in,
-            "bw_out": args.bw_out, "scale_out": args.scale_out, "seed": args.seed, "dump": args.dump}
+            "bw_out": args.bw_out, "scale_out": args.scale_out, "seed": args.seed, "dump": args.dump,
+            "ot": args.ot}
     for kv in args.opt or []:
         k, _, v = kv.partition("=")
         opts[k.replace("-", "_")] = int(v) if v.lstrip("-").isdigit() else v
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int)
     b.add_argument("--opt", action="append", metavar="KEY=VALUE", help="block-specific option")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
+    b.add_argument("--ot", choices=("ferret", "iknp"), default=None,
+                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default ferret)")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_bench)

@@ -176,28 +176,30 @@ def ggm_recv(h: CRHash, alpha: np.ndarray, k_recv: np.ndarray, depth: int) -> np
     of the sides it does not walk: leaves (t, 2^depth, 2), with W_α = V_α ⊕ Δ at the path leaf."""
     t = alpha.shape[0]
     rows = np.arange(t)
-    tree = np.zeros((t, 1 << depth, 2), np.uint64)
+    tree = np.empty((t, 1 << depth, 2), np.uint64)  # level i fills [:, :2^i]
+    tree[:, :2] = 0
     a = alpha.astype(np.int64)
     tree[rows, 1 - a[:, 0]] = k_recv[:, 0]
+    known = k_recv[:, 0].copy()  # XOR of the known nodes of the current level
     if depth == 1:
         tree[:, :, 0] &= _NOT_LSB
+        known[:, 0] &= _NOT_LSB
     pos = a[:, 0].copy()
     for i in range(2, depth + 1):  # levels, not nodes
         half = 1 << (i - 1)
         sums = _expand(h, tree, half, i == depth)
         other = 1 - a[:, i - 1]
-        side = sums[rows, other]
         junk = tree[rows, pos]  # both children of the unknown (zero) path node are H(0)
-        sib = side ^ junk ^ k_recv[:, i - 1]
+        sib = sums[rows, other] ^ junk ^ k_recv[:, i - 1]
         if i == depth:
             sib[:, 0] &= _NOT_LSB
         tree[rows, pos] = 0
         tree[rows, pos + half] = 0
         tree[rows, pos + other * half] = sib
+        known = sums[:, 0] ^ sums[:, 1] ^ sib  # the two junk children cancel
         pos += a[:, i - 1] * half
-    fill = _xor_sum(tree)  # XOR of the known leaves = V_α ⊕ (Δ with LSB cleared)
-    fill[:, 0] ^= _LSB
-    tree[rows, pos] = fill
+    known[:, 0] ^= _LSB  # XOR of the known leaves = V_α ⊕ (Δ with LSB cleared); ⊕ 1: V_α ⊕ Δ
+    tree[rows, pos] = known
     return tree
 
 
@@ -260,6 +262,10 @@ class FerretSender(_End):
         self.rounds += 1
         self.bytes_sent += msg.nbytes
         self.seconds += time.perf_counter() - t0
+
+    def run_round(self) -> None:
+        """Run a round now (session set-up); the rest of the current round is dropped."""
+        self._round()
 
     def take(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """The next m COT keys K_i ((m, 2) uint64) and their global indices; runs (and sends)
@@ -334,6 +340,13 @@ class FerretReceiver(_End):
             r.blocks ^= leaves
         r.prev, r.done = None, True
         self.seconds += time.perf_counter() - t0
+
+    def run_round(self) -> None:
+        """Run a round now, reading its message (session set-up); the rest of the current round
+        is dropped."""
+        self._start_round()
+        while self._pending:
+            self._finish()
 
     def take(self, m: int) -> tuple[np.ndarray, tuple]:
         """The next m choice bits ((m,) uint8) and a ticket for their blocks (see :meth:`blocks`)."""
