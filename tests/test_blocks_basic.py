@@ -1,7 +1,11 @@
-"""Millionaires, Wrap, MSB, AND, B2A, MUX, LUT, share/reveal: secure result == cleartext, exactly."""
+"""Millionaires, Wrap, MSB, AND, B2A, MUX, LUT, share/reveal: secure result == cleartext, exactly.
+
+These building blocks use every OT variant, so they run on both OT engines in the default suite
+(other protocol modules run on IKNP in the slow suite only)."""
 
 import numpy as np
 import pytest
+from conftest import ENGINES, make_parties
 
 from blockhelp import BITWIDTHS, all_splits, combine, edge_values, random_ring, run2, shares
 from sirnn import ALICE, BOB
@@ -9,6 +13,14 @@ from sirnn.errors import ParameterError
 from sirnn.protocols import boolean, compare, lut as lutmod
 from sirnn.protocols.ring import U64, mask, to_signed
 from sirnn.protocols.share import reveal, share_input
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def parties(request):
+    pair = make_parties(request.param)
+    yield pair
+    for ch in pair.channels:
+        ch.close()
 
 
 def inputs(rng, bits, n=300):
@@ -109,10 +121,10 @@ def _bytes_both(parties, fa, fb):
 
 @pytest.mark.parametrize("bits", [1, 4, 8, 16, 31, 32, 37, 64])
 @pytest.mark.parametrize("with_eq", [False, True])
-def test_millionaire_cost_matches_formula(parties, rng, bits, with_eq):
+def test_millionaire_cost_matches_formula(iknp_parties, rng, bits, with_eq):
     n = 4096
     x, y = random_ring(rng, n, bits), random_ring(rng, n, bits)
-    sent = _bytes_both(parties, lambda p: compare.millionaire_bits(p, x, bits, with_eq),
+    sent = _bytes_both(iknp_parties, lambda p: compare.millionaire_bits(p, x, bits, with_eq),
                        lambda p: compare.millionaire_bits(p, y, bits, with_eq))
     formula = compare.millionaire_cost_bits(bits, with_eq) * n / 8
     assert abs(sent - formula) <= 0.01 * formula + 64, (sent, formula)
@@ -128,7 +140,7 @@ def test_lut_vector_table(parties, rng):
     assert (got == lutmod.lut_ref(table, (i0 + i1) & mask(d), bits)).all()
 
 
-def test_lut_many_one_round_trip(parties, rng):
+def test_lut_many_one_round_trip(iknp_parties, rng):
     """Several lookups (own tables, equal index widths) in one OT batch: each == lut_ref, and
     the bytes of the separate calls in 2 rounds."""
     d, bits, n = 8, 17, 300
@@ -146,7 +158,7 @@ def test_lut_many_one_round_trip(parties, rng):
             return out, p.chan.stats - st
         return go
 
-    (a, sa), (b, sb) = parties.run_split(side(i0), side(i1))
+    (a, sa), (b, sb) = iknp_parties.run_split(side(i0), side(i1))
     for t, i, x, y in zip(tables, idx, a, b):
         assert ((x.data + y.data) & mask(bits) == lutmod.lut_ref(t, i, bits)).all()
     assert max(sa.rounds, sb.rounds) == 2

@@ -210,8 +210,8 @@ COMM_CASES = [
 
 
 @pytest.mark.parametrize("name,fn,bits,with_msb,formula_bits", COMM_CASES, ids=[c[0] for c in COMM_CASES])
-def test_communication_matches_formula(parties, rng, name, fn, bits, with_msb, formula_bits):
-    per_elem, rounds = measure(parties, rng, fn, bits, with_msb)
+def test_communication_matches_formula(iknp_parties, rng, name, fn, bits, with_msb, formula_bits):
+    per_elem, rounds = measure(iknp_parties, rng, fn, bits, with_msb)
     assert per_elem == pytest.approx(formula_bits / 8, rel=0.05), name
     assert rounds >= 2
 
@@ -235,14 +235,14 @@ def test_tr_msb(parties, rng, ell, s):
     assert ((b0.data ^ b1.data) == compare.msb_ref(x, ell)).all()
 
 
-def test_tr_msb_cost(parties, rng):
+def test_tr_msb_cost(iknp_parties, rng):
     """ℓ = 31, s = 15 (the FastGRNN pre-activation rounding): the bytes of the formula and the
     rounds of one TR plus one (5: millionaire on 15 bits with equality — two 8-bit leaves, one AND
     level — then the 1-of-4 OT)."""
-    per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr_msb(p, x.with_meta(scale=15), 15), 31)
+    per_elem, rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr_msb(p, x.with_meta(scale=15), 15), 31)
     assert per_elem == pytest.approx(trunc.tr_msb_cost_bits(31, 15) / 8, rel=0.05)
     assert rounds == 5
-    _, tr_rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x.with_meta(scale=15), 15), 31)
+    _, tr_rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr(p, x.with_meta(scale=15), 15), 31)
     assert tr_rounds == 4  # TR alone: the root AND folded into the B2A
 
 
@@ -264,16 +264,16 @@ def test_tr_two(parties, rng, ell, s, t):
     assert ((z0.data + z1.data) & ((1 << (ell - t)) - 1) == trunc.tr_ref(x, ell, t)).all()
 
 
-def test_tr_two_cost(parties, rng):
+def test_tr_two_cost(iknp_parties, rng):
     """The sigmoid's use (ℓ = 32, s = 15, t = 23): the bytes of the formula, the rounds of one
     comparison with equality plus the 1-of-8 OT (a TR by 15 and one by 23 in sequence: 4 + 5)."""
-    per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr_two(p, x, 15, 23), 32)
+    per_elem, rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr_two(p, x, 15, 23), 32)
     M = compare.millionaire_cost_bits
     assert trunc.tr_two_cost_bits(32, 15, 23) == 2 * M(15, True) + 256 + 8 * (17 + 9)
     assert per_elem == pytest.approx(trunc.tr_two_cost_bits(32, 15, 23) / 8, rel=0.05)
     assert rounds == 5
     with pytest.raises(ParameterError, match="0 < s < t"):
-        trunc.tr_two(parties.contexts[0], shares(0, np.zeros(3, np.uint64), 32, scale=30), 20, 20)
+        trunc.tr_two(iknp_parties.contexts[0], shares(0, np.zeros(3, np.uint64), 32, scale=30), 20, 20)
 
 
 @pytest.mark.parametrize("bits,k", [(1, 5), (4, 16), (5, 1), (8, 64), (15, 16), (16, 17), (17, 9),
@@ -286,11 +286,18 @@ def test_millionaire_arith(parties, rng, bits, k):
     assert (got == compare.wrap_ref(x0, x1, bits)).all()
 
 
+<<<<<<< HEAD
 def test_tr_rounds_with_folded_root(parties, rng):
     """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT; the
     leaf width (compare.leaf_width) keeps the tree shallow: 12 and 15 bits are two leaves (no
     AND level), 17 bits four 5-bit leaves (one level)."""
     for ell, s, want in [(32, 12, 2 + 0 + 2), (31, 15, 2 + 0 + 2), (35, 17, 2 + 1 + 2)]:
         per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
+=======
+def test_tr_rounds_with_folded_root(iknp_parties, rng):
+    """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT."""
+    for ell, s, want in [(32, 12, 2 + 1 + 2), (31, 15, 2 + 1 + 2), (35, 17, 2 + 2 + 2)]:
+        per_elem, rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
+>>>>>>> h-ferret
         assert rounds == want, (ell, s)
         assert per_elem == pytest.approx(trunc.tr_cost_bits(ell, s) / 8, rel=0.05)

@@ -373,13 +373,14 @@ M16 = 2 * (256 + 512) + 1 * (144 + 4)  # millionaire on 16 bits: two 8-bit leave
 
 @pytest.fixture(scope="module")
 def fresh():
-    """A factory of new party pairs: round counts start from depth 0."""
+    """A factory of new party pairs (IKNP engine): round counts start from depth 0."""
     from sirnn.protocols.party import Party
     from sirnn.transport import ThreadedPair
     made = []
 
     def make():
-        pair = ThreadedPair(lambda role, chan: Party.setup(role, chan, seed=bytes([40 + role]) * 16))
+        pair = ThreadedPair(lambda role, chan: Party.setup(role, chan, seed=bytes([40 + role]) * 16,
+                                                           ot="iknp"))  # the formulas count IKNP OTs
         made.append(pair)
         return pair
 

@@ -84,12 +84,18 @@ def _bench_json(tmp_path, *args, module="sirnn.cli.main") -> dict:
 
 
 @pytest.mark.timeout(120)
-def test_bench_cot_json(tmp_path):
-    rep = _bench_json(tmp_path, "cot", "--n", "4096")
-    assert rep["function"] == "cot" and rep["n"] == 4096 and rep["rounds"] == 2
-    # 128 bits of U per OT from BOB, the 32-bit correction per OT from ALICE
-    assert rep["bytes_sent"] == {"alice": 4096 * 4, "bob": 4096 * 16, "total": 4096 * 20}
-    assert rep["bytes_per_element"] == 20
+@pytest.mark.parametrize("engine", ["ferret", "iknp"])
+def test_bench_cot_json(tmp_path, engine):
+    rep = _bench_json(tmp_path, "cot", "--n", "4096", "--ot", engine)
+    assert rep["function"] == "cot" and rep["n"] == 4096 and rep["rounds"] == 2 and rep["ot"] == engine
+    # the 32-bit correction per OT from ALICE; from BOB 128 bits of U per OT (IKNP) or its
+    # choice flip, 1 bit per OT (Ferret, whose COTs come from the set-up: offline)
+    bob = 4096 * 16 if engine == "iknp" else 4096 // 8
+    assert rep["bytes_sent"] == {"alice": 4096 * 4, "bob": bob, "total": 4096 * 4 + bob}
+    assert rep["bytes_per_element"] == (4096 * 4 + bob) / 4096
+    assert rep["online"]["bytes"] == 4096 * 4 + bob and rep["offline"]["refill_bytes"] == 0
+    # set-up: base OTs (+ IKNP COTs for Ferret's first round and its message); offline bytes
+    assert rep["offline"]["bytes"] > (2_000_000 if engine == "ferret" else 1_000)
 
 
 @pytest.mark.timeout(120)

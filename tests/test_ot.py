@@ -66,6 +66,42 @@ def test_crhash_tweak_and_input_change_output():
     assert not (h.hash_expand(z2, idx, 2, 16) == hz).all(axis=1).any()
 
 
+def _aes_fixed(blocks):
+    """π: AES-128 under sirnn's public fixed key, block by block (reference for the hash tests)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from sirnn.ot.aes import _FIXED_KEY
+
+    enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()
+    return np.frombuffer(enc.update(np.ascontiguousarray(blocks).tobytes()), "<u8").reshape(-1, 2)
+
+
+def test_crhash_is_the_gkwy_tccr_and_ccr(rng):
+    """hash_expand is π(π(x) ⊕ t) ⊕ π(x) with t = (index, domain‖block); ccr is π(σ(x)) ⊕ σ(x)."""
+    h = CRHash()
+    x = rng.integers(0, 2**63, (6, 2), dtype=np.uint64)
+    idx = rng.integers(0, 2**40, 6, dtype=np.uint64)
+    got = h.hash_expand(x, idx, 5, 32).view("<u8").reshape(6, 2, 2)
+    u = _aes_fixed(x)
+    for j in range(2):
+        tw = np.stack([idx, np.full(6, (5 << 40) | j, np.uint64)], axis=1)
+        assert (got[:, j] == _aes_fixed(u ^ tw) ^ u).all()
+    sig = np.stack([x[:, 0] ^ x[:, 1], x[:, 0]], axis=1)
+    assert (h.ccr(x) == _aes_fixed(sig) ^ sig).all()
+
+
+@pytest.mark.parametrize("w,big,out_bytes", [(2, 2, 8), (2, 16, 40), (4, 4, 16), (4, 256, 3)])
+def test_hash_pads_fused_equals_plain(rng, w, big, out_bytes):
+    """The numba-fused sender hash of pads q ⊕ offsets equals hashing the pads one by one."""
+    h = CRHash()
+    q = rng.integers(0, 2**63, (37, w), dtype=np.uint64)
+    offs = rng.integers(0, 2**63, (big, w), dtype=np.uint64)
+    idx = np.arange(100, 137, dtype=np.uint64)
+    pads = (q[:, None, :] ^ offs[None]).reshape(-1, w)
+    want = h.hash_expand(pads, np.repeat(idx, big), 3, out_bytes)
+    assert (h.hash_pads(q, offs, idx, 3, out_bytes) == want).all()
+
+
 @pytest.mark.parametrize("w,m", [(8, 8), (128, 64), (128, 1000 * 8), (256, 24)])
 def test_transpose_matches_reference(w, m, rng):
     cols = rng.integers(0, 256, (w, m // 8), dtype=np.uint8)
@@ -137,28 +173,56 @@ def test_empty_batches(ot_pair):
 
 
 # ----------------------------------------------------------------------------- communication
-def _measure(ot_pair, fa, fb):
+def _measure_online(ot_pair, fa, fb):
+    """Bytes each party sent, less what Ferret refills sent meanwhile (reported apart)."""
     before = [ch.stats.copy() for ch in ot_pair.channels]
+    off = [e.offline["bytes_sent"] for e in ot_pair.contexts]
     ot_pair.run_split(fa, fb)
-    return [(ch.stats - b).bytes_sent for ch, b in zip(ot_pair.channels, before)]
+    return [(ch.stats - b).bytes_sent - (e.offline["bytes_sent"] - o)
+            for ch, b, e, o in zip(ot_pair.channels, before, ot_pair.contexts, off)]
 
 
-def test_iknp_cost_formula(ot_pair):
+def _choice_cost(ot_pair, n):
+    """Receiver's bytes for n 1-of-2 OTs: λ bits each (IKNP) or 1 bit each (Ferret)."""
+    return n * 128 // 8 if ot_pair.contexts[0].kind == "iknp" else n // 8
+
+
+def test_one_of_two_cost_formula(ot_pair):
     n, bits = 1 << 14, 32
-    sent = _measure(ot_pair, lambda e: e.cot_send(np.ones(n, np.uint64), bits),
-                    lambda e: e.cot_recv(np.ones(n, np.uint8), bits))
-    assert sent == [n * bits // 8, n * 128 // 8]  # sender: n·bits; receiver: λ·n
-    sent = _measure(ot_pair, lambda e: e.send(np.ones(n, np.uint64), np.ones(n, np.uint64), 8),
-                    lambda e: e.recv(np.ones(n, np.uint8), 8))
-    assert sent == [2 * n * 8 // 8, n * 128 // 8]
+    sent = _measure_online(ot_pair, lambda e: e.cot_send(np.ones(n, np.uint64), bits),
+                           lambda e: e.cot_recv(np.ones(n, np.uint8), bits))
+    assert sent == [n * bits // 8, _choice_cost(ot_pair, n)]  # sender: n·bits; receiver: λ·n or n
+    sent = _measure_online(ot_pair, lambda e: e.send(np.ones(n, np.uint64), np.ones(n, np.uint64), 8),
+                           lambda e: e.recv(np.ones(n, np.uint8), 8))
+    assert sent == [2 * n * 8 // 8, _choice_cost(ot_pair, n)]
 
 
 @pytest.mark.parametrize("k,bits", [(4, 2), (8, 8)])
-def test_kk_cost_formula(ot_pair, k, bits):
+def test_one_of_n_cost_formula(ot_pair, k, bits):
     n = 4096
-    sent = _measure(ot_pair, lambda e: e.kkot_send(np.zeros((n, 1 << k), np.uint64), bits),
-                    lambda e: e.kkot_recv(np.zeros(n, np.uint8), 1 << k, bits))
-    assert sent == [n * (1 << k) * bits // 8, n * 256 // 8]  # 2λ·n + N·n·bits in total
+    sent = _measure_online(ot_pair, lambda e: e.kkot_send(np.zeros((n, 1 << k), np.uint64), bits),
+                           lambda e: e.kkot_recv(np.zeros(n, np.uint8), 1 << k, bits))
+    want_recv = n * 256 // 8 if ot_pair.contexts[0].kind == "iknp" else n * k // 8  # 2λ·n or k·n
+    assert sent == [n * (1 << k) * bits // 8, want_recv]
+
+
+def test_ferret_refill_is_offline_and_amortised(ot_pair):
+    """Ferret: using more COTs than a round holds runs refills, whose bytes are the round messages
+    (t·depth blocks), counted as offline, ≤ 1.4 bits per COT for b10; IKNP has no offline part."""
+    e = ot_pair.contexts
+    if e[0].kind == "iknp":
+        assert e[0].offline == {"seconds": 0, "bytes_sent": 0, "rounds": 0}
+        return
+    p = e[0].ferret_params
+    n = p.usable + 1000  # at least one refill in each direction
+    before = [x.offline for x in e]
+    c = np.ones(n, np.uint8)
+    ot_pair.run_split(lambda x: x.cot_both(np.ones(n, np.uint64), c, 1),
+                      lambda x: x.cot_both(np.ones(n, np.uint64), c, 1))
+    for x, b in zip(e, before):
+        rounds = (x.offline["rounds"] - b["rounds"]) // 2  # as sender and as receiver
+        assert rounds >= 1 and x.offline["bytes_sent"] - b["bytes_sent"] == rounds * p.message_bytes
+    assert p.bits_per_cot < 1.4
 
 
 # ----------------------------------------------------------------------------- security sanity

@@ -1,5 +1,7 @@
-"""The OT engine between two OS processes over TCP (and TLS): every variant, checked in the parent;
-a peer that fails or dies in the middle of an extension; handshake mismatches in Party.setup.
+"""The OT engine between two OS processes over TCP (and TLS): every variant on both engines
+(Ferret with the b10 set, so that the million-COT batch runs refills in both directions, and
+IKNP), checked in the parent; a peer that fails or dies in the middle of an extension; handshake
+mismatches in Party.setup.
 
 Few process pairs are started (each costs ~1 s of interpreter start-up): one pair runs every
 variant once and its results are shared by many tests through a module-scoped fixture.
@@ -52,6 +54,7 @@ SPECS = [
     Spec("cot-A-1", "cot", ALICE, 64, 1),
     Spec("cot-A-17x2x3", "cot", ALICE, 50, 17, (2, 3)),
     Spec("cot_both-24x2", "cot_both", ALICE, 501, 24, (2,)),
+    Spec("cot_both-1M", "cot_both", ALICE, 1_050_000, 3),  # ≥ 10^6 COTs each way
 ] + [
     Spec(f"kkot-k{k}", "kkot", ALICE if k % 2 else BOB, 300 + k, 3 + 7 * (k % 3),
          (2,) if k in (3, 8) else (), 1 << k)
@@ -107,9 +110,12 @@ def _run_spec(party: Party, i: int, s: Spec):
     raise AssertionError(s.kind)
 
 
-def _variants(role, chan, specs, mismatch_first: bool):
+ENGINES = {"ferret": "b10", "iknp": None}  # engine → Ferret parameter set
+
+
+def _variants(role, chan, specs, mismatch_first: bool, engine: str = "ferret"):
     """Optionally a Party.setup with mismatched parameters first (errors recorded), then a
-    matching set-up and every batch of ``specs``."""
+    matching set-up with OT engine ``engine`` and every batch of ``specs``."""
     result = {"tls": chan.is_tls}
     if mismatch_first:
         before = chan.stats.copy()
@@ -120,8 +126,9 @@ def _variants(role, chan, specs, mismatch_first: bool):
             result["mismatch"] = (type(e).__name__, str(e))
         result["mismatch_stats"] = (chan.stats - before).as_dict()
     before = chan.stats.copy()
-    party = Party.setup(role, chan, params=PARAMS)
+    party = Party.setup(role, chan, params=PARAMS, ot=engine, ferret=ENGINES[engine])
     result["setup_stats"] = (chan.stats - before).as_dict()
+    result["engine"] = party.ot.kind
     result["peer_role"] = party.peer["role"]
     result["out"] = {s.name: _run_spec(party, SPECS.index(s), s) for s in specs}
     return result
@@ -187,11 +194,12 @@ def check_spec(i: int, s: Spec, out_a, out_b) -> None:
         raise AssertionError(s.kind)
 
 
-@pytest.fixture(scope="module")
-def tcp_run():
+@pytest.fixture(scope="module", params=list(ENGINES))
+def tcp_run(request):
     t0 = time.monotonic()
-    ra, rb = run_two_processes(_variants, SPECS, True, timeout=90, channel_timeout=30)
-    return {"a": ra, "b": rb, "seconds": time.monotonic() - t0}
+    ra, rb = run_two_processes(_variants, SPECS, True, request.param, timeout=120, channel_timeout=30)
+    assert ra["engine"] == rb["engine"] == request.param
+    return {"a": ra, "b": rb, "seconds": time.monotonic() - t0, "engine": request.param}
 
 
 @pytest.fixture(scope="module")
@@ -222,10 +230,18 @@ def test_tcp_session_setup(tcp_run):
     a, b = tcp_run["a"], tcp_run["b"]
     assert not a["tls"] and not b["tls"]
     assert a["peer_role"] == BOB and b["peer_role"] == ALICE
-    # handshake (1 round) + base OTs + bootstrap: a few rounds, a few KB each way
+    # handshake (1 round) + base OTs + bootstrap: a few rounds, a few KB each way; Ferret adds
+    # IKNP COTs for its first round's base (λ bits each, from the receiver) and the round message
+    if tcp_run["engine"] == "ferret":
+        from sirnn.ot.ferret import PARAMS as FERRET
+
+        p = FERRET[ENGINES["ferret"]]
+        extra = p.base * 16 + p.message_bytes
+    else:
+        extra = 0
     for st in (a["setup_stats"], b["setup_stats"]):
-        assert 1_000 < st["bytes_sent"] < 50_000
-    assert max(a["setup_stats"]["rounds"], b["setup_stats"]["rounds"]) <= 8
+        assert 1_000 + extra < st["bytes_sent"] < 50_000 + extra
+    assert max(a["setup_stats"]["rounds"], b["setup_stats"]["rounds"]) <= 12
 
 
 @pytest.mark.timeout(120)
@@ -243,6 +259,16 @@ def test_party_setup_parameter_mismatch_fails_on_both_sides_before_any_ot(tcp_ru
 
 
 @pytest.mark.timeout(120)
+def test_ot_engine_mismatch_fails_at_setup():
+    """One party on Ferret, the other on IKNP: a HandshakeError on both sides, before any OT."""
+    with pytest.raises(HandshakeError, match="OT engine mismatch"):
+        run_two_processes(_mismatched_engines, timeout=60, channel_timeout=20)
+
+
+def _mismatched_engines(role, chan):
+    return Party.setup(role, chan, params=PARAMS, ot="ferret" if role == ALICE else "iknp")
+
+
 def test_tls_ot_variants(tls_run):
     a, b = tls_run["a"], tls_run["b"]
     assert a["tls"] and b["tls"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import ParameterError
+from ..ot.engine import DEFAULT_KIND
 from ..ot.warmup import warm_up
 from ..protocols.party import Party
 from ..transport.launch import run_two_processes
@@ -46,18 +47,24 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     case = CASES[name]
     warmup_seconds = warm_up()
     t0 = time.perf_counter()
-    party = Party.setup(role, chan, params=bench_params(name, opts))
+    party = Party.setup(role, chan, params=bench_params(name, opts), ot=opts.get("ot", DEFAULT_KIND),
+                        ferret=opts.get("ferret"))
     setup_seconds = time.perf_counter() - t0
+    setup_bytes = chan.stats.bytes_sent
     inputs = case.inputs(role, opts)
     chan.send_bytes(b"go")  # line up both parties before the clock starts
     chan.recv_bytes(2)
     before = chan.snapshot()
+    off0 = party.ot.offline
     t1 = time.perf_counter()
     out = case.run(party, inputs, opts)
     seconds = time.perf_counter() - t1
     used = chan.stats - before
+    off1 = party.ot.offline
+    refill = {k: off1[k] - off0[k] for k in off0}  # COT rounds run during the protocol
     return {"seconds": seconds, "setup_seconds": setup_seconds, "warmup_seconds": warmup_seconds, "bytes_sent": used.bytes_sent,
-            "rounds": used.rounds, "messages": used.messages_sent, "out": out}
+            "rounds": used.rounds, "messages": used.messages_sent, "setup_bytes": setup_bytes,
+            "refill_seconds": refill["seconds"], "refill_bytes": refill["bytes_sent"], "out": out}
 
 
 def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0,
@@ -71,10 +78,14 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
         raise ParameterError(f"unknown benchmark {name!r}; choose from: {', '.join(sorted(CASES))}")
     case = CASES[name]
     full = {**case.defaults, **{k: v for k, v in opts.items() if v is not None}}
+    full.setdefault("ot", DEFAULT_KIND)
     a, b = run_two_processes(_party_main, name, full, timeout=timeout, tls=tls, net=net)
     checked = case.check(full, a.pop("out"), b.pop("out"))
     n = full.get("n", 1)
     total = a["bytes_sent"] + b["bytes_sent"]
+    refill_bytes = a["refill_bytes"] + b["refill_bytes"]
+    refill_seconds = max(a["refill_seconds"], b["refill_seconds"])
+    seconds = max(a["seconds"], b["seconds"])
     return {
         "function": name,
         "n": n,
@@ -88,6 +99,13 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
         "rounds": max(a["rounds"], b["rounds"]),
         "throughput_per_s": n / max(a["seconds"], b["seconds"], 1e-12),
         "tls": tls,
+        # input-independent work (OT set-up, Ferret rounds) apart from the input-dependent rest:
+        # offline = set-up + COT rounds run during the protocol (refills); online = the rest
+        "offline": {"seconds": max(a["setup_seconds"], b["setup_seconds"]) + refill_seconds,
+                    "bytes": a["setup_bytes"] + b["setup_bytes"] + refill_bytes,
+                    "refill_seconds": refill_seconds, "refill_bytes": refill_bytes},
+        "online": {"seconds": seconds - refill_seconds, "bytes": total - refill_bytes,
+                   "bytes_per_element": (total - refill_bytes) / n if n else None},
         **checked,
     }
 
@@ -95,13 +113,15 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
 def format_report(rep: dict, as_json: bool) -> str:
     if as_json:
         return json.dumps(rep)
-    lines = [f"{rep['function']}: n = {rep['n']}",
+    lines = [f"{rep['function']}: n = {rep['n']} (OT: {rep.get('ot', DEFAULT_KIND)})",
              f"  time      {rep['seconds']:.3f} s (set-up {rep['setup_seconds']:.3f} s, "
              f"kernel warm-up {rep['warmup_seconds']:.3f} s), "
              f"{rep['throughput_per_s']:,.0f} per s",
              f"  bytes     {rep['bytes_sent']['total']:,} ({rep['bytes_per_element']:.1f} per element; "
              f"ALICE {rep['bytes_sent']['alice']:,}, BOB {rep['bytes_sent']['bob']:,})",
-             f"  rounds    {rep['rounds']}"]
+             f"  rounds    {rep['rounds']}",
+             f"  offline   {rep['offline']['seconds']:.3f} s, {rep['offline']['bytes']:,} bytes (set-up and "
+             f"COT refills); online {rep['online']['seconds']:.3f} s, {rep['online']['bytes']:,} bytes"]
     if rep.get("net"):
         lines.append(f"  network   {rep['net']} (emulated by a relay)")
     extra = {k: v for k, v in rep.items() if k in ("mismatches", "max_ulp", "mean_ulp")}

@@ -41,7 +41,7 @@ register(Case(
                      else p.ot.recv(d["c"], o["bits"])),
     lambda o, a, b: {"mismatches": int((b != _ot_inputs(1, o)["m"][np.arange(o["n"]),
                                                              _ot_inputs(1, o)["c"].astype(int)]).sum())},
-    {"n": 1 << 20, "bits": 32}, "chosen-message 1-of-2 OT (IKNP), ALICE sends"))
+    {"n": 1 << 20, "bits": 32}, "chosen-message 1-of-2 OT, ALICE sends"))
 
 
 def _cot_check(o, a, b):
@@ -54,7 +54,14 @@ register(Case(
     "cot", _ot_inputs,
     lambda p, d, o: (p.ot.cot_send(d["m"][:, 0], o["bits"]) if p.role == ALICE
                      else p.ot.cot_recv(d["c"], o["bits"])),
-    _cot_check, {"n": 1 << 20, "bits": 32}, "correlated OT over Z_2^bits (IKNP), ALICE sends"))
+    _cot_check, {"n": 1 << 20, "bits": 32}, "correlated OT over Z_2^bits, ALICE sends"))
+
+
+register(Case(
+    "rcot", lambda role, o: None,
+    lambda p, d, o: p.ot.rcot_send(o["n"]) if p.role == ALICE else p.ot.rcot_recv(o["n"]),
+    lambda o, a, b: {"mismatches": int((b[1] != a[1] ^ (b[0].astype(np.uint64)[:, None] * a[0])).any(axis=1).sum())},
+    {"n": 1 << 23}, "random correlated OT, raw 128-bit blocks (Ferret or IKNP), ALICE holds Δ"))
 
 
 def _kk_inputs(role, o):
@@ -68,7 +75,7 @@ register(Case(
                      else p.ot.kkot_recv(d["c"], o["N"], o["bits"])),
     lambda o, a, b: {"mismatches": int((b != _kk_inputs(1, o)["m"][np.arange(o["n"]),
                                                               _kk_inputs(1, o)["c"].astype(int)]).sum())},
-    {"n": 1 << 18, "N": 16, "bits": 8}, "1-of-N OT (KK13), ALICE sends"))
+    {"n": 1 << 18, "N": 16, "bits": 8}, "1-of-N OT (KK13 or log2 N random OTs), ALICE sends"))
 
 
 # ---- building blocks on shared (or one party's known) operands ---------------------------------

@@ -13,7 +13,8 @@ def _bench(args) -> int:
     from .bench import format_report, run_bench
 
     opts = {"n": args.n, "N": args.N, "bits": args.bits, "bw_in": args.bw_in, "scale_in": args.scale_in,
-            "bw_out": args.bw_out, "scale_out": args.scale_out, "seed": args.seed, "dump": args.dump}
+            "bw_out": args.bw_out, "scale_out": args.scale_out, "seed": args.seed, "dump": args.dump,
+            "ot": args.ot}
     for k, v in args.opt or []:
         opts[k] = v
     rep = run_bench(args.function, opts, tls=args.tls, net=args.net)
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--opt", action="append", metavar="KEY=VALUE", type=_key_value,
                    help="a block-specific option (repeatable)")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
+    b.add_argument("--ot", choices=("ferret", "iknp"), default=None,
+                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default ferret)")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
     b.add_argument("--net", type=net_profile_arg, metavar="PROFILE", help=NET_HELP)
     b.add_argument("--json", action="store_true", help="print one JSON object")

@@ -30,60 +30,123 @@ def transpose_bits_numba(cols):  # pragma: no cover - compiled
     return out
 
 
-# ---- fused steps of the MMO hash of OT pads (see aes.CRHash.hash_pads) --------------------------
-# Pad (i, x) = q[i] ⊕ offs[x]; σ(a‖b) = (a ⊕ b)‖a; AES itself runs in OpenSSL between the steps.
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _sigma_tweak(sig, ain, j, a, b, t, tw_hi):  # pragma: no cover - compiled
-    """Row j: σ(a‖b) = (a ⊕ b)‖a, and σ ⊕ (t‖tw_hi)."""
-    s0 = a ^ b
-    sig[j, 0] = s0
-    sig[j, 1] = a
-    ain[j, 0] = s0 ^ t
-    ain[j, 1] = a ^ tw_hi
+# ---- fused steps of the TCCR hash of OT pads (see aes.CRHash.hash_pads) --------------------------
+# Pad (i, x) = q[i] ⊕ offs[x]; AES itself runs in OpenSSL between the steps.
 
 
 @numba.njit(cache=True, nogil=True)
-def mmo_in(q, offs, idx, tw_hi, col):  # pragma: no cover - compiled
-    """σ of the 128-bit half ``col`` of every pad, and σ ⊕ tweak (the AES input)."""
+def xor_pads(q, offs, col):  # pragma: no cover - compiled
+    """The 128-bit half ``col`` of every pad q[i] ⊕ offs[x], row i·N + x: (n·N, 2) uint64."""
     n = q.shape[0]
     big = offs.shape[0]
-    sig = np.empty((n * big, 2), dtype=np.uint64)
-    ain = np.empty((n * big, 2), dtype=np.uint64)
+    out = np.empty((n * big, 2), dtype=np.uint64)
     for i in range(n):
         qa = q[i, col]
         qb = q[i, col + 1]
-        t = idx[i]
         for x in range(big):
-            j = i * big + x
-            _sigma_tweak(sig, ain, j, qa ^ offs[x, col], qb ^ offs[x, col + 1], t, tw_hi)
-    return sig, ain
+            out[i * big + x, 0] = qa ^ offs[x, col]
+            out[i * big + x, 1] = qb ^ offs[x, col + 1]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def mmo_chain(out1, sig, q, offs, idx, tw_hi):  # pragma: no cover - compiled
-    """Second block of a 256-bit pad: y = H1 ⊕ pad_hi (H1 = out1 ⊕ sig); returns σ(y), σ(y) ⊕ tweak."""
+def add_tweak(u, idx, big, tw_hi):  # pragma: no cover - compiled
+    """u ⊕ tweak, the tweak of row j being (idx[j // big], tw_hi)."""
+    m = u.shape[0]
+    out = np.empty((m, 2), dtype=np.uint64)
+    for j in range(m):
+        out[j, 0] = u[j, 0] ^ idx[j // big]
+        out[j, 1] = u[j, 1] ^ tw_hi
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def chain_hi(out1, u, q, offs):  # pragma: no cover - compiled
+    """Compression of a 256-bit pad: TCCR(lo) ⊕ hi = out1 ⊕ u ⊕ q[i, 2:] ⊕ offs[x, 2:]."""
     n = q.shape[0]
     big = offs.shape[0]
-    sig2 = np.empty((n * big, 2), dtype=np.uint64)
-    ain = np.empty((n * big, 2), dtype=np.uint64)
+    h = np.empty((n * big, 2), dtype=np.uint64)
     for i in range(n):
-        t = idx[i]
         for x in range(big):
             j = i * big + x
-            a = out1[j, 0] ^ sig[j, 0] ^ q[i, 2] ^ offs[x, 2]
-            b = out1[j, 1] ^ sig[j, 1] ^ q[i, 3] ^ offs[x, 3]
-            _sigma_tweak(sig2, ain, j, a, b, t, tw_hi)
-    return sig2, ain
+            h[j, 0] = out1[j, 0] ^ u[j, 0] ^ q[i, 2] ^ offs[x, 2]
+            h[j, 1] = out1[j, 1] ^ u[j, 1] ^ q[i, 3] ^ offs[x, 3]
+    return h
+
+
+# ---- Ferret (see ot/ferret.py) ------------------------------------------------------------------
 
 
 @numba.njit(cache=True, nogil=True)
-def mmo_retweak(sig, idx, big, tw_hi):  # pragma: no cover - compiled
-    """σ ⊕ tweak for a further output block of the same compressed pads."""
-    m = sig.shape[0]
-    ain = np.empty((m, 2), dtype=np.uint64)
-    for j in range(m):
-        ain[j, 0] = sig[j, 0] ^ idx[j // big]
-        ain[j, 1] = sig[j, 1] ^ tw_hi
-    return ain
+def lpn_blocks(out, pre, idx, d, mask):  # pragma: no cover - compiled
+    """out[i] ^= ⊕_{j<d} pre[idx[i·d + j] & mask] for every row i of out ((m, 2) uint64)."""
+    m = out.shape[0]
+    for i in range(m):
+        a = out[i, 0]
+        b = out[i, 1]
+        base = i * d
+        for j in range(d):
+            r = idx[base + j] & mask
+            a ^= pre[r, 0]
+            b ^= pre[r, 1]
+        out[i, 0] = a
+        out[i, 1] = b
+
+
+@numba.njit(cache=True, nogil=True)
+def lpn_bits(out, pre, idx, d, mask):  # pragma: no cover - compiled
+    """The same code on bits: out[i] ^= ⊕_{j<d} pre[idx[i·d + j] & mask] (uint8 arrays)."""
+    m = out.shape[0]
+    for i in range(m):
+        a = out[i]
+        base = i * d
+        for j in range(d):
+            a ^= pre[idx[base + j] & mask]
+        out[i] = a
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_sigma(tree, half):  # pragma: no cover - compiled
+    """σ(x) = (x_lo ⊕ x_hi, x_lo) of the nodes tree[:, :half], as a contiguous (t·half, 2) array."""
+    t = tree.shape[0]
+    s = np.empty((t * half, 2), dtype=np.uint64)
+    for a in range(t):
+        for j in range(half):
+            x0 = tree[a, j, 0]
+            s[a * half + j, 0] = x0 ^ tree[a, j, 1]
+            s[a * half + j, 1] = x0
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_children(tree, half, s, e, low_mask, sums):  # pragma: no cover - compiled
+    """Children of the nodes tree[:, :half] given σ(x) and π(σ(x)): left = π(σ(x)) ⊕ σ(x) in
+    place of the parent, right = parent ⊕ left at j + half; the low word of both is ANDed with
+    ``low_mask``. sums[a, 0] / sums[a, 1]: XOR of tree a's left / right children."""
+    t = tree.shape[0]
+    for a in range(t):
+        l0 = np.uint64(0)
+        l1 = np.uint64(0)
+        r0 = np.uint64(0)
+        r1 = np.uint64(0)
+        for j in range(half):
+            q = a * half + j
+            h0 = e[q, 0] ^ s[q, 0]
+            h1 = e[q, 1] ^ s[q, 1]
+            p0 = tree[a, j, 0]
+            p1 = tree[a, j, 1]
+            x0 = h0 & low_mask
+            y0 = (p0 ^ h0) & low_mask
+            y1 = p1 ^ h1
+            tree[a, j, 0] = x0
+            tree[a, j, 1] = h1
+            tree[a, j + half, 0] = y0
+            tree[a, j + half, 1] = y1
+            l0 ^= x0
+            l1 ^= h1
+            r0 ^= y0
+            r1 ^= y1
+        sums[a, 0, 0] = l0
+        sums[a, 0, 1] = l1
+        sums[a, 1, 0] = r0
+        sums[a, 1, 1] = r1

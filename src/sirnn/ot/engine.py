@@ -1,27 +1,47 @@
-"""The OT engine of one party: IKNP and KK13 OT extension in both directions, set up once per session.
+"""The OT engine of one party: OTs of every kind in both directions, set up once per session.
+
+Two engines (``kind``), chosen per session (both parties must agree; the handshake's parameters
+should include it):
+
+* ``"ferret"`` (default) — silent OT: Ferret COTs (ot/ferret.py) are generated in rounds, without
+  any input, at set-up and again whenever a round is used up; every OT consumes precomputed COTs:
+  random OT = COT hashed with the TCCR hash (receiver's choice derandomised with one bit), chosen
+  and correlated OT on top, and 1-of-N OT from log2 N random OTs.
+* ``"iknp"`` — IKNP OT extension for 1-of-2 OTs and KK13 for 1-of-N, extended on demand.
 
 Set-up bootstraps everything from 128 public-key base OTs (Chou–Orlandi):
 
 1. 128 base OTs (BOB sends) seed IKNP with ALICE as OT sender;
 2. 384 random OTs from (1) seed IKNP with BOB as sender (128) and KK13 with BOB as sender (256);
-3. 256 random OTs from (2) seed KK13 with ALICE as sender.
+3. 256 random OTs from (2) seed KK13 with ALICE as sender;
+4. (ferret) k + t·depth raw IKNP COTs per direction seed Ferret, whose first round runs at once.
 
 Every variant is one call on each side (the sender's method on one party, the receiver's on the
 other) and is vectorised over the batch. Messages are arrays of ``bits``-bit values (uint64) with an
 optional per-OT shape ``mshape``, so one OT can carry a vector of values.
 
-Costs (m instances, n = bits·prod(mshape) message bits):
+Costs (m instances, n = bits·prod(mshape) message bits, N = 2^k options); the Ferret column omits
+the COT generation itself, ``b·m`` more bits from the sender amortised (b = 0.73 for the default
+parameters, see ``ot.ferret``; sent when a round is used up):
 
-====================  ===========================  ======
-variant               bits sent                    rounds
-====================  ===========================  ======
-random OT             128·m (receiver)             1
-chosen 1-of-2 OT      128·m + 2·n·m                2
-correlated OT         128·m + n·m                  2
-1-of-N OT (N ≥ 4)     256·m + N·n·m                2
-====================  ===========================  ======
+====================  ===========================  ======================  ======
+variant               bits sent (iknp)             bits sent (ferret)      rounds
+====================  ===========================  ======================  ======
+random OT             128·m (receiver)             m (receiver)            1
+chosen 1-of-2 OT      128·m + 2·n·m                m + 2·n·m               2
+correlated OT         128·m + n·m                  m + n·m                 2
+1-of-N OT (N ≥ 4)     256·m + N·n·m                k·m + N·n·m             2
+====================  ===========================  ======================  ======
 
-(batch sizes are rounded up to a multiple of 8 for the extension matrix.)
+(IKNP batch sizes are rounded up to a multiple of 8 for the extension matrix. A Ferret refill
+during an OT adds the round's message, in the same round as the sender's reply; a random OT that
+triggers one gets one more round.)
+
+1-of-N from random OTs (Naor–Pinkas style): instance i uses k random OTs with keys g_{i,j}^v; the
+pad of option x is TCCR(⊕_j g_{i,j}^{x_j}, (i, x)). For x ≠ r_i the pad's input differs from the
+receiver's known one by ⊕_{j: x_j≠r_j} (g^0 ⊕ g^1)_{i,j}, a sum of independent uniform secrets,
+which is the correlation-robustness that KK13 already assumes of its hash (there with codeword
+differences ∧ s), here with a distinct tweak per (instance, option).
 """
 
 from __future__ import annotations
@@ -38,11 +58,15 @@ from .aes import PRG, CRHash
 from .baseot import base_ot_recv, base_ot_send
 from .bitmatrix import hadamard_codewords, hadamard_columns, pack_bits
 from .extension import ExtReceiver, ExtSender
+from .ferret import FerretReceiver, FerretSender, bootstrap_receiver, bootstrap_sender, ferret_params
 
 IKNP_WIDTH = 128
 KK_WIDTH = 256
 MAX_LOG_N = 8
+ONE = np.uint64(1)
 _KK_CHUNK_KEYS = 1 << 18  # sender hashes at most this many (instance, candidate) pads at a time
+KINDS = ("ferret", "iknp")  #: OT engines
+DEFAULT_KIND = "ferret"  #: the default engine (see benchmarks/RESULTS.md, "Silent OT")
 
 
 def _pad8(n: int) -> int:
@@ -108,11 +132,22 @@ def _log2_options(n_options: int) -> int:
 
 
 class OTEngine:
-    """All OT functionality of one party (``role`` = ALICE or BOB) over ``chan``."""
+    """All OT functionality of one party (``role`` = ALICE or BOB) over ``chan``.
 
-    def __init__(self, role: int, chan: Channel, prg: PRG | None = None):
+    ``kind``: ``"ferret"`` or ``"iknp"`` (see the module docstring); ``ferret``: the Ferret
+    parameter set's name (``ot.ferret.PARAMS``; None: the default)."""
+
+    def __init__(self, role: int, chan: Channel, prg: PRG | None = None, kind: str = DEFAULT_KIND,
+                 ferret: str | None = None):
         if role not in (ALICE, BOB):
             raise ParameterError(f"role must be ALICE (0) or BOB (1), got {role!r}")
+        if kind not in KINDS:
+            raise ParameterError(f"unknown OT engine {kind!r}; choose from {', '.join(KINDS)}")
+        self.kind = kind
+        self.ferret_params = ferret_params(ferret) if kind == "ferret" else None
+        self._fs: FerretSender | None = None
+        self._fr: FerretReceiver | None = None
+        self._f_offsets: np.ndarray | None = None  # Ferret sender: (0, Δ)
         self.role = role
         self.chan = chan
         self.prg = prg if prg is not None else PRG()
@@ -146,14 +181,42 @@ class OTEngine:
             self._kk_s = ExtSender(self.chan, c[IKNP_WIDTH:], seeds[IKNP_WIDTH:])
             m0, m1 = self._seed_pairs_send(KK_WIDTH)
             self._kk_r = ExtReceiver(self.chan, m0, m1)
+        if self.kind == "ferret":
+            self._ferret_setup()
         return self
 
+    def _ferret_setup(self) -> None:
+        """Seed Ferret in both directions (ALICE's Δ first) with raw IKNP COTs and run the first
+        rounds: the IKNP sender's rows q_i = t_i ⊕ c_i·s are COTs with Δ = s."""
+        p = self.ferret_params
+        self._f_offsets = None
+        for sender in (ALICE, BOB):
+            if self.role == sender:
+                ext = self._need(self._iknp_s)
+                q, _ = ext.extend(_pad8(p.base))
+                delta, keys = bootstrap_sender(q[:p.base], ext.s)
+                self._fs = FerretSender(self.chan, p, delta, keys, PRG(self.prg.bytes(16).tobytes()))
+            else:
+                c = self.prg.bits(p.base)
+                t, _ = self._iknp_recv_pads(c)
+                self._fr = FerretReceiver(self.chan, p, bootstrap_receiver(t, c))
+        for sender in (ALICE, BOB):
+            (self._fs if self.role == sender else self._fr).run_round()
+
+    @property
+    def offline(self) -> dict:
+        """What COT generation has cost this party so far: seconds, bytes sent, rounds (Ferret
+        rounds in both directions; zeros for IKNP, which has no input-independent phase)."""
+        ends = [e for e in (self._fs, self._fr) if e is not None]
+        return {"seconds": sum(e.seconds for e in ends), "bytes_sent": sum(e.bytes_sent for e in ends),
+                "rounds": sum(e.rounds for e in ends)}
+
     def _seed_pairs_send(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        m0, m1 = self.rot_send(n, 64, (2,))
+        m0, m1 = self._iknp_send_keys(n, 64, (2,))
         return m0.view(np.uint8).reshape(n, 16), m1.view(np.uint8).reshape(n, 16)
 
     def _seed_recv(self, choice: np.ndarray) -> np.ndarray:
-        return self.rot_recv(choice, 64, (2,)).view(np.uint8).reshape(len(choice), 16)
+        return self._iknp_recv_keys(choice, 64, (2,)).view(np.uint8).reshape(len(choice), 16)
 
     def _need(self, ext):
         if ext is None:
@@ -161,8 +224,8 @@ class OTEngine:
         return ext
 
     # ------------------------------------------------------------------ hashing helpers
-    def _domain(self, kk: bool, sender: int) -> int:
-        return 2 * int(kk) + sender
+    def _domain(self, kk: bool, sender: int, ferret: bool = False) -> int:
+        return 4 * int(ferret) + 2 * int(kk) + sender
 
     def _hash_values(self, pads: np.ndarray, index: np.ndarray, domain: int,
                      mshape: tuple, bits: int, offsets: np.ndarray | None = None,
@@ -204,47 +267,131 @@ class OTEngine:
         t, idx = self._iknp_recv_pads(choice)
         return self._hash_values(t, idx, self._domain(False, 1 - self.role), mshape, bits)
 
+    # ------------------------------------------------------------------ Ferret core
+    def _f_send_keys(self, n: int, bits: int, mshape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Sender: the receiver's choice flips d in, then keys H(K ⊕ d·Δ) and H(K ⊕ (1 ⊕ d)·Δ).
+
+        Taking the COTs may run new rounds (their messages go out before this OT's reply)."""
+        d = self._f_recv_flips(n)
+        fs = self._need(self._fs)
+        q, idx = fs.take(n)
+        q = q ^ (d.astype(np.uint64)[:, None] * fs.delta)
+        if self._f_offsets is None:
+            self._f_offsets = np.stack([np.zeros_like(fs.delta), fs.delta])
+        keys = self._hash_values(q, idx, self._domain(False, self.role, True), (2,) + tuple(mshape),
+                                 bits, self._f_offsets)
+        return keys[:, 0], keys[:, 1]
+
+    def _f_recv_flips(self, n: int) -> np.ndarray:
+        raw = self.chan.recv_bytes((n + 7) // 8, what="OT choice flips")
+        return np.unpackbits(np.frombuffer(raw, np.uint8), count=n, bitorder="little")
+
+    def _f_recv_start(self, choice: np.ndarray) -> tuple:
+        """Receiver: take COTs with random bits b, send d = c ⊕ b; returns the blocks' ticket."""
+        b, ticket = self._need(self._fr).take(choice.size)
+        self.chan.send_bytes(np.packbits(b ^ choice.astype(np.uint8), bitorder="little").tobytes())
+        return ticket
+
+    def _f_recv_keys(self, ticket: tuple, bits: int, mshape: tuple) -> np.ndarray:
+        m, idx = self._fr.blocks(ticket)
+        return self._hash_values(m, idx, self._domain(False, 1 - self.role, True), mshape, bits)
+
+    def _rot_send_keys(self, n: int, bits: int, mshape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind == "ferret":
+            return self._f_send_keys(n, bits, tuple(mshape))
+        return self._iknp_send_keys(n, bits, tuple(mshape))
+
+    def _rot_recv_start(self, choice: np.ndarray, bits: int, mshape: tuple):
+        """Receiver's first half of random OTs: a callable returning the keys m_c. Ferret keys are
+        computed only then, since the blocks may wait for round messages the sender sends along
+        with its reply; IKNP keys are ready at once."""
+        if self.kind == "ferret":
+            ticket = self._f_recv_start(choice)
+            return lambda: self._f_recv_keys(ticket, bits, tuple(mshape))
+        keys = self._iknp_recv_keys(choice, bits, tuple(mshape))
+        return lambda: keys
+
+    # ------------------------------------------------------------------ random correlated OT
+    def rcot_send(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random correlated OT (raw, unhashed), sender side: returns (Δ (2,), keys K (n, 2)) as
+        uint64 blocks, the same Δ for the whole session.
+
+        Functionality: the receiver gets random bits b and M_i = K_i ⊕ b_i·Δ. Cost: ferret: no
+        message (b·n bits amortised in rounds); iknp: 128·n bits from the receiver, 1 round.
+        """
+        if self.kind == "ferret":
+            fs = self._need(self._fs)
+            return fs.delta, fs.take(n)[0]
+        ext = self._need(self._iknp_s)
+        return ext.s, ext.extend(_pad8(n))[0][:n]
+
+    def rcot_recv(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random correlated OT, receiver side: returns (b (n,) uint8, M (n, 2) uint64)."""
+        if self.kind == "ferret":
+            b, ticket = self._need(self._fr).take(n)
+            return b, self._fr.blocks(ticket)[0]
+        c = self.prg.bits(n)
+        return c, self._iknp_recv_pads(c)[0]
+
     # ------------------------------------------------------------------ random OT
     def rot_send(self, n: int, bits: int, mshape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
         """Random 1-of-2 OT, sender side: returns random (m0, m1), each (n, *mshape).
 
         Functionality: the receiver learns m_c for its choice c; the sender learns nothing.
-        Cost: 128·n bits from the receiver, 1 round.
+        Cost: 128·n (iknp) or n (ferret) bits from the receiver, 1 round.
         """
-        return self._iknp_send_keys(n, bits, tuple(mshape))
+        return self._rot_send_keys(n, bits, tuple(mshape))
 
     def rot_recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
-        """Random 1-of-2 OT, receiver side: returns m_c, (n, *mshape)."""
-        return self._iknp_recv_keys(_check_choice(choice, 2), bits, tuple(mshape))
+        """Random 1-of-2 OT, receiver side: returns m_c, (n, *mshape).
+
+        With Ferret this may wait for a round message from the sender (when the OTs start a new
+        round), so a party that receives before it sends, while its peer does the same, must use
+        :meth:`rot_recv_start` instead."""
+        return self.rot_recv_start(choice, bits, mshape).finish()
+
+    def rot_recv_start(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> "PendingROT":
+        """First half of :meth:`rot_recv`: sends this side's message now; ``finish()`` returns m_c.
+
+        Call ``finish()`` where the protocol reads the sender's next message in this direction
+        (a refill's round message comes just before it)::
+
+            pending = ot.rot_recv_start(my_choice, bits)   # my choice message out
+            m0, m1 = ot.rot_send(n_peer, bits)             # peer's choice message in
+            ot.chan.send(my_corrections)
+            mc = pending.finish()                          # then the peer's corrections in
+        """
+        return PendingROT(self._rot_recv_start(_check_choice(choice, 2), bits, tuple(mshape)))
 
     # ------------------------------------------------------------------ chosen-message OT
     def send(self, m0: np.ndarray, m1: np.ndarray, bits: int) -> None:
         """Chosen-message 1-of-2 OT, sender side. m0, m1: (n, *mshape) values of ``bits`` bits.
 
-        Functionality: the receiver learns m_c. Cost: 128·n + 2·n·|m| bits, 2 rounds.
+        Functionality: the receiver learns m_c. Cost: 128·n (iknp) or n (ferret) + 2·n·|m| bits,
+        2 rounds.
         """
         m0 = _check_values(m0, bits, "OT message m0")
         m1 = _check_values(m1, bits, "OT message m1")
         if m0.shape != m1.shape or m0.ndim == 0:
             raise ParameterError(f"OT messages must have equal shapes (n, ...), got {m0.shape}, {m1.shape}")
-        k0, k1 = self._iknp_send_keys(m0.shape[0], bits, m0.shape[1:])
+        k0, k1 = self._rot_send_keys(m0.shape[0], bits, m0.shape[1:])
         self.chan.send(np.stack([m0 ^ k0, m1 ^ k1], axis=1), bits)
 
     def recv(self, choice: np.ndarray, bits: int, mshape: tuple = ()) -> np.ndarray:
         """Chosen-message 1-of-2 OT, receiver side: returns m_c, (n, *mshape)."""
-        return _PendingIKNP(self, choice, bits, tuple(mshape)).finish()
+        return _PendingOT(self, choice, bits, tuple(mshape)).finish()
 
     # ------------------------------------------------------------------ correlated OT
     def cot_send(self, corr: np.ndarray, bits: int) -> np.ndarray:
         """Correlated OT over Z_{2^bits}, sender side. corr: (n, *mshape).
 
         Functionality: the sender gets random x0, the receiver with choice c gets x0 + c·corr
-        (mod 2^bits). Cost: 128·n + n·|corr| bits, 2 rounds.
+        (mod 2^bits). Cost: 128·n (iknp) or n (ferret) + n·|corr| bits, 2 rounds.
         """
         corr = _check_values(corr, bits, "COT correlation")
         if corr.ndim == 0:
             raise ParameterError("COT correlation must have shape (n, ...)")
-        k0, k1 = self._iknp_send_keys(corr.shape[0], bits, corr.shape[1:])
+        k0, k1 = self._rot_send_keys(corr.shape[0], bits, corr.shape[1:])
         self.chan.send((k0 + corr - k1) & _mask(bits), bits)
         return k0
 
@@ -262,7 +409,7 @@ class OTEngine:
             mine = pending.finish()                        # peer's y in
         """
         c = _check_choice(choice, 2)
-        return PendingCOT(self.chan, c, self._iknp_recv_keys(c, bits, tuple(mshape)), bits, tuple(mshape))
+        return PendingCOT(self.chan, c, self._rot_recv_start(c, bits, tuple(mshape)), bits, tuple(mshape))
 
     def cot_both(self, corr: np.ndarray, choice: np.ndarray, bits: int,
                  mshape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -279,8 +426,8 @@ class OTEngine:
     def kkot_send(self, msgs: np.ndarray, bits: int) -> None:
         """Chosen-message 1-of-N OT, sender side. msgs: (n, N, *mshape), N = 2^k, 1 ≤ k ≤ 8.
 
-        Functionality: the receiver learns msgs[i, r_i]. Cost: 256·n + N·n·|m| bits, 2 rounds
-        (N = 2 falls back to IKNP: 128·n + 2·n·|m|).
+        Functionality: the receiver learns msgs[i, r_i]. Cost: 256·n (iknp: KK13) or k·n (ferret:
+        k random OTs) + N·n·|m| bits, 2 rounds (N = 2 is the chosen-message 1-of-2 OT).
         """
         msgs = _check_values(msgs, bits, "1-of-N OT messages")
         if msgs.ndim < 2:
@@ -289,6 +436,8 @@ class OTEngine:
         k = _log2_options(n_opt)
         if k == 1:
             return self.send(msgs[:, 0], msgs[:, 1], bits)
+        if self.kind == "ferret":
+            return self._f_kkot_send(msgs, k, bits)
         ext = self._need(self._kk_s)
         q, idx = ext.extend(_pad8(n))
         offsets = self._kk_offsets.get(k)
@@ -321,14 +470,57 @@ class OTEngine:
         """
         k = _log2_options(n_options)
         if k == 1:
-            return _PendingIKNP(self, choice, bits, tuple(mshape))
+            return _PendingOT(self, choice, bits, tuple(mshape))
         c = _check_choice(choice, n_options)
         n = c.size
+        if self.kind == "ferret":
+            ticket = self._f_recv_start(((c[:, None] >> np.arange(k, dtype=np.uint64)) & ONE).ravel())
+            return PendingKK(self, c, lambda: self._f_kkot_recv_keys(ticket, c, k, bits, tuple(mshape)),
+                             n_options, bits, tuple(mshape))
         ext = self._need(self._kk_r)
         cols = hadamard_columns(np.concatenate([c, np.zeros(_pad8(n) - n, np.uint64)]), k, KK_WIDTH)
         t, idx = ext.extend(cols)
         keys = self._hash_values(t[:n], idx[:n], self._domain(True, 1 - self.role), mshape, bits)
-        return PendingKK(self, c, keys, n_options, bits, tuple(mshape))
+        return PendingKK(self, c, lambda: keys, n_options, bits, tuple(mshape))
+
+    # ------------------------------------------------------------------ 1-of-N OT from random OTs
+    def _f_kkot_send(self, msgs: np.ndarray, k: int, bits: int) -> None:
+        """Ferret 1-of-2^k sender: k random OTs per instance, option x masked by
+        TCCR(⊕_j g_j^{x_j}, (i, x)) (see the module docstring)."""
+        n, n_opt = msgs.shape[:2]
+        mshape = msgs.shape[2:]
+        d = self._f_recv_flips(n * k)
+        fs = self._need(self._fs)
+        q, idx = fs.take(n * k)
+        q ^= d.astype(np.uint64)[:, None] * fs.delta
+        if self._f_offsets is None:
+            self._f_offsets = np.stack([np.zeros_like(fs.delta), fs.delta])
+        g = self.hash.hash_pads(q, self._f_offsets, idx, self._domain(False, self.role, True), 16)
+        g = g.view(np.uint64).reshape(n, k, 2, 2)  # [instance, j, bit value, word]
+        tags = idx[::k] << np.uint64(MAX_LOG_N)  # (instance's first COT, option): a unique tweak
+        dom = self._domain(True, self.role, True)
+        count = int(math.prod(mshape))
+        narrow = (bits + 7) // 8 in (1, 2, 4)
+        if narrow:
+            msgs = msgs.astype(value_dtype(bits), copy=False)
+        opts = np.arange(n_opt, dtype=np.uint64)
+        for lo, hi in self._kk_chunks(n, n_opt):
+            pads = g[lo:hi, 0]  # (m, 2, 2): options of bit 0; then double per bit
+            for j in range(1, k):
+                pads = (g[lo:hi, j][:, :, None, :] ^ pads[:, None]).reshape(hi - lo, 2 << j, 2)
+            raw = self.hash.hash_expand(pads.reshape(-1, 2), (tags[lo:hi, None] | opts).ravel(), dom,
+                                        count * ((bits + 7) // 8))
+            keys = _bytes_to_values(raw, count, bits, narrow).reshape((hi - lo, n_opt) + mshape)
+            keys ^= msgs[lo:hi]
+            self.chan.send(keys, bits)
+
+    def _f_kkot_recv_keys(self, ticket: tuple, c: np.ndarray, k: int, bits: int, mshape: tuple) -> np.ndarray:
+        m, idx = self._fr.blocks(ticket)
+        n = c.size
+        g = self.hash.hash_expand(m, idx, self._domain(False, 1 - self.role, True), 16)
+        pad = np.bitwise_xor.reduce(g.view(np.uint64).reshape(n, k, 2), axis=1)
+        tags = (idx[::k] << np.uint64(MAX_LOG_N)) | c
+        return self._hash_values(pad, tags, self._domain(True, 1 - self.role, True), mshape, bits)
 
     @staticmethod
     def _kk_chunks(n: int, n_options: int):
@@ -337,16 +529,27 @@ class OTEngine:
             yield lo, min(n, lo + step)
 
 
+class PendingROT:
+    """A random-OT receiver whose keys may wait for a Ferret round message (``rot_recv_start``)."""
+
+    def __init__(self, keys):
+        self.keys = keys
+
+    def finish(self) -> np.ndarray:
+        return self.keys()
+
+
 class PendingCOT:
     """A correlated-OT receiver waiting for the sender's correction (see ``cot_recv_start``)."""
 
-    def __init__(self, chan: Channel, choice: np.ndarray, keys: np.ndarray, bits: int, mshape: tuple):
+    def __init__(self, chan: Channel, choice: np.ndarray, keys, bits: int, mshape: tuple):
         self.chan, self.choice, self.keys, self.bits, self.mshape = chan, choice, keys, bits, mshape
 
     def finish(self) -> np.ndarray:
+        keys = self.keys()  # (first: may read Ferret round messages sent before the reply)
         y = self.chan.recv((self.choice.size,) + self.mshape, self.bits)
         sel = self.choice.reshape((-1,) + (1,) * len(self.mshape)).astype(bool)
-        return np.where(sel, (y + self.keys) & _mask(self.bits), self.keys)
+        return np.where(sel, (y + keys) & _mask(self.bits), keys)
 
 
 class PendingKK:
@@ -357,6 +560,7 @@ class PendingKK:
         self.n_options, self.bits, self.mshape = n_options, bits, mshape
 
     def finish(self) -> np.ndarray:
+        keys = self.keys()
         c, n_opt, bits = self.choice, self.n_options, self.bits
         n = c.size
         width = int(math.prod(self.mshape))
@@ -367,18 +571,19 @@ class PendingKK:
             first = (np.arange(hi - lo) * n_opt + c[lo:hi].astype(np.int64)) * width
             pos = (first[:, None] + np.arange(width)).ravel()
             out[lo:hi] = unpack_at(buf, count, bits, pos).reshape(hi - lo, width)
-        return out.reshape((n,) + self.mshape) ^ self.keys
+        return out.reshape((n,) + self.mshape) ^ keys
 
 
-class _PendingIKNP:
-    """N = 2: the chosen-message IKNP OT, split the same way."""
+class _PendingOT:
+    """N = 2: the chosen-message 1-of-2 OT, split the same way."""
 
     def __init__(self, engine: "OTEngine", choice, bits: int, mshape: tuple):
         self.engine, self.bits, self.mshape = engine, bits, mshape
         self.choice = _check_choice(choice, 2)
-        self.keys = engine._iknp_recv_keys(self.choice, bits, mshape)
+        self.keys = engine._rot_recv_start(self.choice, bits, mshape)
 
     def finish(self) -> np.ndarray:
+        keys = self.keys()
         c = self.choice
         y = self.engine.chan.recv((c.size, 2) + self.mshape, self.bits)
-        return y[np.arange(c.size), c.astype(np.intp)] ^ self.keys
+        return y[np.arange(c.size), c.astype(np.intp)] ^ keys

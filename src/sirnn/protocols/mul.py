@@ -167,7 +167,7 @@ class _CotRound:
         got = {}
         for (_, mshape), jobs in mine.items():  # round 1: extension matrices out
             choice = np.concatenate([j[1] for j in jobs])
-            got[mshape] = (choice, ot.rot_recv(choice, max(j[0] for j in jobs), mshape))
+            got[mshape] = (choice, ot.rot_recv_start(choice, max(j[0] for j in jobs), mshape))
         for (_, mshape), jobs in theirs.items():  # round 2: corrections out
             sizes = [j[2].shape[0] for j in jobs]
             m0, m1 = ot.rot_send(sum(sizes), max(j[0] for j in jobs), mshape)
@@ -178,7 +178,8 @@ class _CotRound:
                 done(x0)
                 pos += size
         for (_, mshape), jobs in mine.items():
-            choice, mc = got[mshape]
+            choice, pending = got[mshape]
+            mc = pending.finish()  # (Ferret: may read a round message sent before the corrections)
             sel = choice.reshape((-1,) + (1,) * len(mshape)).astype(U64)
             pos = 0
             for bits, ch, _, done in jobs:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ALICE, BOB
+from ..errors import HandshakeError
 from ..ot import PRG, OTEngine
+from ..ot.engine import DEFAULT_KIND
 from ..transport import Channel, ChannelStats, handshake
 
 
@@ -23,19 +25,28 @@ class Party:
 
     @classmethod
     def setup(cls, role: int, chan: Channel, seed: bytes | None = None,
-              params: dict | bytes | None = None) -> "Party":
+              params: dict | bytes | None = None, ot: str = DEFAULT_KIND,
+              ferret: str | None = None) -> "Party":
         """Start a session with the peer: handshake, then the OT set-up.
 
         The handshake (one round, a few hundred bytes) checks protocol version, roles and the
         digest of the public ``params`` (model structure, bitwidths, scales, ...); a mismatch
         raises :class:`~sirnn.errors.HandshakeError` on both sides before any OT runs. Then the
         OT set-up runs: base OTs and the bootstrap of the extensions in both directions.
-        ``seed`` fixes this party's local randomness (tests only; None draws a fresh one).
+        ``ot`` picks the OT engine ("ferret" or "iknp", see :mod:`sirnn.ot.engine`) and
+        ``ferret`` its parameter set; both parties must pick the same (checked, one message each
+        way). ``seed`` fixes this party's local randomness (tests only; None draws a fresh one).
         """
         peer = handshake(chan, role, params)
         prg = PRG(seed)
-        ot = OTEngine(role, chan, PRG(prg.bytes(16).tobytes())).setup()
-        return cls(role, chan, ot, prg, peer)
+        engine = OTEngine(role, chan, PRG(prg.bytes(16).tobytes()), kind=ot, ferret=ferret)
+        mine = f"{engine.kind}:{engine.ferret_params.name if engine.ferret_params else ''}".encode()
+        chan.send_bytes(mine)
+        theirs = bytes(chan.recv_bytes(what="OT engine choice"))
+        if theirs != mine:
+            raise HandshakeError(f"OT engine mismatch: we use {mine.decode()!r}, the peer "
+                                 f"{theirs.decode(errors='replace')!r}; pick the same --ot on both sides")
+        return cls(role, chan, engine.setup(), prg, peer)
 
     @property
     def is_alice(self) -> bool:
