@@ -308,7 +308,7 @@ def test_errors_name_the_node(tmp_path):
     rng = np.random.default_rng(8)
     w = dict(w=rng.normal(size=(3, 3)))
     cases = [
-        ([_n("Exp", ["x"], "y")], {}, "'n_y' \\(Exp\\): this ONNX op is not supported"),
+        ([_n("Mod", ["x", "x"], "y")], {}, "'n_y' \\(Mod\\): this ONNX op is not supported"),
         ([_n("MatMul", ["x", "x"], "y")], {}, "only x·W with a constant W"),
         ([_n("Reshape", ["x", "s"], "y")], {"s": np.array([3])}, "merging the batch axis"),
         ([_n("Div", ["w", "x"], "y")], w, "division by a tensor"),
@@ -323,7 +323,51 @@ def test_errors_name_the_node(tmp_path):
         load_float_model(tmp_path / "bad.onnx")
 
 
-# ---- the example models -------------------------------------------------------------------------
+@needs_onnx
+def test_unsupported_ops_are_named_before_any_work():
+    """Control flow is refused with its reason, every unsupported dynamic node is named in one
+    error; unsupported ops on constants only (shape arithmetic) are folded, not refused."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph([_n("Identity", ["x"], "bo")], "body", [], [helper.make_tensor_value_info("bo", TensorProto.FLOAT, None)])
+    loop = _n("Loop", ["trip", ""], "y", body=body)
+    with pytest.raises(ProgramError, match=r"'n_y' \(Loop\): control flow .* cannot be compiled"):
+        onnx_import.load_onnx(_model([loop], {"trip": np.array(2)}, (3,)))
+    nodes = [_n("Mod", ["x", "x"], "a"), _n("Relu", ["a"], "b"), _n("Einsum", ["b", "b"], "y", equation="i,i->i"),
+             _n("Range", ["r0", "r1", "r2"], "rg")]  # Range of constants: folded
+    with pytest.raises(ProgramError, match=r"'n_a' \(Mod\).*'n_y' \(Einsum\)") as e:
+        onnx_import.load_onnx(_model(nodes, {"r0": np.array(0), "r1": np.array(3), "r2": np.array(1)}, (3,)))
+    assert "Range" not in str(e.value).split("supported ONNX ops")[0]
+
+
+@needs_onnx
+def test_batch_axis_static_symbolic_and_override():
+    """A symbolic first axis is the batch; a fully static input is one sample of that shape (the
+    first axis of a (16, 4) input feeding Gemm is not a batch); batch_axis overrides."""
+    rng = np.random.default_rng(9)
+    inits = dict(w=rng.normal(size=(3, 4)), s=np.array([-1]))
+    nodes = [_n("Gemm", ["x", "w"], "g", transB=1), _n("Relu", ["g"], "r"), _n("Reshape", ["r", "s"], "y")]
+    m = _model(nodes, inits, (4,), batch=16)
+    fm = onnx_import.load_onnx(m)
+    assert fm.input_shape == (16, 4) and fm.meta["batch_axis"] is None
+    x = rng.normal(size=(2, 16, 4))
+    from onnx.reference import ReferenceEvaluator
+
+    ev = ReferenceEvaluator(m)
+    want = np.stack([ev.run(None, {"x": xi.astype(np.float32)})[0] for xi in x])
+    np.testing.assert_allclose(fm.run(x), want, atol=1e-5)
+    assert fm.run(x[0]).shape == (48,)
+    with pytest.raises(ProgramError, match="merging the batch axis"):  # as a batch of 16 the Reshape merges it
+        onnx_import.load_onnx(m, batch_axis=0)
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    with pytest.raises(ProgramError, match="merging the batch axis"):
+        onnx_import.load_onnx(m)
+    m1 = _model(nodes[:2], inits, (4,), batch=16, out="r")
+    m1.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    assert onnx_import.load_onnx(m1).input_shape == (4,)
+    with pytest.raises(ProgramError, match="dynamic axis 0 \\(N\\).*every axis must be static"):
+        onnx_import.load_onnx(m1, batch_axis=None)
+
 @needs_onnx
 @pytest.mark.parametrize("name", FASTGRNN_MODELS)
 def test_example_fastgrnn_onnx(name):

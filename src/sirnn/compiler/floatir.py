@@ -366,10 +366,10 @@ def _load_json(path: str) -> FloatModel:
         return FloatModel.from_dict(json.load(f))
 
 
-def _load_onnx(path: str) -> FloatModel:
+def _load_onnx(path: str, **options) -> FloatModel:
     from .onnx_import import load_onnx  # imports the onnx package, with a clear error if missing
 
-    return load_onnx(path)
+    return load_onnx(path, **options)
 
 
 #: file extension → loader(path) → FloatModel
@@ -381,7 +381,9 @@ def register_loader(ext: str, fn: Callable[[str], FloatModel]) -> None:
     LOADERS[ext if ext.startswith(".") else "." + ext] = fn
 
 
-def load_float_model(path) -> FloatModel:
+def load_float_model(path, **options) -> FloatModel:
+    """The float model in ``path`` (by extension, :data:`LOADERS`); ``options`` go to the loader
+    (e.g. ``batch_axis`` for ONNX)."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     fn = LOADERS.get(ext)
@@ -390,4 +392,6 @@ def load_float_model(path) -> FloatModel:
                            f"{', '.join(sorted(LOADERS))})")
     if not os.path.exists(path):
         raise ProgramError(f"no such model file: {path}")
-    return fn(path)
+    if options and ext != ".onnx":
+        raise ProgramError(f"options {sorted(options)} only apply to ONNX models, not {path!r}")
+    return fn(path, **options)

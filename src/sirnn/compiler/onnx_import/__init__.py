@@ -125,15 +125,18 @@ def _model(source):
     return m, parent if stem == "model" and parent else stem
 
 
-def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True) -> FloatModel:
+def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True, batch_axis="auto") -> FloatModel:
     """An ONNX model (path, serialized bytes or ``onnx.ModelProto``) → :class:`FloatModel`.
 
     ``output``: the ONNX output to use when the model has several. ``fuse_cells``: recognise
     unrolled FastGRNN cells and emit one ``fastgrnn`` op per cell (default); ``False`` maps the
-    unrolled graph op by op. Raises :class:`~sirnn.errors.ProgramError` naming the ONNX node for
+    unrolled graph op by op. ``batch_axis``: 0 (the input's first axis is the batch, dropped from
+    the per-sample shape), None (the input is one sample of its full static shape) or "auto"
+    (default: 0 when the first axis is symbolic or a static 1, else None; ``meta["batch_axis"]``
+    records the choice). Raises :class:`~sirnn.errors.ProgramError` naming the ONNX node for
     anything the float IR cannot express (module docstring)."""
     model, name = _model(source)
-    g = read_graph(model, output)
+    g = read_graph(model, output, batch_axis)
     for pname, fn in PASSES:
         if fuse_cells or not pname.startswith("fuse_"):
             g = fn(g)
@@ -142,7 +145,7 @@ def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True) -> 
     if g.output not in ctx.t:
         raise ProgramError(f"the ONNX output {g.output!r} was not produced")
     out_ir = ctx.t[g.output][0]
-    meta = {"name": name, "source": "onnx",
+    meta = {"name": name, "source": "onnx", "batch_axis": g.batch_axis,
             "onnx": {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                      "opset": int(g.opset), "input": g.input, "output": g.output,
                      "nodes": len(model.graph.node)}}
@@ -158,7 +161,7 @@ def emit(g: Graph) -> Context:
     ctx.live = live
     ctx.names.add(g.input)
     ctx.val[g.input] = np.zeros((1,) + g.input_shape)
-    ctx.bind(g.input, g.input, 0)
+    ctx.bind(g.input, g.input, g.batch_axis)
     for i in order:
         if i in ctx.skip:
             continue

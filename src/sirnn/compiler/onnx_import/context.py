@@ -15,10 +15,15 @@ from .graph import Graph, node_label
 
 
 class Context:
+    """Emission state. Every ONNX tensor maps to (IR tensor, batch axis): the IR tensor is the
+    per-sample value, the batch axis the ONNX axis of size 1 it lacks — or None when the ONNX
+    tensor *is* the per-sample value (models whose input is one sample, ``Graph.batch_axis`` None:
+    then every binding is materialised without a missing axis)."""
+
     def __init__(self, g: Graph):
         self.g = g
         self.ops: list[FloatOp] = []
-        self.t: dict[str, tuple[str, int]] = {}     # ONNX tensor → (IR tensor, batch axis)
+        self.t: dict[str, tuple[str, int | None]] = {}  # ONNX tensor → (IR tensor, batch axis)
         self.val: dict[str, np.ndarray] = {}        # IR tensor → batch-1 value (shapes)
         self.names: set[str] = set()
         self.opnames: set[str] = set()
@@ -50,11 +55,16 @@ class Context:
     def full(self, t: str) -> tuple:
         ir, b = self.t[t]
         s = list(self.ps(ir))
-        s.insert(b, 1)
+        if b is not None:
+            s.insert(b, 1)
         return tuple(s)
 
-    def bind(self, t: str, ir: str, b: int):
-        self.t[t] = (ir, int(b))
+    def bind(self, t: str, ir: str, b: int | None):
+        if b is not None and self.g.batch_axis is None:  # no batch: the size-1 axis is real
+            s = list(self.ps(ir))
+            s.insert(int(b), 1)
+            ir, b = self.reshape(ir, s, hint=t), None
+        self.t[t] = (ir, None if b is None else int(b))
 
     def emit(self, op: str, ins, params=None, attrs=None, out: str | None = None, name: str | None = None,
              hint: str = "t") -> str:
@@ -81,12 +91,15 @@ class Context:
             return self.emit("flatten", [ir], out=out, hint=hint)
         return self.emit("reshape", [ir], attrs={"shape": list(shape)}, out=out, hint=hint)
 
-    def rebatch(self, node, t: str, r: int) -> str:
-        """The IR tensor of ONNX tensor t with its batch on ONNX axis r."""
+    def rebatch(self, node, t: str, r: int | None) -> str:
+        """The IR tensor of ONNX tensor t with its batch on ONNX axis r (r None: the whole ONNX
+        tensor, without batch axis)."""
         ir, b = self.dyn(node, t)
         if b == r:
             return ir
         full = self.full(t)
+        if r is None:
+            return self.reshape(ir, full, hint=f"{t}:full")
         if not (0 <= r < len(full)) or full[r] != 1:
             raise ProgramError(f"{node_label(node)}: needs the batch on axis {r} of {t!r} (shape {full}), "
                                f"but the batch is axis {b}")
@@ -103,10 +116,13 @@ class Context:
             raise ProgramError(f"{node_label(node)}: the constant of shape {c.shape} has more axes than "
                                f"the tensor {t!r} {full}")
         cf = c.reshape((1,) * (len(full) - c.ndim) + c.shape)
-        if cf.shape[b] != 1:
+        if b is None:
+            y = cf
+        elif cf.shape[b] != 1:
             raise ProgramError(f"{node_label(node)}: the constant of shape {c.shape} broadcasts along the "
                                f"batch axis of {t!r}")
-        y = cf.reshape(cf.shape[:b] + cf.shape[b + 1:])
+        else:
+            y = cf.reshape(cf.shape[:b] + cf.shape[b + 1:])
         try:
             ok = np.broadcast_shapes(y.shape, self.ps(self.t[t][0])) == self.ps(self.t[t][0])
         except ValueError:
@@ -127,13 +143,18 @@ def sample_axis(node, ctx: Context, t: str, a: int, what="axis") -> int:
         raise ProgramError(f"{node_label(node)}: {what} {a} out of range for shape {full}")
     a %= len(full)
     b = ctx.t[t][1]
+    if b is None:
+        return a
     if a == b:
         raise ProgramError(f"{node_label(node)}: operates on the batch axis ({what} {a} of shape {full}); "
                            "the model must treat samples independently")
     return a if a < b else a - 1
 
 
-def batch_after(in_full, b, out_full, node) -> int:
+def batch_after(in_full, b, out_full, node) -> int | None:
+    """Where the batch axis b of a tensor of shape in_full goes when it is reshaped to out_full."""
+    if b is None:
+        return None
     ones = [j for j, s in enumerate(out_full) if s == 1]
     if not ones:
         raise ProgramError(f"{node_label(node)}: turns shape {tuple(in_full)} into {tuple(out_full)}, merging the "
@@ -151,7 +172,8 @@ def reshape_to(ctx: Context, node, t: str, out_full, out=None):
     in_full = ctx.full(t)
     nb = batch_after(in_full, b, out_full, node)
     s = list(out_full)
-    del s[nb]
+    if nb is not None:
+        del s[nb]
     if tuple(s) == ctx.ps(ir):
         ctx.bind(out or node.output[0], ir, nb)
     else:

@@ -158,7 +158,10 @@ def _static_shapes(model, input_name: str) -> dict:
     return shapes
 
 
-def read_graph(model, output: str | None) -> Graph:
+def read_graph(model, output: str | None, batch_axis="auto") -> Graph:
+    """The model's graph (nodes not yet folded). ``batch_axis``: 0 (the input's first axis is the
+    batch), None (the input is one sample of its static shape) or "auto" (0 if the first axis is
+    symbolic or a static 1, else None)."""
     from onnx import numpy_helper
 
     g = model.graph
@@ -174,16 +177,21 @@ def read_graph(model, output: str | None) -> Graph:
         raise ProgramError(f"the ONNX input {inp.name!r} must be a float tensor")
     dims = list(tt.shape.dim) if tt.HasField("shape") else []
     if not dims:
-        raise ProgramError(f"the ONNX input {inp.name!r} needs a shape (batch, ...)")
-    if dims[0].HasField("dim_value") and dims[0].dim_value not in (0, 1):
-        raise ProgramError(f"the ONNX input {inp.name!r} has a static batch of {dims[0].dim_value}: "
-                           "export with batch 1 (or a dynamic batch axis)")
-    per = []
-    for k, d in enumerate(dims[1:], 1):
-        if not d.HasField("dim_value") or d.dim_value <= 0:
-            raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {k} "
-                               f"({d.dim_param or '?'}): only the batch (axis 0) may be dynamic")
-        per.append(int(d.dim_value))
+        raise ProgramError(f"the ONNX input {inp.name!r} needs a shape")
+    static = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    if batch_axis == "auto":
+        # a symbolic first axis (or a static 1, as a batch-1 export) is the batch; a fully static
+        # shape is one sample of exactly that shape
+        batch_axis = 0 if static[0] in (None, 1) or None in static[1:] else None
+    if batch_axis not in (0, None):
+        raise ProgramError(f"batch_axis must be 0, None or 'auto', not {batch_axis!r}")
+    lo = 1 if batch_axis == 0 else 0
+    for k in range(lo, len(dims)):
+        if static[k] is None:
+            raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {k} ({dims[k].dim_param or '?'}): "
+                               + ("only the batch (axis 0) may be dynamic" if lo else
+                                  "with --batch-axis none every axis must be static"))
+    per = static[lo:]
     outs = [o.name for o in g.output]
     if output is None:
         if len(outs) != 1:
@@ -191,12 +199,12 @@ def read_graph(model, output: str | None) -> Graph:
         output = outs[0]
     elif output not in outs and not any(output in n.output for n in g.node):
         raise ProgramError(f"the ONNX model has no tensor {output!r} (outputs: {outs})")
-    shapes = _static_shapes(model, inp.name)
+    shapes = _static_shapes(model, inp.name if batch_axis == 0 else None)
 
     for node in g.node:
         if node.domain not in ("", "ai.onnx"):
             raise ProgramError(f"{node_label(node)}: custom op domain {node.domain!r} is not supported")
-    gr = Graph(list(g.node), consts, shapes, inp.name, tuple(per), output, opset)
+    gr = Graph(list(g.node), consts, shapes, inp.name, tuple(per), output, opset, batch_axis)
     gr.index()
     return gr
 

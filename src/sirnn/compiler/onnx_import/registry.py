@@ -12,7 +12,8 @@ fusion passes produce (``FastGRNN``, ``RNNPool``: see :mod:`.passes`) register u
 
 Refusals: :func:`check_supported` walks the graph once before any IR is emitted and names every
 dynamic node (one that depends on the model input other than through ``Shape``) whose op has no
-handler; control flow (``Loop``, ``If``, ``Scan``) is refused with its own reason.
+handler; control flow (``Loop``, ``If``, ``Scan``: their subgraphs may read any tensor) is refused
+wherever it is, with its own reason.
 """
 
 from __future__ import annotations
@@ -85,12 +86,10 @@ def dynamic_nodes(g: Graph) -> list[int]:
 def check_supported(g: Graph) -> None:
     """One ProgramError naming every node the importer cannot map (op and reason), before any
     IR is emitted."""
-    bad = []
+    bad = [f"{node_label(n)}: {REFUSED[n.op_type]}" for n in g.nodes if n.op_type in REFUSED]
     for i in dynamic_nodes(g):
         n = g.nodes[i]
-        if n.op_type in REFUSED:
-            bad.append(f"{node_label(n)}: {REFUSED[n.op_type]}")
-        elif handler(n) is None:
+        if n.op_type not in REFUSED and handler(n) is None:
             bad.append(f"{node_label(n)}: this ONNX op is not supported by the sirnn float IR")
     if bad:
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""

@@ -52,7 +52,8 @@ def _gemm(ctx: Context, node):
     A, B = node.input[0], node.input[1]
     if ctx.is_const(A) or not ctx.is_const(B) or a.get("transA", 0):
         raise ProgramError(f"{node_label(node)}: only Gemm(x, constant B) without transA is supported")
-    ir = ctx.rebatch(node, A, 0)
+    bout = None if ctx.g.batch_axis is None else 0  # one sample: linear over the rows of A
+    ir = ctx.rebatch(node, A, bout)
     if len(ctx.full(A)) != 2:
         raise ProgramError(f"{node_label(node)}: Gemm needs a 2-D input, got {ctx.full(A)}")
     W = float(a.get("alpha", 1.0)) * np.asarray(ctx.const(B), np.float64)
@@ -65,7 +66,7 @@ def _gemm(ctx: Context, node):
         if c.size not in (1, W.shape[0]) or (c.ndim == 2 and c.shape[0] != 1):
             raise ProgramError(f"{node_label(node)}: bias C of shape {c.shape} is not one value per output")
         params["b"] = np.broadcast_to(c.reshape(-1), (W.shape[0],)).copy()
-    ctx.bind(node.output[0], ctx.emit("linear", [ir], params, out=node.output[0], name=layer_name(B)), 0)
+    ctx.bind(node.output[0], ctx.emit("linear", [ir], params, out=node.output[0], name=layer_name(B)), bout)
 
 
 def _pads(node, a, nd, kernel, in_hw, strides):

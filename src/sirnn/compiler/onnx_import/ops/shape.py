@@ -10,6 +10,11 @@ from ..graph import index_range, node_attrs, node_label
 from ..registry import onnx_op
 
 
+def _pa(ax: int, b: int | None) -> int:
+    """ONNX axis ax (not the batch axis b) → per-sample axis."""
+    return ax if b is None or ax < b else ax - 1
+
+
 @onnx_op("Reshape")
 def _reshape(ctx: Context, node):
     """``reshape`` to a constant shape (the batch axis must stay its own axis)."""
@@ -58,6 +63,11 @@ def _squeeze(ctx: Context, node):
         n = len(full) + len(axes)
         axes = sorted(a % n for a in axes)
         ir, b = ctx.dyn(node, t)
+        if b is None:
+            for a in axes:
+                full.insert(a, 1)
+            ctx.bind(node.output[0], ctx.reshape(ir, full, out=node.output[0]), None)
+            return
         nb = b
         for a in axes:
             full.insert(a, 1)
@@ -68,6 +78,9 @@ def _squeeze(ctx: Context, node):
     axes = [a % len(full) for a in axes] if axes is not None else [k for k, s in enumerate(full) if s == 1]
     out_full = [s for k, s in enumerate(full) if k not in axes]
     ir, b = ctx.dyn(node, t)
+    if b is None:
+        ctx.bind(node.output[0], ctx.reshape(ir, out_full, out=node.output[0]), None)
+        return
     if b not in axes:
         nb = b - sum(1 for a in axes if a < b)
         ctx.bind(node.output[0], ctx.reshape(ir, out_full[:nb] + out_full[nb + 1:], out=node.output[0]), nb)
@@ -82,8 +95,8 @@ def _transpose(ctx: Context, node):
     ir, b = ctx.dyn(node, t)
     n = len(ctx.full(t))
     perm = list(node_attrs(node).get("perm", list(range(n))[::-1]))
-    nb = perm.index(b)
-    ps = [p if p < b else p - 1 for k, p in enumerate(perm) if k != nb]
+    nb = None if b is None else perm.index(b)
+    ps = perm if b is None else [p if p < b else p - 1 for k, p in enumerate(perm) if k != nb]
     if ps == sorted(ps):
         ctx.bind(node.output[0], ir, nb)
     else:
@@ -115,7 +128,7 @@ def _slice(ctx: Context, node):
             if len(r) != 1:
                 raise ProgramError(f"{node_label(node)}: slices the batch axis")
             continue
-        ir = slice_ir(ctx, ir, ax if ax < b else ax - 1, r, hint=f"{node.output[0]}:ax{ax}")
+        ir = slice_ir(ctx, ir, _pa(ax, b), r, hint=f"{node.output[0]}:ax{ax}")
     ctx.bind(node.output[0], ir, b)
 
 
@@ -179,7 +192,7 @@ def _gather(ctx: Context, node):
             reshape_to(ctx, node, t, full[:ax] + full[ax + 1:])
             return
         raise ProgramError(f"{node_label(node)}: indexes the batch axis")
-    pa = ax if ax < b else ax - 1
+    pa = _pa(ax, b)
     flat = [int(i) % n for i in idx.reshape(-1)]
     if idx.ndim > 1:
         raise ProgramError(f"{node_label(node)}: indices of rank {idx.ndim} are not supported")
@@ -193,7 +206,7 @@ def _gather(ctx: Context, node):
         s = list(ctx.ps(y))
         del s[pa]
         y = ctx.reshape(y, s, out=out)
-        ctx.bind(out, y, b if ax > b else b - 1)
+        ctx.bind(out, y, b if b is None or ax > b else b - 1)
         return
     ctx.bind(out, y, b)
 
