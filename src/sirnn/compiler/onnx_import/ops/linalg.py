@@ -12,12 +12,22 @@ from ..registry import onnx_op
 
 @onnx_op("MatMul")
 def _matmul(ctx: Context, node):
-    """``matmul`` x·W with a constant W (a following Add of a bias over the last axis is fused
-    into its ``b``)."""
+    """``matmul`` x·W with a constant W (param; a following Add of a bias over the last axis is
+    fused into its ``b``); C·x with a constant 2-D C as transpose, x·Cᵀ, transpose; x·y of two
+    tensors → ``matmul`` with two inputs (batched over leading axes, the batch axes aligned)."""
     x, w = node.input
-    if ctx.is_const(x) or not ctx.is_const(w):
-        raise ProgramError(f"{node_label(node)}: only x·W with a constant W is supported (no constant left "
-                           "operand, no product of two tensors)")
+    if not ctx.is_const(w) and not ctx.is_const(x):
+        from .elementwise import _aligned
+
+        ia, ib, bo = _aligned(ctx, node, x, w)
+        n = len(ctx.full(x))
+        if bo is not None and bo >= n - 2:
+            raise ProgramError(f"{node_label(node)}: the batch axis is one of the multiplied axes")
+        ctx.bind(node.output[0], ctx.emit("matmul", [ia, ib], out=node.output[0]), bo)
+        return
+    if ctx.is_const(x):
+        _const_left(ctx, node)
+        return
     W = np.asarray(ctx.const(w), np.float64)
     ir, b = ctx.dyn(node, x)
     full = ctx.full(x)
@@ -45,6 +55,22 @@ def _matmul(ctx: Context, node):
     ctx.bind(out, ctx.emit("matmul", [ir], params, out=out, name=layer_name(w)), b)
 
 
+def _const_left(ctx: Context, node):
+    C = np.asarray(ctx.const(node.input[0]), np.float64)
+    t = node.input[1]
+    ir, b = ctx.dyn(node, t)
+    full = ctx.full(t)
+    if C.ndim != 2 or len(full) < 2 or (b is not None and b >= len(full) - 2):
+        raise ProgramError(f"{node_label(node)}: constant·tensor MatMul needs a 2-D constant and the batch "
+                           f"outside the multiplied axes (constant {C.shape}, tensor {full})")
+    ps = ctx.ps(ir)
+    perm = list(range(len(ps) - 2)) + [len(ps) - 1, len(ps) - 2]
+    out = node.output[0]
+    xt = ctx.emit("transpose", [ir], attrs={"perm": perm}, hint=f"{out}:xT")
+    y = ctx.emit("matmul", [xt], {"W": C.T}, hint=f"{out}:mm")
+    ctx.bind(out, ctx.emit("transpose", [y], attrs={"perm": perm}, out=out), b)
+
+
 @onnx_op("Gemm")
 def _gemm(ctx: Context, node):
     """``linear`` (constant B, optional C; alpha, beta, transB)."""
@@ -69,94 +95,106 @@ def _gemm(ctx: Context, node):
     ctx.bind(node.output[0], ctx.emit("linear", [ir], params, out=node.output[0], name=layer_name(B)), bout)
 
 
-def _pads(node, a, nd, kernel, in_hw, strides):
+def _pads(node, a, nd, kernel, in_hw, strides, dilations) -> list:
+    """ONNX pads (begin…, end…) of a conv / pool node, auto_pad resolved."""
     auto = a.get("auto_pad", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
-        pads = []
-        for k, n, s in zip(kernel, in_hw, strides):
-            total = max((-(-n // s) - 1) * s + k - n, 0)
-            pads.append(total)
-        if any(p % 2 for p in pads):
-            raise ProgramError(f"{node_label(node)}: {auto} padding is asymmetric here: not supported")
-        return [p // 2 for p in pads]
-    pads = list(a.get("pads", [0] * (2 * nd))) if auto == "NOTSET" else [0] * (2 * nd)
-    if pads[:nd] != pads[nd:]:
-        raise ProgramError(f"{node_label(node)}: asymmetric padding {pads} is not supported")
-    return pads[:nd]
+        begin, end = [], []
+        for k, n, s, d in zip(kernel, in_hw, strides, dilations):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            small, big = total // 2, total - total // 2
+            begin.append(small if auto == "SAME_UPPER" else big)
+            end.append(big if auto == "SAME_UPPER" else small)
+        return begin + end
+    return [int(p) for p in a.get("pads", [0] * (2 * nd))] if auto == "NOTSET" else [0] * (2 * nd)
+
+
+def _window(ctx: Context, node, op: str, kernel, params=None, extra=None, name=None):
+    """Emit a 1-D or 2-D windowed op (conv2d / maxpool2d / avgpool2d) on the node's input (C, L)
+    or (C, H, W) per sample: strides, dilations, pads (symmetric: a pair, else (top, left, bottom,
+    right)) from the node's attributes; 1-D runs as H = 1."""
+    a = node_attrs(node)
+    nd = len(kernel)
+    ir = ctx.rebatch(node, node.input[0], 0)
+    xs = ctx.ps(ir)
+    if nd not in (1, 2) or len(xs) != nd + 1:
+        raise ProgramError(f"{node_label(node)}: input of shape {ctx.full(node.input[0])} for a {nd}-D "
+                           f"{node.op_type}: only 1-D and 2-D are supported")
+    st = [int(v) for v in a.get("strides", [1] * nd)]
+    dl = [int(v) for v in a.get("dilations", [1] * nd)]
+    pads = _pads(node, a, nd, kernel, xs[1:], st, dl)
+    if a.get("ceil_mode", 0):  # a partial last window: more end padding (max-pooling only)
+        for i in range(nd):
+            span = xs[1 + i] + pads[i] + pads[nd + i] - ((kernel[i] - 1) * dl[i] + 1)
+            if span % st[i]:
+                if op != "maxpool2d":
+                    raise ProgramError(f"{node_label(node)}: ceil_mode with a partial last window is only "
+                                       "supported for MaxPool")
+                pads[nd + i] += st[i] - span % st[i]
+    out = node.output[0]
+    if nd == 1:
+        kernel, st, dl = [1, int(kernel[0])], [1, st[0]], [1, dl[0]]
+        pads = [0, pads[0], 0, pads[1]]
+        x = ctx.reshape(ir, (xs[0], 1, xs[1]), hint=f"{out}:2d")
+        if params is not None:
+            params = dict(params, W=params["W"][:, :, None, :])
+    else:
+        x = ir
+    attrs = {"stride": st[0] if st[0] == st[1] else st}
+    sym = pads[:2] == pads[2:]
+    attrs["padding"] = (pads[0] if pads[0] == pads[1] else pads[:2]) if sym else [pads[0], pads[1], pads[2], pads[3]]
+    if op == "conv2d":
+        attrs = dict(attrs)
+    else:
+        attrs = {"kernel": [int(v) for v in kernel], "stride": st, **({"padding": attrs["padding"]} if any(pads) else {})}
+    if any(d != 1 for d in dl):
+        attrs["dilation"] = dl
+    attrs.update(extra or {})
+    y = ctx.emit(op, [x], params, attrs, out=None if nd == 1 else out, hint=f"{out}:{op}", name=name)
+    if nd == 1:
+        ys = ctx.ps(y)
+        y = ctx.reshape(y, (ys[0], ys[2]), out=out)
+    ctx.bind(out, y, 0)
 
 
 @onnx_op("Conv")
 def _conv(ctx: Context, node):
-    """``conv2d`` (1-D as H = 1)."""
+    """``conv2d`` (1-D as H = 1; group, dilations, any padding)."""
     a = node_attrs(node)
     if not ctx.is_const(node.input[1]) or (len(node.input) > 2 and node.input[2] and not ctx.is_const(node.input[2])):
         raise ProgramError(f"{node_label(node)}: the weights and bias must be constants")
     W = np.asarray(ctx.const(node.input[1]), np.float64)
-    nd = W.ndim - 2
-    if nd not in (1, 2):
-        raise ProgramError(f"{node_label(node)}: only 1-D and 2-D convolutions are supported")
-    if int(a.get("group", 1)) != 1:
-        raise ProgramError(f"{node_label(node)}: grouped / depthwise convolution (group {a['group']}) is not supported")
-    if any(d != 1 for d in a.get("dilations", [1] * nd)):
-        raise ProgramError(f"{node_label(node)}: dilated convolution is not supported")
-    ir = ctx.rebatch(node, node.input[0], 0)
-    xs = ctx.ps(ir)
-    if len(xs) != nd + 1:
-        raise ProgramError(f"{node_label(node)}: input of shape {ctx.full(node.input[0])} for a {nd}-D convolution")
-    strides = list(a.get("strides", [1] * nd))
-    pads = _pads(node, a, nd, W.shape[2:], xs[1:], strides)
     params = {"W": W}
     if len(node.input) > 2 and node.input[2]:
         params["b"] = np.asarray(ctx.const(node.input[2]), np.float64)
-    out = node.output[0]
-    if nd == 1:
-        params["W"] = W[:, :, None, :]
-        x2 = ctx.reshape(ir, (xs[0], 1, xs[1]), hint=f"{out}:2d")
-        y = ctx.emit("conv2d", [x2], params, {"stride": [1, int(strides[0])], "padding": [0, int(pads[0])]},
-                     hint=f"{out}:conv2d", name=layer_name(node.input[1]))
-        ys = ctx.ps(y)
-        ctx.bind(out, ctx.reshape(y, (ys[0], ys[2]), out=out), 0)
-        return
-    st = [int(s) for s in strides]
-    pd = [int(p) for p in pads]
-    ctx.bind(out, ctx.emit("conv2d", [ir], params, {"stride": st[0] if st[0] == st[1] else st,
-                                                    "padding": pd[0] if pd[0] == pd[1] else pd}, out=out,
-                                    name=layer_name(node.input[1])), 0)
+    groups = int(a.get("group", 1))
+    _window(ctx, node, "conv2d", W.shape[2:], params, {"groups": groups} if groups != 1 else None,
+            name=layer_name(node.input[1]))
 
 
 @onnx_op("MaxPool", "GlobalMaxPool")
 def _maxpool(ctx: Context, node):
-    """``maxpool2d`` (1-D as H = 1; global: the whole plane)."""
-    a = node_attrs(node)
+    """``maxpool2d`` (1-D as H = 1; padding, dilation, ceil_mode; global: the whole plane)."""
     if len(node.output) > 1 and node.output[1] in ctx.live:
         raise ProgramError(f"{node_label(node)}: the indices output is not supported")
-    ir = ctx.rebatch(node, node.input[0], 0)
-    xs = ctx.ps(ir)
     out = node.output[0]
     if node.op_type == "GlobalMaxPool":
+        ir = ctx.rebatch(node, node.input[0], 0)
+        xs = ctx.ps(ir)
         if len(xs) != 3:
             raise ProgramError(f"{node_label(node)}: only 2-D global max-pooling is supported")
         y = ctx.emit("maxpool2d", [ir], attrs={"kernel": [xs[1], xs[2]], "stride": [1, 1]}, hint=f"{out}:pool")
         ctx.bind(out, ctx.reshape(y, (xs[0], 1, 1), out=out), 0)
         return
-    k = list(a["kernel_shape"])
-    nd = len(k)
-    if nd not in (1, 2) or len(xs) != nd + 1:
-        raise ProgramError(f"{node_label(node)}: only 1-D and 2-D max-pooling is supported")
-    st = list(a.get("strides", [1] * nd))
-    if any(p != 0 for p in _pads(node, a, nd, k, xs[1:], st)) or any(d != 1 for d in a.get("dilations", [1] * nd)):
-        raise ProgramError(f"{node_label(node)}: max-pooling with padding or dilation is not supported")
-    if a.get("ceil_mode", 0) and any((n - kk) % s for n, kk, s in zip(xs[1:], k, st)):
-        raise ProgramError(f"{node_label(node)}: ceil_mode with a partial last window is not supported")
-    if nd == 1:
-        x2 = ctx.reshape(ir, (xs[0], 1, xs[1]), hint=f"{out}:2d")
-        y = ctx.emit("maxpool2d", [x2], attrs={"kernel": [1, int(k[0])], "stride": [1, int(st[0])]},
-                     hint=f"{out}:pool2d")
-        ys = ctx.ps(y)
-        ctx.bind(out, ctx.reshape(y, (ys[0], ys[2]), out=out), 0)
-        return
-    ctx.bind(out, ctx.emit("maxpool2d", [ir], attrs={"kernel": [int(v) for v in k], "stride": [int(v) for v in st]},
-                           out=out), 0)
+    _window(ctx, node, "maxpool2d", list(node_attrs(node)["kernel_shape"]))
+
+
+@onnx_op("AveragePool")
+def _avgpool(ctx: Context, node):
+    """``avgpool2d`` (1-D as H = 1; padding with count_include_pad)."""
+    a = node_attrs(node)
+    _window(ctx, node, "avgpool2d", list(a["kernel_shape"]),
+            extra={"count_include_pad": bool(a.get("count_include_pad", 0))})
 
 
 @onnx_op("BatchNormalization")

@@ -211,3 +211,63 @@ def _gather(ctx: Context, node):
     ctx.bind(out, y, b)
 
 
+
+
+@onnx_op("Pad")
+def _pad(ctx: Context, node):
+    """``pad`` (constant / reflect / edge; pads, constant value and axes constants; the batch axis
+    is not padded)."""
+    a = node_attrs(node)
+    t = node.input[0]
+    full = ctx.full(t)
+    n = len(full)
+    if "pads" in a:
+        pads, value, axes = list(a["pads"]), float(a.get("value", 0.0)), None
+    else:
+        extra = [x for x in node.input[1:4]]
+        if any(x and not ctx.is_const(x) for x in extra):
+            raise ProgramError(f"{node_label(node)}: pads, constant value and axes must be constants")
+        pads = [int(v) for v in np.asarray(ctx.const(node.input[1])).reshape(-1)]
+        value = float(np.asarray(ctx.const(extra[1])).reshape(-1)[0]) if len(extra) > 1 and extra[1] else 0.0
+        axes = [int(v) % n for v in np.asarray(ctx.const(extra[2])).reshape(-1)] if len(extra) > 2 and extra[2] else None
+    axes = axes if axes is not None else list(range(n))
+    k = len(axes)
+    per = {ax: (int(pads[i]), int(pads[k + i])) for i, ax in enumerate(axes)}
+    ir, b = ctx.dyn(node, t)
+    if b is not None and per.get(b, (0, 0)) != (0, 0):
+        raise ProgramError(f"{node_label(node)}: pads the batch axis")
+    if any(p < 0 for pr in per.values() for p in pr):
+        raise ProgramError(f"{node_label(node)}: negative pads (cropping) are not supported")
+    pp = [list(per.get(ax, (0, 0))) for ax in range(n) if ax != b]
+    mode = a.get("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise ProgramError(f"{node_label(node)}: pad mode {mode!r} is not supported")
+    if not any(any(p) for p in pp):
+        ctx.bind(node.output[0], ir, b)
+        return
+    ctx.bind(node.output[0], ctx.emit("pad", [ir], attrs={"pads": pp, "mode": mode, "value": value},
+                                      out=node.output[0]), b)
+
+
+@onnx_op("Expand", "Tile")
+def _index_map(ctx: Context, node):
+    """``gather`` with the flat index map of the op (found by running the node on the indices of
+    its input): Expand / Tile of a tensor by constant shapes / repeats; the batch axis must stay a
+    size-1 axis in place."""
+    from ..graph import evaluate
+
+    t = node.input[0]
+    if any(x and not ctx.is_const(x) for x in node.input[1:]):
+        raise ProgramError(f"{node_label(node)}: the shape / repeats must be constants")
+    full = ctx.full(t)
+    ir, b = ctx.dyn(node, t)
+    src = np.arange(int(np.prod(full, dtype=np.int64)), dtype=np.int64).reshape(full)
+    idx = np.asarray(evaluate(node, [src] + [ctx.const(x) if x else None for x in node.input[1:]], ctx.g.opset)[0])
+    if b is not None:
+        if idx.ndim != len(full) or idx.shape[b] != 1:
+            raise ProgramError(f"{node_label(node)}: expands or tiles the batch axis")
+        idx = np.take(idx, 0, axis=b)
+    if idx.shape == ctx.ps(ir) and np.array_equal(idx.reshape(-1), np.arange(idx.size)):
+        ctx.bind(node.output[0], ir, b)
+        return
+    ctx.bind(node.output[0], ctx.emit("gather", [ir], {"index": idx}, out=node.output[0]), b)

@@ -3,13 +3,15 @@
 
 * ``fold_constants`` (:mod:`.fold`): constants and shape arithmetic evaluated away;
 * ``fuse_cells`` (:mod:`.cells`): unrolled FastGRNN chains (:mod:`.fastgrnn`) and RNNPool regions
-  (:mod:`.rnnpool`) → one fused node each.
+  (:mod:`.rnnpool`) → one fused node each;
+* ``fuse_layernorm`` (:mod:`.layernorm`): a decomposed LayerNorm → one ``LayerNormalization``.
 
 A pass takes and returns the :class:`~..graph.Graph`; passes named ``fuse_*`` are skipped with
 ``load_onnx(..., fuse_cells=False)``."""
 
 from .cells import fuse_cells
 from .fold import fold_constants
+from .layernorm import fuse_layernorm
 
 #: (name, pass) in the order they run
-PASSES = [("fold_constants", fold_constants), ("fuse_cells", fuse_cells)]
+PASSES = [("fold_constants", fold_constants), ("fuse_cells", fuse_cells), ("fuse_layernorm", fuse_layernorm)]
