@@ -567,7 +567,7 @@ class GRUCell(_Cell):
             (rn,) = _mul_many(be, [(r, rzh[2 * H:])], L, nonneg_a=True)
         with _section(meter, "round n pre-activation"):
             pn = requant(be, align_scale(nx, S) + align_scale(rn, S), f.pre)
-        return self._update(be, pn, z, h2, meter)
+        return _shape_back(self._update(be, pn, z, h2, meter), vec)
 
     def _step_reset_first(self, be: Backend, x2: Share, h2: Share, P: int, meter) -> Share:
         f = self.fmts
