@@ -58,9 +58,14 @@ class CompileConfig:
 
 
 def choose_fmt(max_abs: float, bits: int, headroom_bits: int = 1, max_scale: int | None = None,
-               min_scale: int = 0) -> Fmt:
+               min_scale: int = 0, what: str | None = None, flag: str = "--bits (CompileConfig.act_bits)") -> Fmt:
     """``bits`` bits at the largest scale whose range keeps ``max_abs`` with ``headroom_bits``
-    spare integer bits (at most ``max_scale``, at least ``min_scale``)."""
+    spare integer bits (at most ``max_scale``, at least ``min_scale``). ``what`` names the tensor
+    in the error raised when the range does not fit (with the bits it would need and ``flag``)."""
+    who = f"tensor {what!r}: " if what else ""
+    if not np.isfinite(max_abs):
+        raise ProgramError(f"{who}the calibrated range is not finite (the float model yields inf or "
+                           "NaN on the calibration data)")
     try:
         s = fit_scale(max_abs, bits, headroom_bits)
     except ValueError:
@@ -68,9 +73,20 @@ def choose_fmt(max_abs: float, bits: int, headroom_bits: int = 1, max_scale: int
     if max_scale is not None:
         s = min(s, max_scale)
     if s < min_scale:
-        raise ProgramError(f"a {bits}-bit format with {headroom_bits} headroom bit(s) cannot hold "
-                           f"|x| = {max_abs:g} at scale ≥ {min_scale}: raise the bitwidth")
+        need = bits + 1
+        while need < 64 and fit_scale_or_none(max_abs, need, headroom_bits, min_scale) is None:
+            need += 1
+        raise ProgramError(f"{who}calibrated |x| up to {max_abs:g} needs {need} bits at scale ≥ {min_scale} "
+                           f"with {headroom_bits} headroom bit(s), but the format has {bits}: raise {flag}")
     return Fmt(bits, s)
+
+
+def fit_scale_or_none(max_abs: float, bits: int, headroom_bits: int, min_scale: int = 0) -> int | None:
+    try:
+        s = fit_scale(max_abs, bits, headroom_bits)
+    except ValueError:
+        return None
+    return s if s >= min_scale else None
 
 
 def collect_ranges(fm: FloatModel, x: np.ndarray, batch: int = 256) -> tuple[dict, dict]:
@@ -101,7 +117,7 @@ class _Lowering:
     def act_fmt(self, t: str, bits: int | None = None, max_scale: int | None = None) -> Fmt:
         cfg = self.cfg
         ms = cfg.max_scale if max_scale is None else (max_scale if cfg.max_scale is None else min(max_scale, cfg.max_scale))
-        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms)
+        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms, what=t)
 
     def declare(self, t: str, shape, fmt: Fmt, signed: bool = True) -> None:
         self.tensors[t] = TensorSpec(tuple(shape), fmt[0], fmt[1], signed)
@@ -168,7 +184,7 @@ def _affine(L: _Lowering, fop: FloatOp, op: str, W: np.ndarray, shape_fn):
     if "b" in fop.params:
         params["b"] = L.param(fop.name, "b", L.bias(fop.params["b"], Wq.scale + xs.scale, out))
     L.declare(fop.outputs[0], shape_fn(xs.shape, W), out)
-    attrs = {k: fop.attrs[k] for k in ("stride", "padding") if k in fop.attrs} if op == "conv2d" else {}
+    attrs = _window_attrs(fop, ("stride", "padding", "dilation", "groups")) if op == "conv2d" else {}
     L.emit(op, fop.name, [x], fop.outputs, attrs, params)
 
 
@@ -181,33 +197,145 @@ def _lower_matmul(L, fop):
 
 
 def _lower_conv(L, fop):
-    from .ops import conv_out_hw
-
-    def shape(s, W):
-        st = fop.attrs.get("stride", 1)
-        pad = fop.attrs.get("padding", 0)
-        st = (st, st) if np.isscalar(st) else tuple(st)
-        pad = (pad, pad) if np.isscalar(pad) else tuple(pad)
-        return (W.shape[0],) + conv_out_hw(s[1], s[2], W.shape[2:], st, pad)
-
-    _affine(L, fop, "conv2d", fop.params["W"], shape)
+    _affine(L, fop, "conv2d", fop.params["W"], lambda s, W: L.shapes[fop.outputs[0]])
 
 
 def _lower_binary(L, fop):
+    """add / sub / mul / div (two tensors or a tensor and a parameter y, broadcasting); the output
+    format from its calibrated range. ``sub`` of a parameter is ``add`` of −y."""
     x = fop.inputs[0]
     xs = L.spec(x)
     out = L.act_fmt(fop.outputs[0])
-    params = {}
+    op, params, ins = fop.op, {}, list(fop.inputs)
     if len(fop.inputs) == 1:
         y = fop.params["y"]
-        if fop.op == "mul":
+        if op == "sub":
+            op, y = "add", -y
+        if op == "mul":
             cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
             p = L.const(y, L.cfg.w_bits, cap)
+        elif op == "div":
+            raise ProgramError(f"{fop.name}: div by a parameter: multiply by its reciprocal instead")
         else:
             p = L.const(y, L.cfg.w_bits, max(out.scale, xs.scale))
         params["y"] = L.param(fop.name, "y", p)
+    elif op == "mul":
+        ins = _fit_product(L, fop, ins, out)
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
+    L.emit(op, fop.name, ins, fop.outputs, {}, params)
+
+
+def _fit_product(L, fop, ins, out: Fmt) -> list[str]:
+    """Inputs of a product of two tensors, requantised to lower scales where needed so that the
+    product ring out.bits + (s_x + s_y − out.scale) fits x.bits + y.bits (at most 64)."""
+    x, y = (L.spec(t) for t in ins)
+    excess = out.bits + x.scale + y.scale - out.scale - min(64, x.bits + y.bits)
+    if excess <= 0:
+        return ins
+    dx = min(x.scale, (excess + 1) // 2)
+    dy = excess - dx
+    if dy > y.scale:
+        raise ProgramError(f"{fop.name}: the product of {ins[0]!r} and {ins[1]!r} does not fit 64 bits "
+                           f"at output format {tuple(out)}")
+    return [L.as_fmt(ins[0], Fmt(x.bits, x.scale - dx), fop.name) if dx else ins[0],
+            L.as_fmt(ins[1], Fmt(y.bits, y.scale - dy), fop.name) if dy else ins[1]]
+
+
+def _lower_matmul2(L, fop):
+    if len(fop.inputs) == 1:
+        return _lower_matmul(L, fop)
+    out = L.act_fmt(fop.outputs[0])
+    ins = _fit_product(L, fop, list(fop.inputs), out)
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
+    L.emit("matmul", fop.name, ins, fop.outputs)
+
+
+def _lower_free(L, fop, attrs=()):
+    """Elementwise with the output format from its calibrated range."""
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], L.act_fmt(fop.outputs[0]))
+    L.emit(fop.op, fop.name, fop.inputs, fop.outputs, {k: fop.attrs[k] for k in attrs if k in fop.attrs})
+
+
+def _lower_prelu(L, fop):
+    xs = L.spec(fop.inputs[0])
+    out = L.act_fmt(fop.outputs[0])
+    cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
+    slope = L.param(fop.name, "slope", L.const(fop.params["slope"], L.cfg.w_bits, cap))
     L.declare(fop.outputs[0], xs.shape, out)
-    L.emit(fop.op, fop.name, fop.inputs, fop.outputs, {}, params)
+    L.emit("prelu", fop.name, fop.inputs, fop.outputs, {}, {"slope": slope})
+
+
+def _lower_normalize(L, fop):
+    """normalize: output format from its range; the format of r = 1/√(var + eps) from the
+    calibrated range of r: out.scale + 2 significant bits at its smallest, its largest with the
+    headroom bit, at most 28 bits (rsqrt's rings), the product ring within x.bits + r.bits."""
+    xs = L.spec(fop.inputs[0])
+    out = L.act_fmt(fop.outputs[0])
+    st = L.cells.get(fop.name, {})
+    rmax, rmin = st.get("rstd_max", 1.0), st.get("rstd_min", 1.0)
+    ib = max(0, int(np.ceil(np.log2(rmax * (1 + 2.0**-8))))) + 1 + L.cfg.headroom_bits
+    sr = out.scale + 2 + max(0, int(np.ceil(-np.log2(rmin))))
+    rb = min(28, sr + ib)
+    sr = min(rb - ib, xs.bits + rb - out.bits - xs.scale + out.scale)
+    if sr < 0:
+        raise ProgramError(f"{fop.name}: 1/√(var + eps) up to {rmax:g} does not fit 28 bits at output "
+                           f"{tuple(out)} (raise eps or lower the input scale)")
+    attrs = {"axes": fop.attrs.get("axes"), "eps": float(fop.attrs.get("eps", 1e-5)), "rstd": [int(rb), int(sr)]}
+    if attrs["axes"] is None:
+        attrs["axes"] = list(range(len(xs.shape)))
+    L.declare(fop.outputs[0], xs.shape, out)
+    L.emit("normalize", fop.name, fop.inputs, fop.outputs, attrs)
+
+
+def _lower_reduce(L, fop):
+    xs = L.spec(fop.inputs[0])
+    kind = fop.attrs.get("kind", "sum")
+    out = xs.fmt if kind == "max" else L.act_fmt(fop.outputs[0])
+    attrs = {"kind": kind, "keepdims": bool(fop.attrs.get("keepdims", True))}
+    if fop.attrs.get("axes") is not None:
+        attrs["axes"] = fop.attrs["axes"]
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
+    L.emit("reduce", fop.name, fop.inputs, fop.outputs, attrs)
+
+
+def _lower_gather(L, fop, index: np.ndarray, fill: int = 0):
+    xs = L.spec(fop.inputs[0])
+    L.declare(fop.outputs[0], index.shape, xs.fmt)
+    attrs = {"index": np.asarray(index, np.int64).tolist()}
+    if fill:
+        attrs["fill"] = int(fill)
+    L.emit("gather", fop.name, fop.inputs, fop.outputs, attrs)
+
+
+def _lower_pad(L, fop):
+    from ..nn.movement import pad_index
+
+    xs = L.spec(fop.inputs[0])
+    value = float(fop.attrs.get("value", 0.0))
+    fill = int(np.round(value * 2.0**xs.scale))
+    lim = 1 << (xs.bits - 2)
+    if not -lim <= fill < lim:
+        raise ProgramError(f"{fop.name}: pad value {value:g} is outside the range of {fop.inputs[0]!r}'s "
+                           f"format ({xs.bits}, {xs.scale}) with its headroom bit")
+    _lower_gather(L, fop, pad_index(xs.shape, fop.attrs["pads"], fop.attrs.get("mode", "constant")), fill)
+
+
+_WINDOW_DEFAULTS = {"padding": (0, [0, 0], (0, 0), [0, 0, 0, 0], (0, 0, 0, 0)),
+                    "dilation": (1, [1, 1], (1, 1)), "groups": (1,), "count_include_pad": (False,)}
+
+
+def _window_attrs(fop, keys) -> dict:
+    """The conv/pool attributes that differ from their defaults (so that programs without them
+    stay as before)."""
+    return {k: fop.attrs[k] for k in keys if k in fop.attrs and fop.attrs[k] not in _WINDOW_DEFAULTS.get(k, ())}
+
+
+def _lower_pool(L, fop):
+    xs = L.spec(fop.inputs[0])
+    keys = ("kernel", "stride", "padding", "dilation") + (("count_include_pad",) if fop.op == "avgpool2d" else ())
+    out = xs.fmt if fop.op == "maxpool2d" else L.act_fmt(fop.outputs[0])
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
+    L.emit(fop.op, fop.name, fop.inputs, fop.outputs, _window_attrs(fop, keys))
 
 
 def _lower_same(L, fop, attrs=()):
@@ -308,6 +436,8 @@ def _lower_softmax(L, fop):
     out = choose_fmt(1.0, L.cfg.act_bits, 0, L.cfg.max_scale)
     L.declare(fop.outputs[0], xs.shape, out)
     attrs = {"eps": float(fop.attrs["eps"])} if fop.op == "l2norm" and "eps" in fop.attrs else {}
+    if fop.op == "softmax" and fop.attrs.get("axis", -1) not in (-1, len(xs.shape) - 1):
+        attrs["axis"] = int(fop.attrs["axis"])
     L.emit(fop.op, fop.name, fop.inputs, fop.outputs, attrs)
 
 
@@ -370,13 +500,21 @@ def _unsupported(L, fop):
 
 #: float op → lowering rule
 LOWER = {
-    "linear": _lower_linear, "matmul": _lower_matmul, "conv2d": _lower_conv,
-    "add": _lower_binary, "mul": _lower_binary,
-    "relu": _lower_same, "maxpool2d": lambda L, f: _lower_same(L, f, ("kernel", "stride")),
+    "linear": _lower_linear, "matmul": _lower_matmul2, "conv2d": _lower_conv,
+    "add": _lower_binary, "sub": _lower_binary, "mul": _lower_binary, "div": _lower_binary,
+    "relu": _lower_same, "abs": _lower_same, "neg": _lower_same,
+    "clip": lambda L, f: _lower_same(L, f, ("min", "max")),
+    "maxpool2d": _lower_pool, "avgpool2d": _lower_pool,
     "reshape": lambda L, f: _lower_same(L, f, ("shape",)), "flatten": _lower_same,
     "transpose": lambda L, f: _lower_same(L, f, ("perm",)),
     "slice": lambda L, f: _lower_same(L, f, ("axis", "start", "stop", "step")),
+    "pad": _lower_pad, "gather": lambda L, f: _lower_gather(L, f, f.params["index"].astype(np.int64)),
     "argmax": _lower_argmax, "sigmoid": _lower_math, "tanh": _lower_math, "requant": _lower_requant,
+    "exp": _lower_free, "sqrt": _lower_free, "rsqrt": _lower_free, "reciprocal": _lower_free,
+    "softplus": _lower_free, "hardswish": _lower_free,
+    "leakyrelu": lambda L, f: _lower_free(L, f, ("alpha",)),
+    "hardsigmoid": lambda L, f: _lower_free(L, f, ("alpha", "beta")),
+    "prelu": _lower_prelu, "normalize": _lower_normalize, "reduce": _lower_reduce,
     "concat": _lower_concat, "fastgrnn": _lower_cell, "lstm": _lower_cell, "gru": _lower_cell, "rnn": _lower_cell,
     "softmax": _lower_softmax, "l2norm": _lower_softmax, "rnnpool": _lower_rnnpool,
 }

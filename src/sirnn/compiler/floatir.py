@@ -30,7 +30,23 @@ Parameter conventions (PyTorch's):
   2020, as examples/models.py: rnn1 along every row and every column of each k×k patch (stride
   s, no padding), rnn2 forward and backward over the row summaries and over the column
   summaries; output concat(fwd rows, bwd rows, fwd cols, bwd cols));
-* ``softmax`` / ``l2norm``: over the last axis (l2norm: attr eps, x / √max(Σx², eps)).
+* ``softmax``: attr axis (default −1); ``l2norm``: over the last axis (attr eps, x / √max(Σx², eps)).
+
+The ops of the float-IR contract (docs/onnx_ops.md; per-sample axes, negative allowed):
+
+* ``add`` / ``sub`` / ``mul`` / ``div``: two tensors or a tensor and a parameter ``y``, numpy
+  broadcasting of the per-sample shapes either way; ``matmul`` of two tensors: numpy ``@`` on
+  the per-sample shapes (batched over leading axes, broadcast);
+* elementwise ``exp``, ``sqrt``, ``rsqrt``, ``reciprocal``, ``abs``, ``neg``, ``softplus``,
+  ``hardswish``; ``clip`` (attrs min, max: float or None), ``leakyrelu`` (alpha), ``prelu``
+  (param slope broadcast to x), ``hardsigmoid`` (alpha, beta: clip(αx + β, 0, 1));
+* ``normalize`` (attrs axes, eps): (x − mean)/√(var + eps), population variance;
+  ``reduce`` (attrs kind ∈ sum/mean/max/l2, axes (None: all), keepdims (default true));
+* ``pad`` (attrs pads [(begin, end)] per axis, mode constant/reflect/edge, value);
+  ``gather`` (param index, int, the output's per-sample shape: out = x.reshape(−1)[index]);
+* ``conv2d`` also takes dilation (int or pair), groups, and padding (top, left, bottom, right),
+  W (OC, C/groups, kh, kw); ``maxpool2d`` padding (padded entries never win) and dilation;
+  ``avgpool2d`` (kernel, stride, padding, count_include_pad).
 
 Files: :meth:`FloatModel.save` writes ``.npz`` (the structure as JSON in ``__model__`` plus one
 float array per parameter ``param/<op>/<role>``) or ``.json`` (parameters inline as nested
@@ -50,6 +66,7 @@ import numpy as np
 
 from ..errors import ProgramError
 from ..nn.layers import im2col
+from ..nn.movement import gather_data, pad_index, pads4, window_index
 
 __all__ = ["FloatOp", "FloatModel", "FLOAT_OPS", "LOADERS", "register_loader", "load_float_model",
            "cell_float"]
@@ -82,38 +99,128 @@ def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
-def _windows(x, k, st):
-    H, W = x.shape[-2:]
-    ho, wo = (H - k[0]) // st[0] + 1, (W - k[1]) // st[1] + 1
-    rows = (np.arange(ho) * st[0])[:, None] + np.arange(k[0])
-    cols = (np.arange(wo) * st[1])[:, None] + np.arange(k[1])
-    return x[..., rows[:, None, :, None], cols[None, :, None, :]].reshape(x.shape[:-2] + (ho, wo, -1))
-
-
 def _second(op: FloatOp, ins):
-    return ins[1] if len(ins) == 2 else op.params["y"]
+    return ins[1] if len(ins) == 2 else op.params["y"][None]
+
+
+def _align(a: np.ndarray, nd: int) -> np.ndarray:
+    """Batch-leading a with 1-axes inserted after the batch axis up to ``nd`` axes (numpy
+    broadcasting of the per-sample shapes)."""
+    return a.reshape(a.shape[:1] + (1,) * (nd - a.ndim) + a.shape[1:])
+
+
+def _binary(fn, op, ins):
+    x, y = ins[0], _second(op, ins)
+    nd = max(x.ndim, y.ndim)
+    return fn(_align(x, nd), _align(y, nd))
+
+
+def _matmul(op, ins):
+    if len(ins) == 1:
+        return ins[0] @ op.params["W"] + op.params.get("b", 0.0)
+    x, y = ins
+    xv, yv = x.ndim == 2, y.ndim == 2  # per-sample vectors
+    x2 = x[:, None, :] if xv else x
+    y2 = y[..., None] if yv else y
+    nd = max(x2.ndim, y2.ndim)
+    z = np.matmul(_align(x2, nd), _align(y2, nd))
+    if yv:
+        z = z[..., 0]
+    if xv:
+        z = z[..., 0, :] if not yv else z[..., 0]
+    return z
+
+
+def _axes(op, x, key="axes"):
+    """The op's per-sample axes (all when absent) as batch-leading array axes."""
+    ax = op.attrs.get(key)
+    nd = x.ndim - 1
+    if ax is None:
+        return tuple(range(1, nd + 1))
+    ax = [ax] if np.isscalar(ax) else list(ax)
+    return tuple(sorted(int(a) % nd + 1 for a in ax))
+
+
+def _reduce(op, x):
+    kind, ax, keep = op.attrs.get("kind", "sum"), _axes(op, x), bool(op.attrs.get("keepdims", True))
+    if kind == "sum":
+        return x.sum(ax, keepdims=keep)
+    if kind == "mean":
+        return x.mean(ax, keepdims=keep)
+    if kind == "max":
+        return x.max(ax, keepdims=keep)
+    if kind == "l2":
+        return np.sqrt((x * x).sum(ax, keepdims=keep))
+    raise ProgramError(f"{op.name}: reduce kind must be sum, mean, max or l2, got {kind!r}")
+
+
+def _normalize(op, x, stats=None):
+    ax = _axes(op, x)
+    eps = float(op.attrs.get("eps", 1e-5))
+    d = x - x.mean(ax, keepdims=True)
+    var = (d * d).mean(ax, keepdims=True)
+    r = 1.0 / np.sqrt(var + eps)
+    if stats is not None and r.size:
+        stats["rstd_max"] = max(stats.get("rstd_max", 0.0), float(r.max()))
+        stats["rstd_min"] = min(stats.get("rstd_min", np.inf), float(r.min()))
+    return d * r
+
+
+def _softmax_axis(op, x):
+    ax = int(op.attrs.get("axis", -1)) % (x.ndim - 1) + 1
+    e = np.exp(x - x.max(ax, keepdims=True))
+    return e / e.sum(ax, keepdims=True)
 
 
 def _conv(op, x):
     W = op.params["W"]
-    OC, C, kh, kw = W.shape
-    st, pad = _pair(op.attrs.get("stride", 1)), _pair(op.attrs.get("padding", 0))
-    cols, ho, wo = im2col(x, kh, kw, st, pad)
-    y = W.reshape(OC, -1) @ cols
+    OC, Cg, kh, kw = W.shape
+    G = int(op.attrs.get("groups", 1))
+    st, dil = _pair(op.attrs.get("stride", 1)), _pair(op.attrs.get("dilation", 1))
+    cols, ho, wo = im2col(x, kh, kw, st, pads4(op.attrs.get("padding", 0)), dil)
+    y = np.einsum("gok,gkm->gom", W.reshape(G, OC // G, -1), cols.reshape(G, Cg * kh * kw, -1)).reshape(OC, -1)
     if "b" in op.params:
         y = y + op.params["b"].reshape(-1, 1)
     return y.reshape(OC, x.shape[0], ho, wo).transpose(1, 0, 2, 3)
 
 
-def _maxpool(op, x):
+def _pool_windows(op, x, fill):
     k = _pair(op.attrs["kernel"])
     st = k if op.attrs.get("stride") is None else _pair(op.attrs["stride"])
-    return _windows(x, k, st).max(-1)
+    idx = window_index(x.shape[1:], k, st, op.attrs.get("padding", 0), _pair(op.attrs.get("dilation", 1)))
+    return gather_data(x, idx, fill), idx
 
 
-def _softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+def _maxpool(op, x):
+    return _pool_windows(op, x, -np.inf)[0].max(-1)
+
+
+def _avgpool(op, x):
+    w, idx = _pool_windows(op, x, 0.0)
+    cnt = idx.shape[-1] if op.attrs.get("count_include_pad", False) else (idx >= 0).sum(-1)
+    return w.sum(-1) / cnt
+
+
+def _pad(op, x):
+    idx = pad_index(x.shape[1:], op.attrs["pads"], op.attrs.get("mode", "constant"))
+    return gather_data(x, idx, float(op.attrs.get("value", 0.0)))
+
+
+def _gather(op, x):
+    return gather_data(x, op.params["index"].astype(np.int64))
+
+
+def _softplus(x):
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _clip(op, x):
+    lo, hi = op.attrs.get("min"), op.attrs.get("max")
+    return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+def _hardsigmoid(x, alpha, beta):
+    return np.clip(alpha * x + beta, 0.0, 1.0)
 
 
 def _upd(stats, key, v):
@@ -254,33 +361,53 @@ def _l2norm(op, x):
 #: op → f(op, inputs, stats) → output (batch-leading arrays)
 FLOAT_OPS: dict[str, Callable] = {
     "linear": lambda op, ins, st: ins[0] @ op.params["W"].T + op.params.get("b", 0.0),
-    "matmul": lambda op, ins, st: ins[0] @ op.params["W"] + op.params.get("b", 0.0),
+    "matmul": lambda op, ins, st: _matmul(op, ins),
     "conv2d": lambda op, ins, st: _conv(op, ins[0]),
-    "add": lambda op, ins, st: ins[0] + _second(op, ins),
-    "mul": lambda op, ins, st: ins[0] * _second(op, ins),
+    "add": lambda op, ins, st: _binary(np.add, op, ins),
+    "sub": lambda op, ins, st: _binary(np.subtract, op, ins),
+    "mul": lambda op, ins, st: _binary(np.multiply, op, ins),
+    "div": lambda op, ins, st: _binary(np.divide, op, ins),
     "relu": lambda op, ins, st: np.maximum(ins[0], 0.0),
     "maxpool2d": lambda op, ins, st: _maxpool(op, ins[0]),
+    "avgpool2d": lambda op, ins, st: _avgpool(op, ins[0]),
     "argmax": lambda op, ins, st: np.argmax(ins[0], axis=-1),
     "sigmoid": lambda op, ins, st: _sig(ins[0]),
     "tanh": lambda op, ins, st: np.tanh(ins[0]),
+    "exp": lambda op, ins, st: np.exp(ins[0]),
+    "sqrt": lambda op, ins, st: np.sqrt(ins[0]),
+    "rsqrt": lambda op, ins, st: 1.0 / np.sqrt(ins[0]),
+    "reciprocal": lambda op, ins, st: 1.0 / ins[0],
+    "abs": lambda op, ins, st: np.abs(ins[0]),
+    "neg": lambda op, ins, st: -ins[0],
+    "softplus": lambda op, ins, st: _softplus(ins[0]),
+    "clip": lambda op, ins, st: _clip(op, ins[0]),
+    "leakyrelu": lambda op, ins, st: np.where(ins[0] >= 0, ins[0], float(op.attrs.get("alpha", 0.01)) * ins[0]),
+    "prelu": lambda op, ins, st: np.where(ins[0] >= 0, ins[0], op.params["slope"] * ins[0]),
+    "hardsigmoid": lambda op, ins, st: _hardsigmoid(ins[0], float(op.attrs.get("alpha", 0.2)),
+                                                    float(op.attrs.get("beta", 0.5))),
+    "hardswish": lambda op, ins, st: ins[0] * _hardsigmoid(ins[0], 1.0 / 6.0, 0.5),
     "requant": lambda op, ins, st: ins[0],
     "reshape": lambda op, ins, st: _reshape(op, ins[0]),
     "flatten": lambda op, ins, st: ins[0].reshape(ins[0].shape[0], -1),
     "transpose": lambda op, ins, st: ins[0].transpose((0,) + tuple(p + 1 for p in op.attrs["perm"])),
     "slice": lambda op, ins, st: _slice(op, ins[0]),
     "concat": lambda op, ins, st: np.concatenate(ins, axis=op.attrs.get("axis", 0) % (ins[0].ndim - 1) + 1),
+    "pad": lambda op, ins, st: _pad(op, ins[0]),
+    "gather": lambda op, ins, st: _gather(op, ins[0]),
     "fastgrnn": lambda op, ins, st: _cell(op, ins, st),
     "lstm": lambda op, ins, st: _cell(op, ins, st),
     "gru": lambda op, ins, st: _cell(op, ins, st),
     "rnn": lambda op, ins, st: _cell(op, ins, st),
-    "softmax": lambda op, ins, st: _softmax(ins[0]),
+    "softmax": lambda op, ins, st: _softmax_axis(op, ins[0]),
     "l2norm": lambda op, ins, st: _l2norm(op, ins[0]),
+    "normalize": lambda op, ins, st: _normalize(op, ins[0], st),
+    "reduce": lambda op, ins, st: _reduce(op, ins[0]),
     "rnnpool": lambda op, ins, st: _rnnpool(op, ins[0], st),
 }
 
-#: ops whose float function fills ``cell_stats`` (per op name): the cells and rnnpool
-#: ({"rnn1": {...}, "rnn2": {...}})
-STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool")
+#: ops whose float function fills ``cell_stats`` (per op name): the cells, rnnpool
+#: ({"rnn1": {...}, "rnn2": {...}}) and normalize (range of 1/√(var + eps))
+STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ProgramError
+from ..errors import ParameterError
 from ..nn.fixed import Fmt
+from ..nn.movement import pads4, window_out_hw
 from ..protocols.ring import check_bits
 
 __all__ = ["TensorSpec", "Op", "OpDef", "OPS", "register", "index_bits_for", "CELL_PARAMS",
@@ -221,9 +223,30 @@ def _pair(op, v, what, minimum):
     return int(t[0]), int(t[1])
 
 
-def conv_out_hw(H, W, k, stride, pad):
-    kh, kw = k
-    return (H + 2 * pad[0] - kh) // stride[0] + 1, (W + 2 * pad[1] - kw) // stride[1] + 1
+def conv_out_hw(H, W, k, stride, pad, dilation=(1, 1)):
+    """(Ho, Wo) of a sliding window; pad an int, a pair or (top, left, bottom, right)."""
+    return window_out_hw(H, W, k, stride, pad, dilation)
+
+
+def _pads(op, v):
+    try:
+        return pads4(v)
+    except ParameterError:
+        _fail(op, f"attribute padding must be an int ≥ 0, a pair or (top, left, bottom, right), got {v!r}")
+
+
+def _window_attrs(op, x, kernel) -> tuple:
+    """(stride, pads, dilation, (Ho, Wo)) of a conv/pool op on x (C, H, W), checked."""
+    if len(x.shape) != 3:
+        _fail(op, f"input must be (C, H, W), got {x.shape}")
+    st = kernel if op.op != "conv2d" and op.attrs.get("stride") is None else \
+        _pair(op, op.attrs.get("stride", 1), "stride", 1)
+    pad = _pads(op, op.attrs.get("padding", 0))
+    dil = _pair(op, op.attrs.get("dilation", 1), "dilation", 1)
+    ho, wo = conv_out_hw(x.shape[1], x.shape[2], kernel, st, pad, dil)
+    if ho < 1 or wo < 1:
+        _fail(op, f"window {tuple(kernel)} (dilation {dil}) is larger than the padded input")
+    return st, pad, dil, (ho, wo)
 
 
 def _check_conv2d(op, ins, outs, p):
@@ -231,19 +254,23 @@ def _check_conv2d(op, ins, outs, p):
     _signed_in(op, ins)
     W, b = p["W"], p.get("b")
     if len(W.shape) != 4:
-        _fail(op, f"W must be 4-D (OC, C, kh, kw), got {W.shape}")
-    if len(x.shape) != 3:
-        _fail(op, f"input must be (C, H, W), got {x.shape}")
-    if x.shape[0] != W.shape[1]:
-        _fail(op, f"input has {x.shape[0]} channels, W expects {W.shape[1]}")
-    st = _pair(op, op.attrs.get("stride", 1), "stride", 1)
-    pad = _pair(op, op.attrs.get("padding", 0), "padding", 0)
-    kh, kw = W.shape[2:]
-    if kh > x.shape[1] + 2 * pad[0] or kw > x.shape[2] + 2 * pad[1]:
-        _fail(op, f"kernel {(kh, kw)} is larger than the padded input")
+        _fail(op, f"W must be 4-D (OC, C/groups, kh, kw), got {W.shape}")
+    G = op.attrs.get("groups", 1)
+    if not isinstance(G, int) or isinstance(G, bool) or G < 1 or W.shape[0] % G:
+        _fail(op, f"attribute groups must be a positive integer dividing the {W.shape[0]} output channels, got {G!r}")
+    if len(x.shape) != 3 or x.shape[0] != W.shape[1] * G:
+        _fail(op, f"input {x.shape} must be (C, H, W) with C = {W.shape[1]} × {G} groups")
+    _, _, _, hw = _window_attrs(op, x, W.shape[2:])
     _check_bias(op, b, W.shape[0])
-    _out_shape(op, o, (W.shape[0],) + conv_out_hw(x.shape[1], x.shape[2], (kh, kw), st, pad))
+    _out_shape(op, o, (W.shape[0],) + hw)
     _acc_fits(op, o, W.scale + x.scale, x.bits, W.bits, "W·x")
+
+
+def _broadcast(op, a, b, what):
+    try:
+        return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError:
+        _fail(op, f"{what}: shapes {tuple(a)} and {tuple(b)} do not broadcast")
 
 
 def _check_binary(op, ins, outs, p, kind):
@@ -253,21 +280,155 @@ def _check_binary(op, ins, outs, p, kind):
     if len(ins) == 2:
         if p:
             _fail(op, f"{kind} takes two input tensors or one tensor and a parameter 'y', not both")
-        if ins[1].shape != x.shape:
-            _fail(op, f"input shapes differ: {x.shape} vs {ins[1].shape}")
+        y_shape, y_fmt = ins[1].shape, (ins[1].bits, ins[1].scale)
     else:
         y = p.get("y")
         if y is None:
             _fail(op, f"{kind} needs a second input tensor or a parameter 'y'")
-        try:
-            if np.broadcast_shapes(y.shape, x.shape) != tuple(x.shape):
-                raise ValueError
-        except ValueError:
-            _fail(op, f"parameter y of shape {y.shape} does not broadcast to the input {x.shape}")
-    _out_shape(op, o, x.shape)
+        y_shape, y_fmt = y.shape, (y.bits, y.scale)
+    _out_shape(op, o, _broadcast(op, x.shape, y_shape, "x and y"))
     if kind == "mul":
-        y_bits, y_scale = (ins[1].bits, ins[1].scale) if len(ins) == 2 else (p["y"].bits, p["y"].scale)
-        _acc_fits(op, o, x.scale + y_scale, x.bits, y_bits, "x ⊙ y")
+        _acc_fits(op, o, x.scale + y_fmt[1], x.bits, y_fmt[0], "x ⊙ y")
+    if kind == "div" and x.bits + y_fmt[0] > 65:
+        _fail(op, f"division of {x.bits}-bit by {y_fmt[0]}-bit values needs at most 65 bits together")
+
+
+def _check_matmul(op, ins, outs, p):
+    _signed_in(op, ins)
+    (x, y), (o,) = ins, outs
+    xs, ys = tuple(x.shape), tuple(y.shape)
+    if not xs or not ys:
+        _fail(op, "matmul operands must have at least one axis")
+    x2 = (1,) + xs if len(xs) == 1 else xs
+    y2 = ys + (1,) if len(ys) == 1 else ys
+    if x2[-1] != y2[-2]:
+        _fail(op, f"inner dimensions differ: {xs} @ {ys}")
+    lead = _broadcast(op, x2[:-2], y2[:-2], "matmul batch axes")
+    shape = lead + ((x2[-2],) if len(xs) > 1 else ()) + ((y2[-1],) if len(ys) > 1 else ())
+    _out_shape(op, o, shape)
+    _acc_fits(op, o, x.scale + y.scale, x.bits, y.bits, "x @ y")
+
+
+def _check_free(op, ins, outs, p):
+    """Elementwise, output format free (with an integer bit)."""
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    _out_shape(op, o, x.shape)
+    if o.bits < o.scale + 2:
+        _fail(op, f"output format ({o.bits}, {o.scale}) has no room for the integer bit and sign")
+
+
+def _check_float_attr(op, key, default=None, required=False, allow_none=False):
+    v = op.attrs.get(key, default)
+    if v is None and allow_none and not required:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        _fail(op, f"attribute {key} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _check_clip(op, ins, outs, p):
+    _check_same(op, ins, outs, p)
+    lo = _check_float_attr(op, "min", allow_none=True)
+    hi = _check_float_attr(op, "max", allow_none=True)
+    if lo is not None and hi is not None and lo > hi:
+        _fail(op, f"min {lo} is above max {hi}")
+
+
+def _check_leaky(op, ins, outs, p):
+    _check_free(op, ins, outs, p)
+    _check_float_attr(op, "alpha", 0.01)
+
+
+def _check_hardsigmoid(op, ins, outs, p):
+    _check_free(op, ins, outs, p)
+    _check_float_attr(op, "alpha", 0.2)
+    _check_float_attr(op, "beta", 0.5)
+
+
+def _check_prelu(op, ins, outs, p):
+    _check_free(op, ins, outs, p)
+    (x,), (o,), s = ins, outs, p["slope"]
+    if _broadcast(op, s.shape, x.shape, "slope and x") != tuple(x.shape):
+        _fail(op, f"slope of shape {s.shape} does not broadcast to the input {x.shape}")
+    _acc_fits(op, o, x.scale + s.scale, x.bits, s.bits, "slope ⊙ x")
+
+
+def _check_exp(op, ins, outs, p):
+    _check_free(op, ins, outs, p)
+    if 2 * (outs[0].bits + 1) + 2 > 64:
+        _fail(op, f"exp output of {outs[0].bits} bits needs internal products wider than 64 bits")
+
+
+def _axes_of(op, nd: int, key: str = "axes") -> tuple:
+    ax = op.attrs.get(key)
+    if ax is None:
+        return tuple(range(nd))
+    ax = [ax] if isinstance(ax, int) else ax
+    if not isinstance(ax, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool)
+                                                    and -nd <= a < nd for a in ax) or not ax:
+        _fail(op, f"attribute {key} must be a non-empty list of axes in {-nd}..{nd - 1}, got {op.attrs.get(key)!r}")
+    norm = sorted(a % nd for a in ax)
+    if len(set(norm)) != len(norm):
+        _fail(op, f"attribute {key} repeats an axis: {ax}")
+    return tuple(norm)
+
+
+def _check_reduce(op, ins, outs, p):
+    from ..nn.norm import REDUCE_KINDS
+
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    kind = op.attrs.get("kind")
+    if kind not in REDUCE_KINDS:
+        _fail(op, f"attribute kind must be one of {', '.join(REDUCE_KINDS)}, got {kind!r}")
+    ax = _axes_of(op, len(x.shape))
+    keep = op.attrs.get("keepdims", True)
+    if not isinstance(keep, bool):
+        _fail(op, f"attribute keepdims must be true or false, got {keep!r}")
+    shape = tuple(1 if i in ax else n for i, n in enumerate(x.shape)) if keep else \
+        tuple(n for i, n in enumerate(x.shape) if i not in ax)
+    if kind == "max":
+        _same_fmt_out(op, x, o, shape)
+    else:
+        _out_shape(op, o, shape)
+    if kind == "l2" and 2 * x.bits > 64:
+        _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
+
+
+def _check_normalize(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    _axes_of(op, len(x.shape))
+    _check_float_attr(op, "eps", 1e-5)
+    if op.attrs.get("eps", 1e-5) < 0:
+        _fail(op, "attribute eps must be ≥ 0")
+    r = op.attrs.get("rstd")
+    if not isinstance(r, (list, tuple)) or len(r) != 2 or not all(isinstance(v, int) for v in r) \
+            or not 0 <= r[1] <= r[0] - 2 or not 4 <= r[0] <= 32:
+        _fail(op, f"attribute rstd must be the [bits, scale] of 1/√(var + eps) (bits 4..32), got {r!r}")
+    if 2 * x.bits > 64:
+        _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
+    _out_shape(op, o, x.shape)
+    _acc_fits(op, o, x.scale + r[1], x.bits, r[0], "(x − mean) ⊙ rstd")
+
+
+def _check_gather(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    idx = op.attrs.get("index")
+    try:
+        a = np.asarray(idx)
+        if a.dtype.kind not in "iu" and a.size:
+            raise ValueError
+        a = a.astype(np.int64)
+    except (ValueError, TypeError):
+        _fail(op, "attribute index must be a (nested) list of integers")
+    if a.size and (a.min() < -1 or a.max() >= x.size):
+        _fail(op, f"index entries must lie in −1..{x.size - 1} (−1: the fill value)")
+    fill = op.attrs.get("fill", 0)
+    if not isinstance(fill, int) or isinstance(fill, bool) or not -(1 << (x.bits - 1)) <= fill < (1 << (x.bits - 1)):
+        _fail(op, f"attribute fill must be a signed {x.bits}-bit integer (at the input's scale), got {fill!r}")
+    _same_fmt_out(op, x, o, a.shape)
 
 
 def _check_same(op, ins, outs, p):
@@ -279,10 +440,28 @@ def _check_maxpool(op, ins, outs, p):
     (x,), (o,) = ins, outs
     _signed_in(op, ins)
     k = _pair(op, op.attrs.get("kernel"), "kernel", 1)
-    st = k if op.attrs.get("stride") is None else _pair(op, op.attrs["stride"], "stride", 1)
-    if len(x.shape) < 2 or k[0] > x.shape[-2] or k[1] > x.shape[-1]:
-        _fail(op, f"window {k} does not fit the input's last two axes {x.shape}")
-    _same_fmt_out(op, x, o, x.shape[:-2] + conv_out_hw(x.shape[-2], x.shape[-1], k, st, (0, 0)))
+    if op.attrs.get("padding") is None and op.attrs.get("dilation") is None:  # no padding: any (..., H, W)
+        st = k if op.attrs.get("stride") is None else _pair(op, op.attrs["stride"], "stride", 1)
+        if len(x.shape) < 2 or k[0] > x.shape[-2] or k[1] > x.shape[-1]:
+            _fail(op, f"window {k} does not fit the input's last two axes {x.shape}")
+        _same_fmt_out(op, x, o, x.shape[:-2] + conv_out_hw(x.shape[-2], x.shape[-1], k, st, (0, 0)))
+        return
+    _, pad, _, hw = _window_attrs(op, x, k)
+    if pad[0] >= k[0] or pad[2] >= k[0] or pad[1] >= k[1] or pad[3] >= k[1]:
+        _fail(op, f"padding {pad} must be smaller than the window {k} (no all-padding window)")
+    _same_fmt_out(op, x, o, x.shape[:1] + hw)
+
+
+def _check_avgpool(op, ins, outs, p):
+    (x,), (o,) = ins, outs
+    _signed_in(op, ins)
+    k = _pair(op, op.attrs.get("kernel"), "kernel", 1)
+    _, pad, _, hw = _window_attrs(op, x, k)
+    if op.attrs.get("dilation", 1) not in (1, [1, 1], (1, 1)):
+        _fail(op, "avgpool2d has no dilation")
+    if not isinstance(op.attrs.get("count_include_pad", False), bool):
+        _fail(op, "attribute count_include_pad must be true or false")
+    _out_shape(op, o, x.shape[:1] + hw)
 
 
 def index_bits_for(K: int) -> int:
@@ -515,10 +694,16 @@ def _last_axis(op, x):
 
 
 def _check_softmax(op, ins, outs, p):
-    """Signed input, reduction over the last axis, outputs in [−1, 1] (1.0 must fit)."""
+    """Signed input, reduction over one axis (any: softmax; the last: l2norm), outputs in
+    [−1, 1] (1.0 must fit)."""
     (x,), (o,) = ins, outs
     _signed_in(op, ins)
-    _last_axis(op, x)
+    if op.op == "softmax":
+        (ax,) = _axes_of(op, len(x.shape), "axis") if "axis" in op.attrs else (len(x.shape) - 1,)
+        if not x.shape or x.shape[ax] < 1:
+            _fail(op, f"input needs a non-empty axis {ax}, got {x.shape}")
+    else:
+        _last_axis(op, x)
     _out_shape(op, o, x.shape)
     if o.bits < o.scale + 2:
         _fail(op, f"output format ({o.bits}, {o.scale}) cannot hold 1.0")
@@ -587,15 +772,45 @@ def _check_rnnpool(op, ins, outs, p):
 for _d in (
     OpDef("linear", (1, 1), params=("W",), optional=("b",), check=_check_linear,
           doc="y = x·Wᵀ + b over the last axis (torch.nn.Linear); W, b server-held"),
-    OpDef("conv2d", (1, 1), params=("W",), optional=("b",), attrs=("stride", "padding"),
-          check=_check_conv2d, doc="2-D convolution (torch.nn.Conv2d), x (C, H, W), W (OC, C, kh, kw)"),
+    OpDef("conv2d", (1, 1), params=("W",), optional=("b",), attrs=("stride", "padding", "dilation", "groups"),
+          check=_check_conv2d, doc="2-D convolution (torch.nn.Conv2d), x (C, H, W), W (OC, C/groups, kh, kw)"),
     OpDef("add", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "add"),
-          doc="x + y (two tensors of one shape, or a server-held y broadcast to x)"),
+          doc="x + y (two tensors, or a server-held y; numpy broadcasting either way)"),
+    OpDef("sub", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "sub"),
+          doc="x − y (two tensors, or a server-held y; numpy broadcasting either way)"),
     OpDef("mul", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "mul"),
-          doc="x ⊙ y elementwise (two tensors, or a server-held y broadcast to x)"),
+          doc="x ⊙ y elementwise (two tensors, or a server-held y; numpy broadcasting either way)"),
+    OpDef("div", (2, 2), check=lambda *a: _check_binary(*a, "div"),
+          doc="x / y elementwise, broadcasting (SiRNN division of x by |y|, sign by a MUX)"),
+    OpDef("matmul", (2, 2), check=_check_matmul,
+          doc="x @ y of two tensors (numpy matmul on per-sample shapes; one Hadamard product + local sums)"),
     OpDef("relu", (1, 1), check=_check_same, doc="max(x, 0)"),
-    OpDef("maxpool2d", (1, 1), attrs=("kernel", "stride"), check=_check_maxpool,
-          doc="max-pooling over the last two axes, no padding (stride defaults to kernel)"),
+    OpDef("abs", (1, 1), check=_check_same, doc="|x| (MSB, MUX)"),
+    OpDef("neg", (1, 1), check=_check_same, doc="−x (local)"),
+    OpDef("clip", (1, 1), attrs=("min", "max"), check=_check_clip,
+          doc="min(max(x, min), max), public bounds (MSBs, MUXes)"),
+    OpDef("leakyrelu", (1, 1), attrs=("alpha",), check=_check_leaky, doc="x ≥ 0 ? x : αx (public α)"),
+    OpDef("prelu", (1, 1), params=("slope",), check=_check_prelu,
+          doc="x ≥ 0 ? x : slope·x (server-held slope broadcast to x)"),
+    OpDef("hardsigmoid", (1, 1), attrs=("alpha", "beta"), check=_check_hardsigmoid,
+          doc="clip(αx + β, 0, 1)"),
+    OpDef("hardswish", (1, 1), check=_check_free, doc="x·hardsigmoid(x; 1/6, 1/2)"),
+    OpDef("exp", (1, 1), check=_check_exp, doc="e^x, any sign, saturating (mathfn.exp_saturating)"),
+    OpDef("sqrt", (1, 1), check=_check_free, doc="√x (mathfn.sqrt; x ≤ 0 → 0)"),
+    OpDef("rsqrt", (1, 1), check=_check_free, doc="1/√x (mathfn.rsqrt; saturating)"),
+    OpDef("reciprocal", (1, 1), check=_check_free, doc="1/x, either sign (mathfn.reciprocal of |x|, MUX)"),
+    OpDef("softplus", (1, 1), check=_check_free,
+          doc="log(1 + e^x), approximate: max(x, 0) + table of log1p(e^{−|x|}) (sirnn.nn.pointwise)"),
+    OpDef("normalize", (1, 1), attrs=("axes", "eps", "rstd"), check=_check_normalize,
+          doc="(x − mean)/√(var + eps) over axes (sirnn.nn.norm.normalize; rstd: format of 1/√(var + eps))"),
+    OpDef("reduce", (1, 1), attrs=("kind", "axes", "keepdims"), check=_check_reduce,
+          doc="sum / mean / max / l2 over axes (sirnn.nn.norm.reduce_last)"),
+    OpDef("gather", (1, 1), attrs=("index", "fill"), check=_check_gather,
+          doc="out = x.flat[index] per sample, −1 → fill (local: pad, expand, tile, gather)"),
+    OpDef("maxpool2d", (1, 1), attrs=("kernel", "stride", "padding", "dilation"), check=_check_maxpool,
+          doc="max-pooling over the last two axes (stride defaults to kernel; padding never wins)"),
+    OpDef("avgpool2d", (1, 1), attrs=("kernel", "stride", "padding", "count_include_pad"), check=_check_avgpool,
+          doc="average pooling, x (C, H, W) (window sums × public 1/count, one rounding)"),
     OpDef("argmax", (1, 1), attrs=("axis",), check=_check_argmax,
           doc="index of the maximum over the last axis (first on ties), unsigned"),
     OpDef("sigmoid", (1, 1), check=_check_math, doc="σ(x) (SiRNN's recipe)"),
@@ -620,7 +835,7 @@ for _d in (
           attrs=("hidden", "formats", "sequence") + CELL_ATTRS["rnn"], check=_check_cell,
           doc="Elman RNN (tanh or relu; torch.nn.RNNCell) over a sequence"),
     OpDef("softmax", (1, 1), attrs=("axis",), check=_check_softmax,
-          doc="softmax over the last axis (max, nexp, local sum, div; sirnn.nn.norm)"),
+          doc="softmax over an axis (default the last; max, nexp, local sum, div; sirnn.nn.norm)"),
     OpDef("l2norm", (1, 1), attrs=("axis", "eps"), check=_check_l2norm,
           doc="x / ‖x‖₂ over the last axis (squares, local sum, rsqrt, mul; sirnn.nn.norm)"),
     OpDef("rnnpool", (1, 1), params=RNNPOOL_PARAMS[0], optional=RNNPOOL_PARAMS[1],

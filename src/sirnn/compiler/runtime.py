@@ -22,8 +22,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ParameterError, ProgramError
-from ..nn import layers, norm, rnn
-from ..nn.fixed import Param, align_scale, requant
+from ..nn import layers, norm, pointwise, rnn
+from ..nn.fixed import Fmt, Param, align_scale, requant
+from ..nn.movement import gather
 from ..protocols.backend import Backend, ClearBackend, clear
 from ..protocols.ring import to_signed
 from ..protocols.share import Share, concat
@@ -90,41 +91,68 @@ def _linear(ctx, op, ins):
 def _conv2d(ctx, op, ins):
     p = ctx.program.op_params(op)
     return [layers.conv2d(ctx.be, ins[0], p["W"], p.get("b"), _out(ctx, op).fmt,
-                          stride=op.attrs.get("stride", 1), padding=op.attrs.get("padding", 0))]
+                          stride=op.attrs.get("stride", 1), padding=op.attrs.get("padding", 0),
+                          dilation=op.attrs.get("dilation", 1), groups=op.attrs.get("groups", 1))]
 
 
-def _param_tensor(be: Backend, x: Share, p: Param) -> Share:
-    """The server's tensor p broadcast to x's shape, as a sharing (ALICE holds it, BOB zero)."""
+def _param_tensor(be: Backend, shape, p: Param, bits: int | None = None, scale: int | None = None) -> Share:
+    """The server's tensor p broadcast to ``shape`` (batch-leading), as a sharing (ALICE holds
+    it, BOB zero), optionally at another ring width / scale (:func:`~sirnn.nn.fixed.known_share`)."""
     from ..nn.fixed import known_share
 
-    full = Param(x.shape, p.bits, p.scale,
-                 None if p.values is None else np.broadcast_to(p.values, x.shape).copy())
-    return known_share(be, full)
+    full = Param(shape, p.bits, p.scale,
+                 None if p.values is None else np.broadcast_to(p.values, shape).copy())
+    return known_share(be, full, bits, scale)
+
+
+def _operands(ctx, op, ins, broadcast: bool = True) -> tuple[Share, Share, tuple]:
+    """The two operands of a binary op (the second input tensor or the server's parameter y) with
+    equal numbers of axes, broadcast (locally) to the batch-leading output shape unless
+    ``broadcast`` is False; and that shape."""
+    shape = (ins[0].shape[0],) + tuple(_out(ctx, op).shape)
+    x = _aligned(ins[0], len(shape))
+    if len(ins) == 2:
+        y = _aligned(ins[1], len(shape))
+    else:
+        y = _param_tensor(ctx.be, shape, ctx.program.op_params(op)["y"])
+    if broadcast:
+        x, y = layers.broadcast(x, shape), layers.broadcast(y, shape)
+    return x, y, shape
+
+
+def _aligned(x: Share, nd: int) -> Share:
+    """Batch-leading x with 1-axes after the batch axis up to ``nd`` axes (per-sample broadcasting)."""
+    if len(x.shape) >= nd:
+        return x
+    return x.like(x.data.reshape(x.shape[:1] + (1,) * (nd - len(x.shape)) + x.shape[1:]))
 
 
 @runner("add")
+@runner("sub")
 def _add(ctx, op, ins):
-    """x + y into the output format. Equal formats: local. Otherwise both operands are brought
-    to the common scale S = max(scales) in a ring B that holds each operand's range at S plus a
-    carry bit (sign extensions where B is wider), added locally, and rounded once to the
-    output (one TR if the scale drops)."""
+    """x ± y into the output format (broadcasting). Equal formats: local. Otherwise both operands
+    are brought to the common scale S = max(scales) in a ring B that holds each operand's range at
+    S plus a carry bit (sign extensions where B is wider, on the operands before they are
+    broadcast), added locally, and rounded once to the output (one TR if the scale drops)."""
     be = ctx.be
     out = _out(ctx, op).fmt
-    x = ins[0]
-    if len(ins) == 2:
-        y = ins[1]
-    else:
-        y = _param_tensor(be, x, ctx.program.op_params(op)["y"])
+    x, y, shape = _operands(ctx, op, ins, broadcast=False)
+    if op.op == "sub":
+        y = -y
     if (x.bits, x.scale) == (y.bits, y.scale) == tuple(out):
-        return [x + y]
+        return [layers.broadcast(x, shape) + layers.broadcast(y, shape)]
     S = max(x.scale, y.scale)
     B = min(64, max(x.bits + S - x.scale, y.bits + S - y.scale, out.bits + max(S - out.scale, 0)) + 1)
 
     def lift(v: Share) -> Share:
         if v.bits < B:
             v = be.sext(v, B).with_meta(signed=True)
-        return align_scale(v, S)
+        return layers.broadcast(align_scale(v, S), shape)
 
+    if len(ins) == 1:  # the server's y: ALICE writes it at (B, S) directly (no extension)
+        p = ctx.program.op_params(op)["y"]
+        yv = _param_tensor(be, shape, p, B, S)
+        return [requant(be, lift(x) + (-yv if op.op == "sub" else yv), out)]
     return [requant(be, lift(x) + lift(y), out)]
 
 
@@ -132,8 +160,28 @@ def _add(ctx, op, ins):
 def _mul(ctx, op, ins):
     out = _out(ctx, op).fmt
     if len(ins) == 2:
-        return [layers.mul(ctx.be, ins[0], ins[1], out)]
-    return [layers.mul_known(ctx.be, ins[0], ctx.program.op_params(op)["y"], out)]
+        return [layers.mul(ctx.be, *_operands(ctx, op, ins)[:2], out)]
+    x = ins[0]
+    shape = (x.shape[0],) + tuple(_out(ctx, op).shape)
+    return [layers.mul_known(ctx.be, layers.broadcast(_aligned(x, len(shape)), shape),
+                             ctx.program.op_params(op)["y"], out)]
+
+
+@runner("div")
+def _div(ctx, op, ins):
+    return [pointwise.div(ctx.be, *_operands(ctx, op, ins)[:2], _out(ctx, op).fmt)]
+
+
+@runner("matmul")
+def _matmul(ctx, op, ins):
+    """Per-sample numpy matmul: 1-D operands become a row / a column, then dropped."""
+    x, y = ins
+    xv, yv = len(x.shape) == 2, len(y.shape) == 2
+    x2 = x.like(x.data[:, None, :]) if xv else x
+    y2 = y.like(y.data[..., None]) if yv else y
+    nd = max(len(x2.shape), len(y2.shape))
+    z = layers.matmul(ctx.be, _aligned(x2, nd), _aligned(y2, nd), _out(ctx, op).fmt)
+    return [_like(z, z.data.reshape((z.shape[0],) + tuple(_out(ctx, op).shape)))]
 
 
 @runner("relu")
@@ -144,7 +192,96 @@ def _relu(ctx, op, ins):
 @runner("maxpool2d")
 def _maxpool(ctx, op, ins):
     k = op.attrs["kernel"]
-    return [layers.maxpool2d(ctx.be, ins[0], k, op.attrs.get("stride") or k)]
+    return [layers.maxpool2d(ctx.be, ins[0], k, op.attrs.get("stride") or k, op.attrs.get("padding", 0),
+                             op.attrs.get("dilation", 1))]
+
+
+@runner("avgpool2d")
+def _avgpool(ctx, op, ins):
+    k = op.attrs["kernel"]
+    return [layers.avgpool2d(ctx.be, ins[0], k, _out(ctx, op).fmt, op.attrs.get("stride") or k,
+                             op.attrs.get("padding", 0), bool(op.attrs.get("count_include_pad", False)))]
+
+
+@runner("abs")
+def _abs(ctx, op, ins):
+    return [pointwise.abs_(ctx.be, ins[0])]
+
+
+@runner("neg")
+def _neg(ctx, op, ins):
+    return [-ins[0]]
+
+
+@runner("clip")
+def _clip(ctx, op, ins):
+    x = ins[0]
+    lo, hi = pointwise.clip_bounds(op.attrs.get("min"), op.attrs.get("max"), Fmt(x.bits, x.scale))
+    return [pointwise.clip(ctx.be, x, lo, hi)]
+
+
+@runner("leakyrelu")
+def _leakyrelu(ctx, op, ins):
+    return [pointwise.leaky_relu(ctx.be, ins[0], float(op.attrs.get("alpha", 0.01)), _out(ctx, op).fmt)]
+
+
+@runner("prelu")
+def _prelu(ctx, op, ins):
+    return [pointwise.prelu(ctx.be, ins[0], ctx.program.op_params(op)["slope"], _out(ctx, op).fmt)]
+
+
+@runner("hardsigmoid")
+def _hardsigmoid(ctx, op, ins):
+    return [pointwise.hardsigmoid(ctx.be, ins[0], float(op.attrs.get("alpha", 0.2)),
+                                  float(op.attrs.get("beta", 0.5)), _out(ctx, op).fmt)]
+
+
+def _axes_last(x: Share, axes) -> tuple[Share, tuple, list]:
+    """x (N, ...) with the per-sample ``axes`` moved last and flattened into one: (share
+    (N, ..., K), the moved shape, the permutation) — local."""
+    nd = len(x.shape) - 1
+    ax = sorted(a % nd + 1 for a in axes)
+    rest = [i for i in range(len(x.shape)) if i not in ax]
+    perm = rest + ax
+    moved = x.data.transpose(perm)
+    return _like(x, moved.reshape(moved.shape[:len(rest)] + (-1,))), moved.shape, perm
+
+
+def _axes_back(y: Share, moved_shape, perm) -> Share:
+    return _like(y, y.data.reshape(moved_shape).transpose(np.argsort(perm)))
+
+
+@runner("normalize")
+def _normalize(ctx, op, ins):
+    x = ins[0]
+    xl, moved, perm = _axes_last(x, op.attrs["axes"])
+    y = norm.normalize(ctx.be, xl, _out(ctx, op).fmt, eps=float(op.attrs.get("eps", 1e-5)),
+                       rstd=Fmt(*op.attrs["rstd"]))
+    return [_axes_back(y, moved, perm)]
+
+
+@runner("reduce")
+def _reduce(ctx, op, ins):
+    x = ins[0]
+    nd = len(x.shape) - 1
+    axes = op.attrs.get("axes")
+    xl, _, _ = _axes_last(x, range(nd) if axes is None else axes)
+    y = norm.reduce_last(ctx.be, xl, op.attrs["kind"], _out(ctx, op).fmt)
+    return [_like(y, y.data.reshape((x.shape[0],) + tuple(_out(ctx, op).shape)))]
+
+
+@runner("softmax")
+def _softmax(ctx, op, ins):
+    """Softmax along any axis: the axis moved last (local), the last-axis softmax, moved back."""
+    x = ins[0]
+    ax = op.attrs.get("axis", -1) % (len(x.shape) - 1) + 1
+    y = norm.softmax(ctx.be, _like(x, np.moveaxis(x.data, ax, -1)), _out(ctx, op).fmt)
+    return [_like(y, np.moveaxis(y.data, -1, ax))]
+
+
+@runner("gather")
+def _gather(ctx, op, ins):
+    return [gather(ins[0], np.asarray(op.attrs["index"], np.int64), op.attrs.get("fill", 0))]
 
 
 @runner("argmax")
@@ -197,7 +334,10 @@ def _unary_fmt(fn):
 
 
 RUNNERS.update(sigmoid=_unary_fmt(layers.sigmoid), tanh=_unary_fmt(layers.tanh),
-               softmax=_unary_fmt(norm.softmax), l2norm=_unary_fmt(norm.l2_normalise))
+               l2norm=_unary_fmt(norm.l2_normalise), exp=_unary_fmt(pointwise.exp),
+               sqrt=_unary_fmt(pointwise.sqrt), rsqrt=_unary_fmt(pointwise.rsqrt),
+               reciprocal=_unary_fmt(pointwise.reciprocal), softplus=_unary_fmt(pointwise.softplus),
+               hardswish=_unary_fmt(pointwise.hardswish))
 
 
 def build_cell(program: Program, op: Op):

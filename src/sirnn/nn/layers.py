@@ -21,9 +21,10 @@ from ..mathfn import logistic
 from ..protocols.backend import Backend
 from ..protocols.share import Share, concat
 from .fixed import Fmt, Param, acc_bits, add_known, align_scale, requant
+from .movement import gather, gather_data, pads4, window_index
 
-__all__ = ["linear", "conv2d", "relu", "maxpool2d", "argmax", "add", "mul", "mul_known",
-           "sigmoid", "tanh", "affine", "im2col", "zeros_msb", "stack"]
+__all__ = ["linear", "conv2d", "relu", "maxpool2d", "avgpool2d", "argmax", "add", "mul", "mul_known",
+           "matmul", "broadcast", "scale_public", "sigmoid", "tanh", "affine", "im2col", "zeros_msb", "stack"]
 
 
 def zeros_msb(be: Backend, shape) -> Share:
@@ -114,37 +115,42 @@ def linear(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, roundi
     return y.like(np.ascontiguousarray(y.data.T).reshape(x.shape[:-1] + (W.shape[0],)))
 
 
-def im2col(data: np.ndarray, kh: int, kw: int, stride: tuple, padding: tuple) -> tuple[np.ndarray, int, int]:
-    """(N, C, H, W) → (C·kh·kw, N·Ho·Wo) patch matrix (zero padding; rows ordered (c, i, j) like
-    W.reshape(OC, −1)). Local on each share: padded zeros are shares of zero."""
+def im2col(data: np.ndarray, kh: int, kw: int, stride: tuple, padding, dilation=(1, 1)) -> tuple[np.ndarray, int, int]:
+    """(N, C, H, W) → (C·kh·kw, N·Ho·Wo) patch matrix (zero padding: an int, a pair or (top,
+    left, bottom, right); rows ordered (c, i, j) like W.reshape(OC, −1)). Local on each share:
+    padded zeros are shares of zero (:func:`~sirnn.nn.movement.window_index`)."""
     N, C, H, W = data.shape
-    ph, pw = padding
-    sh, sw = stride
-    d = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    if kh > Hp or kw > Wp:
-        raise ParameterError(f"conv2d: kernel ({kh}, {kw}) larger than the padded input ({Hp}, {Wp})")
-    ho, wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
-    rows = (np.arange(ho) * sh)[:, None] + np.arange(kh)  # (ho, kh)
-    cols = (np.arange(wo) * sw)[:, None] + np.arange(kw)  # (wo, kw)
-    p = d[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (N, C, ho, wo, kh, kw)
-    p = p.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * ho * wo)
+    try:
+        idx = window_index((C, H, W), (kh, kw), stride, padding, dilation)
+    except ParameterError as e:
+        raise ParameterError(f"conv2d: {e}") from None
+    _, ho, wo, K = idx.shape
+    p = gather_data(data, idx, 0)  # (N, C, ho, wo, kh·kw)
+    p = p.transpose(1, 4, 0, 2, 3).reshape(C * K, N * ho * wo)
     return p, ho, wo
 
 
-def _pair(v, what: str) -> tuple[int, int]:
+def _pair(v, what: str, minimum: int = 0) -> tuple[int, int]:
     t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(t) != 2 or not all(isinstance(u, (int, np.integer)) and u >= 0 for u in t):
-        raise ParameterError(f"conv2d {what} must be a non-negative int or pair, got {v!r}")
+    if len(t) != 2 or not all(isinstance(u, (int, np.integer)) and u >= minimum for u in t):
+        raise ParameterError(f"{what} must be an int ≥ {minimum} or a pair of them, got {v!r}")
     return int(t[0]), int(t[1])
 
 
 def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride=1, padding=0,
-           rounding: str = "nearest") -> Share:
-    """2-D convolution (cross-correlation, as torch.nn.Conv2d) of shared x (C, H, W) or
-    (N, C, H, W) with server-held W (OC, C, kh, kw) and bias (OC,): im2col (local), one
-    matmul_known W (OC, C·kh·kw) · patches, bias by ALICE, one rounding to ``out``.
+           dilation=1, groups: int = 1, rounding: str = "nearest") -> Share:
+    """2-D convolution (cross-correlation, as torch.nn.Conv2d / ONNX Conv) of shared x (C, H, W)
+    or (N, C, H, W) with server-held W (OC, C/groups, kh, kw) and bias (OC,) → ``out``; padding
+    an int, a pair or (top, left, bottom, right); dilation an int or a pair.
     Output (OC, Ho, Wo) or (N, OC, Ho, Wo).
+
+    groups = 1: im2col (local), one matmul_known W (OC, C·kh·kw) · patches, bias by ALICE, one
+    rounding. groups > 1 (depthwise included): im2col per group (local), then one elementwise
+    mul_known of the OC·(C/groups)·kh·kw·Ho·Wo products (each output channel against its group's
+    patches, one call: the rounds of a single product) and a local sum over the window; bias, one
+    rounding. For depthwise that is exactly the per-group matmul's cost; for OC/groups = a > 1 a
+    per-group matmul_known would share each patch entry's COT among a outputs (cheaper in bytes,
+    ×groups in rounds).
 
     Note: im2col repeats input entries; matmul_known's wraps and COTs are per patch entry.
     """
@@ -155,17 +161,30 @@ def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride
         raise ParameterError(f"conv2d x must be (C, H, W) or (N, C, H, W), got {x.shape}")
     data = x.data if batched else x.data[None]
     N, C = data.shape[:2]
-    OC, C2, kh, kw = W.shape
-    if C != C2:
-        raise ParameterError(f"conv2d: x has {C} channels, W expects {C2}")
-    st = _pair(stride, "stride")
-    if min(st) < 1:
-        raise ParameterError("conv2d stride must be ≥ 1")
-    pad = _pair(padding, "padding")
-    cols, ho, wo = im2col(data, kh, kw, st, pad)
-    Wm = _reshaped(W, (OC, C * kh * kw))
+    OC, Cg, kh, kw = W.shape
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or C % groups or OC % groups:
+        raise ParameterError(f"conv2d: groups must divide the {C} input and {OC} output channels, got {groups!r}")
+    if C != Cg * groups:
+        raise ParameterError(f"conv2d: x has {C} channels, W expects {Cg * groups} ({Cg} per group × {groups})")
+    st = _pair(stride, "conv2d stride", 1)
+    dil = _pair(dilation, "conv2d dilation", 1)
+    cols, ho, wo = im2col(data, kh, kw, st, pads4(padding), dil)
     P = W.scale + x.scale
-    acc = affine(be, [(Wm, x.like(cols))], acc_bits(Fmt(*out), P), bias=b)
+    L = acc_bits(Fmt(*out), P)
+    if groups == 1:
+        acc = affine(be, [(_reshaped(W, (OC, C * kh * kw)), x.like(cols))], L, bias=b)
+    else:
+        G, K, M = groups, Cg * kh * kw, N * ho * wo
+        per = cols.reshape(G, 1, K, M)  # each output channel against its group's patches
+        xg = x.like(np.ascontiguousarray(np.broadcast_to(per, (G, OC // G, K, M)).reshape(OC, K, M)))
+        Wv = W.at(be)
+        Wb = None if Wv is None else np.broadcast_to(Wv.reshape(OC, K, 1), (OC, K, M)).copy()
+        if L > x.bits + W.bits:
+            raise ParameterError(f"conv2d: accumulator ring {L} bits exceeds {x.bits} + {W.bits}")
+        z = be.mul_known(Wb, xg, L, w_bits=W.bits, w_scale=W.scale)
+        acc = z.like(z.data.sum(axis=1))
+        if b is not None:
+            acc = add_known(be, acc, _reshaped(b, (OC, 1)))
     y = requant(be, acc, out, rounding)  # (OC, N·ho·wo)
     yd = y.data.reshape(OC, N, ho, wo).transpose(1, 0, 2, 3)
     return y.like(np.ascontiguousarray(yd if batched else yd[0]))
@@ -179,10 +198,105 @@ def relu(be: Backend, x: Share) -> Share:
     return be.relu(_check_x(x, "relu x"))
 
 
-def maxpool2d(be: Backend, x: Share, window, stride=None) -> Share:
-    """2-D max-pooling over the last two axes (no padding; stride defaults to the window); same
-    format. Exact max when pairwise differences do not overflow the ring (|a − b| < 2^{bits−1})."""
-    return be.maxpool(_check_x(x, "maxpool x"), window, stride)
+def maxpool2d(be: Backend, x: Share, window, stride=None, padding=0, dilation=1) -> Share:
+    """2-D max-pooling over the last two axes (stride defaults to the window); same format.
+    Exact max when pairwise differences do not overflow the ring (|a − b| < 2^{bits−1}).
+
+    Without padding and dilation: :meth:`Backend.maxpool` on the windows. With them (x (C, H, W)
+    or (N, C, H, W)): the windows by the index map of :func:`~sirnn.nn.movement.window_index`
+    (local), padding filled with −2^{bits−2} (below every value of a format with one headroom
+    bit, so it never wins and differences do not wrap), then the same tournament over each window."""
+    _check_x(x, "maxpool x")
+    win = _pair(window, "maxpool window", 1)
+    st = win if stride is None else _pair(stride, "maxpool stride", 1)
+    dil = _pair(dilation, "maxpool dilation", 1)
+    pads = pads4(padding)
+    if not any(pads) and dil == (1, 1):
+        return be.maxpool(x, win, st)
+    if len(x.shape) not in (3, 4):
+        raise ParameterError(f"maxpool with padding or dilation needs x (C, H, W) or (N, C, H, W), got {x.shape}")
+    batched = len(x.shape) == 4
+    xb = x if batched else x.like(x.data[None])
+    idx = window_index(xb.shape[1:], win, st, pads, dil)
+    w = gather(xb, idx, -(1 << (x.bits - 2)))  # (N, C, Ho, Wo, k)
+    y = be.maxpool(w, axis=-1)
+    return y if batched else y.like(y.data[0])
+
+
+def avgpool2d(be: Backend, x: Share, window, out: Fmt, stride=None, padding=0,
+              count_include_pad: bool = False) -> Share:
+    """2-D average pooling of x (C, H, W) or (N, C, H, W) → ``out``: the windows by an index map
+    (local, zero padding), the window sums times the public 1/count (count = kh·kw, or the
+    number of non-padded entries unless ``count_include_pad``), rounded once
+    (:func:`scale_public`: one extension and one TR)."""
+    _check_x(x, "avgpool x")
+    win = _pair(window, "avgpool window", 1)
+    st = win if stride is None else _pair(stride, "avgpool stride", 1)
+    if len(x.shape) not in (3, 4):
+        raise ParameterError(f"avgpool needs x (C, H, W) or (N, C, H, W), got {x.shape}")
+    batched = len(x.shape) == 4
+    xb = x if batched else x.like(x.data[None])
+    idx = window_index(xb.shape[1:], win, st, padding)
+    count = np.full(idx.shape[:-1], idx.shape[-1]) if count_include_pad else (idx >= 0).sum(-1)
+    y = scale_public(be, gather(xb, idx), 1.0 / count, out, sum_last=True)
+    return y if batched else y.like(y.data[0])
+
+
+def _const_scale(c: np.ndarray, c_bits: int) -> int:
+    """The scale for public constants c: the least k ≤ the precision limit with c·2^k integral
+    (exact), else the one that gives max |c| ``c_bits`` − 1 significant bits."""
+    m = float(np.abs(c).max())
+    top = c_bits - 2 - int(np.floor(np.log2(m)))
+    for k in range(0, max(top, 0) + 1):
+        v = c * 2.0**k
+        if np.all(v == np.round(v)):
+            return k
+    return top
+
+
+def scale_public(be: Backend, x: Share, c, out: Fmt, *, sum_last: bool = False, bias=None,
+                 nonneg: bool = False, msb: Share | None = None, c_bits: int = 20,
+                 rounding: str = "nearest") -> Share:
+    """round(c ⊙ x + bias), or round(c ⊙ Σ_last x + bias), for public reals c and bias
+    (broadcast against the result) → ``out``.
+
+    c is quantised at scale k (exactly when c·2^k is integral for a small k, e.g. 1 or 1/2^j;
+    otherwise with ``c_bits`` − 1 significant bits); x is brought to the ring L = out.bits +
+    (x.scale + k − out.scale) — a sign extension (zero extension with a public-zero MSB when
+    ``nonneg``; ``msb`` if the caller has MSB(x)) when L > x.bits, a local reduction otherwise —
+    then multiplied by the integers locally, summed (local), the bias added by ALICE, and rounded
+    once (one TR). This is the exact division by a public count of means and average pooling: the
+    error is the rounding (½ ULP) plus |Σx|·|c − c_q|."""
+    _check_x(x, "scale_public x")
+    out = Fmt(*out).check("scale_public output")
+    c = np.asarray(c, np.float64)
+    res_shape = x.shape[:-1] if sum_last else x.shape
+    if not np.all(np.isfinite(c)):
+        raise ParameterError("scale_public: the constant must be finite")
+    if not c.any():
+        base = np.zeros(res_shape) if bias is None else np.broadcast_to(np.asarray(bias, np.float64), res_shape)
+        return be.public(np.round(base * 2.0**out.scale).astype(np.int64), out.bits, out.scale)
+    k = max(_const_scale(c, c_bits), out.scale - x.scale)
+    L = out.bits + x.scale + k - out.scale
+    if L > 64:
+        k -= L - 64
+        L = 64
+        if k < max(out.scale - x.scale, 0) or k < -int(np.floor(np.log2(np.abs(c).max()))):
+            raise ParameterError(f"scale_public: no room in 64 bits for the constant at output {tuple(out)}")
+    cq = np.round(c * 2.0**k).astype(np.int64)
+    if L > x.bits:
+        v = be.zext(x, L, msb=zeros_msb(be, x.shape)) if nonneg else be.sext(x, L, msb=msb)
+    else:
+        v = x.reduce(L)
+    v = v.with_meta(signed=True).mul_public(cq[..., None] if sum_last and cq.ndim else cq, scale=k)
+    if sum_last:
+        v = v.like(v.data.sum(axis=-1))
+    if v.shape != tuple(res_shape):
+        v = v.like(np.ascontiguousarray(np.broadcast_to(v.data, res_shape)))
+    if bias is not None:
+        bq = np.round(np.broadcast_to(np.asarray(bias, np.float64), res_shape) * 2.0**v.scale).astype(np.int64)
+        v = v.add_public(bq)
+    return requant(be, v, out, rounding)
 
 
 def argmax(be: Backend, x: Share, index_bits: int | None = None) -> Share:
@@ -233,6 +347,37 @@ def mul_known(be: Backend, x: Share, w: Param, out: Fmt, *, rounding: str = "nea
     L = acc_bits(Fmt(*out), x.scale + w.scale, cap=x.bits + w.bits)
     p = be.mul_known(v, x, L, w_bits=w.bits, w_scale=w.scale)
     return requant(be, p, out, rounding)
+
+
+def broadcast(x: Share, shape) -> Share:
+    """x broadcast (numpy rules) to ``shape``, as a contiguous share (local)."""
+    shape = tuple(shape)
+    return x if x.shape == shape else x.like(np.ascontiguousarray(np.broadcast_to(x.data, shape)))
+
+
+def matmul(be: Backend, x: Share, y: Share, out: Fmt, *, rounding: str = "nearest") -> Share:
+    """Product of two shared matrices, batched: x (..., a, b) @ y (..., b, c) → (..., a, c) in
+    ``out`` (leading axes broadcast as numpy's matmul).
+
+    All a·b·c products of every batch entry in one Hadamard :meth:`Backend.mul` (x and y
+    broadcast to (..., a, b, c), local) into out.bits + (x.scale + y.scale − out.scale) bits, a
+    local sum over b, one rounding: the rounds of a single multiplication whatever the batch.
+    (:meth:`Backend.matmul` of one (a, b)·(b, c) pair amortises each entry's COTs over a row or
+    column and is cheaper in bytes, but is 2-D only: a batch would cost its rounds per matrix.)"""
+    _check_x(x, "matmul x"), _check_x(y, "matmul y")
+    if len(x.shape) < 2 or len(y.shape) < 2 or x.shape[-1] != y.shape[-2]:
+        raise ParameterError(f"matmul: shapes {x.shape} and {y.shape} do not fit (..., a, b) @ (..., b, c)")
+    try:
+        lead = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    except ValueError:
+        raise ParameterError(f"matmul: batch axes of {x.shape} and {y.shape} do not broadcast") from None
+    a, b, c = x.shape[-2], x.shape[-1], y.shape[-1]
+    full = lead + (a, b, c)
+    xs = broadcast(x.like(x.data[..., None]), full)
+    ys = broadcast(y.like(y.data[..., None, :, :]), full)
+    L = acc_bits(Fmt(*out), x.scale + y.scale, cap=x.bits + y.bits)
+    p = be.mul(xs, ys, L)
+    return requant(be, p.like(p.data.sum(axis=-2)).with_meta(signed=True), out, rounding)
 
 
 def sigmoid(be: Backend, x: Share, out: Fmt, *, extra_scale: int = logistic.EXTRA_SCALE,

@@ -39,13 +39,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
-from ..mathfn import div, nexp, rsqrt
+from ..mathfn import div, nexp, rsqrt, sqrt
 from ..protocols.backend import Backend
 from ..protocols.share import Share
-from .fixed import Fmt
-from .layers import _check_x, mul, zeros_msb
+from .fixed import Fmt, requant
+from .layers import _check_x, broadcast, mul, scale_public, zeros_msb
 
-__all__ = ["softmax", "l2_normalise", "softmax_exp_fmt", "l2_internal_fmts"]
+__all__ = ["softmax", "l2_normalise", "softmax_exp_fmt", "l2_internal_fmts", "reduce_last", "normalize",
+           "REDUCE_KINDS"]
 
 
 def _clog2(n: int) -> int:
@@ -114,3 +115,72 @@ def l2_normalise(be: Backend, x: Share, out: Fmt) -> Share:
     y = rsqrt(be, ss, yf.bits, yf.scale)
     yb = y.like(np.ascontiguousarray(np.broadcast_to(y.data[..., None], x.shape)))
     return mul(be, x, yb, out, y_nonneg=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions and normalisation over the last axis (the runtime moves the reduced axes there)
+# ---------------------------------------------------------------------------------------------
+REDUCE_KINDS = ("sum", "mean", "max", "l2")
+SQ_MAX_BITS = 40  #: sums of squares wider than this are truncated before sqrt / rsqrt (as l2norm)
+
+
+def _sum_squares(be: Backend, x: Share) -> Share:
+    """Σ x² over the last axis, exact at scale 2·x.scale in 2·x.bits + ⌈log2 K⌉ bits (one
+    multiplication, one cheap zero extension, a local sum), truncated (TR) to SQ_MAX_BITS bits."""
+    K = x.shape[-1]
+    if 2 * x.bits + _clog2(K) > 64:
+        raise ParameterError(f"sum of squares of {x.bits}-bit values over {K} needs more than 64 bits")
+    sq = be.mul(x, x, 2 * x.bits).with_meta(signed=True)
+    ss = _lastaxis_sum(be, sq, K)
+    if ss.bits > SQ_MAX_BITS:
+        ss = be.tr(ss, ss.bits - SQ_MAX_BITS).with_meta(signed=True)
+    return ss
+
+
+def reduce_last(be: Backend, x: Share, kind: str, out: Fmt) -> Share:
+    """Reduce the last axis of x: ``sum`` / ``mean`` (Σ x times the public 1 or 1/K, rounded
+    once into ``out``: :func:`~sirnn.nn.layers.scale_public`, one extension and one TR), ``max``
+    (the maxpool tournament: ⌈log2 K⌉ levels of MSB + MUX; x's format, ``out`` must equal it),
+    ``l2`` (√Σx²: squares, exact sum, mathfn.sqrt into ``out``)."""
+    _check_x(x, f"reduce {kind} x")
+    out = Fmt(*out).check(f"reduce {kind} output")
+    K = x.shape[-1] if x.shape else 0
+    if K < 1:
+        raise ParameterError(f"reduce {kind}: x needs a non-empty last axis, got {x.shape}")
+    if kind == "sum":
+        return scale_public(be, x, 1.0, out, sum_last=True)
+    if kind == "mean":
+        return scale_public(be, x, 1.0 / K, out, sum_last=True)
+    if kind == "max":
+        return requant(be, be.maxpool(x, axis=-1), out)
+    if kind == "l2":
+        return sqrt(be, _sum_squares(be, x), out.bits, out.scale)
+    raise ParameterError(f"reduce: kind must be one of {', '.join(REDUCE_KINDS)}, got {kind!r}")
+
+
+def normalize(be: Backend, x: Share, out: Fmt, *, eps: float, rstd: Fmt) -> Share:
+    """(x − mean) / √(var + eps) over the last axis (population variance) → ``out``.
+
+    1. mean = round(Σx · 1/K) in x's format (:func:`~sirnn.nn.layers.scale_public`: one sign
+       extension, one TR); d = x − mean locally (|d| < 2^{bits−1} by the headroom bit);
+    2. d² by one multiplication into 2·bits (exact, scale 2s); var = round(Σd² · 1/K) at (2·bits,
+       2s) (a zero extension with a public-zero MSB, one TR); + eps (public, rounded at 2s);
+    3. r = 1/√(var + eps) by mathfn.rsqrt into ``rstd`` (chosen by the compiler from the
+       calibrated range of r: it saturates, exactly, above the format's largest value);
+    4. out = d ⊙ r (r ≥ 0: cheap wrap), one rounding.
+    """
+    _check_x(x, "normalize x")
+    out = Fmt(*out).check("normalize output")
+    K = x.shape[-1] if x.shape else 0
+    if K < 1:
+        raise ParameterError(f"normalize: x needs a non-empty last axis, got {x.shape}")
+    if 2 * x.bits > 64:
+        raise ParameterError(f"normalize: {x.bits}-bit input: its squares need more than 64 bits")
+    fx = Fmt(x.bits, x.scale)
+    mean = scale_public(be, x, 1.0 / K, fx, sum_last=True)
+    d = x - broadcast(mean.like(mean.data[..., None]), x.shape)
+    sq = be.mul(d, d, 2 * x.bits).with_meta(signed=True)
+    var = scale_public(be, sq, 1.0 / K, Fmt(2 * x.bits, 2 * x.scale), sum_last=True, nonneg=True)
+    var = var.add_public(int(round(float(eps) * 2.0**var.scale)))
+    r = rsqrt(be, var, rstd[0], rstd[1])
+    return mul(be, d, broadcast(r.like(r.data[..., None]), x.shape), out, y_nonneg=True)
