@@ -49,6 +49,7 @@ def _binary(ctx: Context, node):
     ca, cb = ctx.is_const(a), ctx.is_const(b)
     if ca or cb:
         t, c = (b, ctx.const(a)) if ca else (a, ctx.const(b))
+        t = _to_rank(ctx, node, t, np.ndim(c))
         ir, bt = ctx.dyn(node, t)
         y = ctx.per_sample_const(node, c, t)
         if op == "Add":
@@ -74,13 +75,25 @@ def _binary(ctx: Context, node):
     ctx.bind(out, res, bo)
 
 
+def _to_rank(ctx: Context, node, t: str, n: int) -> str:
+    """ONNX tensor t with leading size-1 axes up to rank n (numpy broadcasting against a constant
+    of higher rank), bound under a derived name; t itself if its rank is n or more."""
+    full = ctx.full(t)
+    if len(full) >= n:
+        return t
+    ir, b = ctx.dyn(node, t)
+    k = n - len(full)
+    name = f"{t}:rank{n}"
+    ctx.bind(name, ctx.reshape(ir, (1,) * k + ctx.ps(ir), hint=name), None if b is None else b + k)
+    return name
+
+
 def _aligned(ctx: Context, node, a: str, b: str):
-    """Two ONNX tensors broadcast against each other → their IR tensors with the batch on one
-    axis (of equal rank), and that axis."""
+    """Two ONNX tensors broadcast against each other (numpy rules: the lower rank gets leading
+    size-1 axes) → their IR tensors with the batch on one axis, and that axis."""
+    n = max(len(ctx.full(a)), len(ctx.full(b)))
+    a, b = _to_rank(ctx, node, a, n), _to_rank(ctx, node, b, n)
     fa, fb = ctx.full(a), ctx.full(b)
-    if len(fa) != len(fb):
-        raise ProgramError(f"{node_label(node)}: broadcasting between tensors of different ranks "
-                           f"({fa} and {fb}) is not supported")
     try:
         out = np.broadcast_shapes(fa, fb)
     except ValueError:
