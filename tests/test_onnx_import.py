@@ -67,17 +67,24 @@ def _model(nodes, inits, x_shape, out="y", opset=17, batch=1):
     return m
 
 
-def _reference(m, x):
+def _reference(m, x, ort=False):
+    """The ONNX model on each sample: onnx.reference, or onnxruntime (``ort``; e.g. for the RNN
+    activations onnx.reference lacks)."""
+    if ort:
+        import onnxruntime
+
+        sess = onnxruntime.InferenceSession(m.SerializeToString())
+        return np.stack([sess.run(None, {"x": xi[None].astype(np.float32)})[0][0] for xi in x])
     from onnx.reference import ReferenceEvaluator
 
     ev = ReferenceEvaluator(m)
     return np.stack([ev.run(None, {"x": xi[None].astype(np.float32)})[0][0] for xi in x])
 
 
-def _check(m, x_shape, n=3, seed=0, atol=1e-5, **kw):
+def _check(m, x_shape, n=3, seed=0, atol=1e-5, ort=False, **kw):
     fm = onnx_import.load_onnx(m, **kw)
     x = np.random.default_rng(seed).normal(size=(n, *x_shape))
-    got, want = fm.run(x), _reference(m, x)
+    got, want = fm.run(x), _reference(m, x, ort)
     assert got.shape == want.shape, (got.shape, want.shape)
     np.testing.assert_allclose(got, want, atol=atol, rtol=1e-4)
     return fm
@@ -168,6 +175,54 @@ def test_onnx_rnn_ops_match_reference(kind, direction, layout):
     x = np.random.default_rng(4).normal(size=(24, T, D))
     prog = compile_model(fm, x)
     assert np.abs(evaluate_clear(prog, x) - fm.run(x)).max() < 0.05
+
+
+@needs_onnx
+@pytest.mark.parametrize("kind,variant", [("RNN", "tanh"), ("RNN", "relu-bidirectional"), ("GRU", "reset-first"),
+                                          ("GRU", "h0-reverse"), ("LSTM", "h0-c0-Yc"), ("LSTM", "Yc-only-bidirectional")])
+def test_onnx_rnn_variants_match_reference(kind, variant):
+    """ONNX RNN (Tanh / Relu), GRU with linear_before_reset = 0 (ONNX's default), constant
+    initial states, the LSTM's Y_c — against onnx.reference, then compiled to fixed point."""
+    rng = np.random.default_rng(13)
+    T, D, H = 4, 3, 4
+    bi = "bidirectional" in variant
+    nd = 2 if bi else 1
+    ng = {"RNN": 1, "GRU": 3, "LSTM": 4}[kind]
+    inits = dict(W=rng.normal(0, .5, (nd, ng * H, D)), R=rng.normal(0, .5, (nd, ng * H, H)),
+                 B=rng.normal(0, .3, (nd, 2 * ng * H)))
+    attrs = dict(hidden_size=H, direction="bidirectional" if bi else ("reverse" if "reverse" in variant else "forward"))
+    if kind == "RNN" and "relu" in variant:
+        attrs["activations"] = ["Relu", "Tanh"] if bi else ["Relu"]
+    if kind == "GRU" and variant != "reset-first":
+        attrs["linear_before_reset"] = 1
+    ins = ["xt", "W", "R", "B", ""]
+    if "h0" in variant:
+        inits["h0"] = rng.uniform(-.8, .8, (nd, 1, H))
+        ins.append("h0")
+    if "c0" in variant:
+        inits["c0"] = rng.uniform(-1, 1, (nd, 1, H))
+        ins.append("c0")
+    outs = ["Y", "Yh", "Yc"] if "Yc" in variant and "only" not in variant else (["", "", "Yc"] if "Yc" in variant else ["Y", "Yh"])
+    nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]), _n(kind, ins, outs, **attrs)]
+    feats = []
+    if "Y" in outs:
+        nodes.append(_n("Transpose", ["Y"], "Yt", perm=[2, 0, 1, 3]))
+        feats.append("Yt")
+    for o in ("Yh", "Yc"):
+        if o in outs:
+            nodes.append(_n("Transpose", [o], f"{o}t", perm=[1, 0, 2]))
+            feats.append(f"{o}t")
+    for f in feats:
+        nodes.append(_n("Flatten", [f], f"{f}f"))
+    n_feat = (T * nd * H if "Y" in outs else 0) + nd * H * sum(o in outs for o in ("Yh", "Yc"))
+    inits["fw"] = rng.normal(0, .5, (2, n_feat))
+    nodes += [_n("Concat", [f"{f}f" for f in feats], "f", axis=1), _n("Gemm", ["f", "fw"], "y", transB=1)]
+    fm = _check(_model(nodes, inits, (T, D)), (T, D), ort="relu" in variant)
+    if kind == "LSTM" and "Yc" in variant:
+        assert sum(o.attrs.get("state") == "c" for o in fm.ops) == nd
+    x = np.random.default_rng(4).normal(size=(24, T, D))
+    prog = compile_model(fm, x)
+    assert np.abs(evaluate_clear(prog, x) - fm.run(x)).max() < 0.03 * np.ptp(fm.run(x))
 
 
 @needs_onnx
@@ -308,12 +363,12 @@ def test_errors_name_the_node(tmp_path):
     rng = np.random.default_rng(8)
     w = dict(w=rng.normal(size=(3, 3)))
     cases = [
-        ([_n("Exp", ["x"], "y")], {}, "'n_y' \\(Exp\\): this ONNX op is not supported"),
-        ([_n("MatMul", ["x", "x"], "y")], {}, "only x·W with a constant W"),
+        ([_n("Mod", ["x", "x"], "y")], {}, "'n_y' \\(Mod\\): this ONNX op is not supported"),
+        ([_n("MatMul", ["x", "x"], "y")], {}, "the batch axis is one of the multiplied axes"),
         ([_n("Reshape", ["x", "s"], "y")], {"s": np.array([3])}, "merging the batch axis"),
-        ([_n("Div", ["w", "x"], "y")], w, "division by a tensor"),
-        ([_n("GRU", ["x", "gw", "gr"], ["y"], hidden_size=2)], dict(gw=np.zeros((1, 6, 3)), gr=np.zeros((1, 6, 2))),
-         "linear_before_reset = 0 is not expressible"),
+        ([_n("Div", ["x", "z"], "y")], dict(z=np.array([1.0, 0.0, 2.0])), "division by a constant containing 0"),
+        ([_n("RNN", ["x", "gw", "gr"], ["y"], hidden_size=2, activations=["Sigmoid"])],
+         dict(gw=np.zeros((1, 2, 3)), gr=np.zeros((1, 2, 2))), "activations \\['Sigmoid'\\] are not supported"),
     ]
     for nodes, inits, match in cases:
         with pytest.raises(ProgramError, match=match):
@@ -323,7 +378,51 @@ def test_errors_name_the_node(tmp_path):
         load_float_model(tmp_path / "bad.onnx")
 
 
-# ---- the example models -------------------------------------------------------------------------
+@needs_onnx
+def test_unsupported_ops_are_named_before_any_work():
+    """Control flow is refused with its reason, every unsupported dynamic node is named in one
+    error; unsupported ops on constants only (shape arithmetic) are folded, not refused."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph([_n("Identity", ["x"], "bo")], "body", [], [helper.make_tensor_value_info("bo", TensorProto.FLOAT, None)])
+    loop = _n("Loop", ["trip", ""], "y", body=body)
+    with pytest.raises(ProgramError, match=r"'n_y' \(Loop\): control flow .* cannot be compiled"):
+        onnx_import.load_onnx(_model([loop], {"trip": np.array(2)}, (3,)))
+    nodes = [_n("Mod", ["x", "x"], "a"), _n("Relu", ["a"], "b"), _n("Einsum", ["b", "b"], "y", equation="i,i->i"),
+             _n("Range", ["r0", "r1", "r2"], "rg")]  # Range of constants: folded
+    with pytest.raises(ProgramError, match=r"'n_a' \(Mod\).*'n_y' \(Einsum\)") as e:
+        onnx_import.load_onnx(_model(nodes, {"r0": np.array(0), "r1": np.array(3), "r2": np.array(1)}, (3,)))
+    assert "Range" not in str(e.value).split("supported ONNX ops")[0]
+
+
+@needs_onnx
+def test_batch_axis_static_symbolic_and_override():
+    """A symbolic first axis is the batch; a fully static input is one sample of that shape (the
+    first axis of a (16, 4) input feeding Gemm is not a batch); batch_axis overrides."""
+    rng = np.random.default_rng(9)
+    inits = dict(w=rng.normal(size=(3, 4)), s=np.array([-1]))
+    nodes = [_n("Gemm", ["x", "w"], "g", transB=1), _n("Relu", ["g"], "r"), _n("Reshape", ["r", "s"], "y")]
+    m = _model(nodes, inits, (4,), batch=16)
+    fm = onnx_import.load_onnx(m)
+    assert fm.input_shape == (16, 4) and fm.meta["batch_axis"] is None
+    x = rng.normal(size=(2, 16, 4))
+    from onnx.reference import ReferenceEvaluator
+
+    ev = ReferenceEvaluator(m)
+    want = np.stack([ev.run(None, {"x": xi.astype(np.float32)})[0] for xi in x])
+    np.testing.assert_allclose(fm.run(x), want, atol=1e-5)
+    assert fm.run(x[0]).shape == (48,)
+    with pytest.raises(ProgramError, match="merging the batch axis"):  # as a batch of 16 the Reshape merges it
+        onnx_import.load_onnx(m, batch_axis=0)
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    with pytest.raises(ProgramError, match="merging the batch axis"):
+        onnx_import.load_onnx(m)
+    m1 = _model(nodes[:2], inits, (4,), batch=16, out="r")
+    m1.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    assert onnx_import.load_onnx(m1).input_shape == (4,)
+    with pytest.raises(ProgramError, match="dynamic axis 0 \\(N\\).*every axis must be static"):
+        onnx_import.load_onnx(m1, batch_axis=None)
+
 @needs_onnx
 @pytest.mark.parametrize("name", FASTGRNN_MODELS)
 def test_example_fastgrnn_onnx(name):

@@ -29,7 +29,8 @@ def compile_cmd(args) -> int:
     from ..compiler import CompileConfig, compare, compile_model, load_float_model
 
     try:
-        fm = load_float_model(args.model)
+        fm = load_float_model(args.model, **({} if args.batch_axis == "auto" else
+                                              {"batch_axis": None if args.batch_axis == "none" else 0}))
         calib = _load_array(args.calib, "calibration data")
         cfg = CompileConfig(act_bits=args.bits, w_bits=args.w_bits, headroom_bits=args.headroom,
                             fuse_tanh=not args.no_fuse_tanh)
@@ -225,7 +226,18 @@ def inspect_cmd(args) -> int:
         print(json.dumps(prog.describe(), indent=1))
     else:
         print(prog.summary())
+        print(_batch_text(prog))
     return 0
+
+
+def _batch_text(prog) -> str:
+    """How the client shapes its input: the model's per-sample shape, and whether that is the
+    model's input without its batch axis or (a fully static ONNX input) the whole input."""
+    shape = tuple(prog.input_spec.shape)
+    if prog.meta.get("batch_axis", 0) is None:
+        return (f"batch: none — the model's input is one sample of shape {shape} (static shape); "
+                f"send {shape}, or a stack (N,) + {shape} to run several")
+    return (f"batch: axis 0 — send one sample {shape} or a batch (N,) + {shape}")
 
 
 def add_parsers(sub) -> None:
@@ -242,6 +254,10 @@ def add_parsers(sub) -> None:
     c.add_argument("--w-bits", type=bitwidth, default=16, dest="w_bits", help="weight bitwidth")
     c.add_argument("--headroom", type=nonneg_int, default=1, help="spare integer bits over the calibrated range")
     c.add_argument("--no-fuse-tanh", action="store_true", help="separate σ and tanh calls in the cells")
+    c.add_argument("--batch-axis", choices=["auto", "none", "0"], default="auto", dest="batch_axis",
+                   help="ONNX: is the input's first axis a batch (0) or is the input one sample (none)? "
+                        "auto (default): a symbolic or size-1 first axis is the batch, a fully static "
+                        "shape is one sample")
     c.add_argument("--check", type=nonneg_int, default=256, metavar="N",
                    help="compare fixed point with float on N calibration samples (0: skip)")
     c.set_defaults(func=compile_cmd)

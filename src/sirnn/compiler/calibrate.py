@@ -39,7 +39,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ProgramError
 from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
-from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell
+from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell, RNNCell
 from .floatir import FloatModel, FloatOp, load_float_model
 from .ops import Op, TensorSpec, cell_formats_to, index_bits_for
 from .program import Program, load_array
@@ -477,20 +477,29 @@ def _lower_cell(L, fop):
     params = {}
     if fop.op == "fastgrnn":
         params, H = _fastgrnn_params(w, f)
-    elif fop.op == "lstm":
-        cell = LSTMCell.from_float(w, f)
-        params.update(W_ih=cell.W_ih, W_hh=cell.W_hh, b=cell.b)
-        H = cell.hidden
     else:
-        cell = GRUCell.from_float(w, f)
-        params.update(Wb=cell.Wb, b=cell.b)
+        cell = _float_cell(fop, w, f)
+        params.update({k: v for k, v in cell._fields().items() if v is not None})
         H = cell.hidden
     seq = bool(fop.attrs.get("sequence", False))
     T = xs.shape[0]
-    L.declare(fop.outputs[0], (T, H) if seq else (H,), f.h)
-    L.emit(fop.op, fop.name, [x], fop.outputs,
-           {"hidden": int(H), "formats": cell_formats_to(f), "sequence": seq},
+    attrs = {"hidden": int(H), "formats": cell_formats_to(f), "sequence": seq}
+    # variant attributes only when they differ from the default (programs stay as before)
+    for k, default in (("activation", "tanh"), ("linear_before_reset", True), ("state", "h")):
+        if k in fop.attrs and fop.attrs[k] != default:
+            attrs[k] = fop.attrs[k]
+    L.declare(fop.outputs[0], (T, H) if seq else (H,), f.c if attrs.get("state") == "c" else f.h)
+    L.emit(fop.op, fop.name, [x], fop.outputs, attrs,
            {role: L.param(fop.name, role, p) for role, p in params.items()})
+
+
+def _float_cell(fop, w: dict, f: CellFormats):
+    """The nn cell of an lstm / gru / rnn float op (weights quantised in the formats f)."""
+    if fop.op == "lstm":
+        return LSTMCell.from_float(w, f)
+    if fop.op == "gru":
+        return GRUCell.from_float(w, f, bool(fop.attrs.get("linear_before_reset", True)))
+    return RNNCell.from_float(w, f, fop.attrs.get("activation", "tanh"))
 
 
 def _unsupported(L, fop):
@@ -515,7 +524,7 @@ LOWER = {
     "leakyrelu": lambda L, f: _lower_free(L, f, ("alpha",)),
     "hardsigmoid": lambda L, f: _lower_free(L, f, ("alpha", "beta")),
     "prelu": _lower_prelu, "normalize": _lower_normalize, "reduce": _lower_reduce,
-    "concat": _lower_concat, "fastgrnn": _lower_cell, "lstm": _lower_cell, "gru": _lower_cell,
+    "concat": _lower_concat, "fastgrnn": _lower_cell, "lstm": _lower_cell, "gru": _lower_cell, "rnn": _lower_cell,
     "softmax": _lower_softmax, "l2norm": _lower_softmax, "rnnpool": _lower_rnnpool,
 }
 

@@ -16,9 +16,15 @@ Parameter conventions (PyTorch's):
 * ``fastgrnn``: W (H, D) or W1 (H, r), W2 (r, D); U (H, H) or U1, U2; b_z, b_h (H,); zeta, nu
   (scalars: the effective ζ, ν, i.e. EdgeML's sigmoid(zeta), sigmoid(nu));
 * ``lstm``: W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,), gates i, f, g, o (torch.nn.LSTM);
-* ``gru``: W_ih (3H, D), W_hh (3H, H), b_ih, b_hh (3H,), gates r, z, n (torch.nn.GRU);
+* ``gru``: W_ih (3H, D), W_hh (3H, H), b_ih, b_hh (3H,), gates r, z, n (torch.nn.GRU); attr
+  ``linear_before_reset`` (default true, PyTorch's; false: ONNX GRU's default, n = tanh(W_in x +
+  b_in + W_hn (r ⊙ h) + b_hn));
+* ``rnn``: W_ih (H, D), W_hh (H, H), b_ih, b_hh (H,), attr ``activation`` tanh (default) or relu
+  (torch.nn.RNN, ONNX RNN);
 * the cells take a sequence (T, D) and output the final h (H,), or all h (T, H) with attr
-  ``sequence: true``; the initial state is zero.
+  ``sequence: true``; the initial state is zero, or the optional params ``h0`` (H,) (and ``c0``
+  (H,) for ``lstm``); attr ``state: "c"`` (lstm, not with ``sequence``) outputs the final cell
+  state c instead of h.
 * ``rnnpool``: attrs patch, stride; params ``rnn1.<role>``, ``rnn2.<role>`` with the FastGRNN
   roles above (rnn1: C → h1, rnn2: h1 → h2); x (C, H, W) → (4·h2, Ho, Wo) (RNNPool, Saha et al.
   2020, as examples/models.py: rnn1 along every row and every column of each k×k patch (stride
@@ -232,8 +238,11 @@ def _maybe_lowrank(w: dict, key: str, v: np.ndarray, stats: dict | None) -> np.n
     return w[key + "1"] @ a
 
 
-def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequence: bool = False):
-    """Run a float cell over xs (N, T, D) from a zero state; returns h (N, H) or (N, T, H).
+def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequence: bool = False,
+               attrs: dict | None = None):
+    """Run a float cell over xs (N, T, D) from its initial state (zero, or params h0 / c0);
+    returns h (N, H) or (N, T, H) (attrs: ``activation`` of rnn, ``linear_before_reset`` of gru,
+    ``state`` "c" of lstm: the final c instead of h).
     ``stats`` (a dict) collects the max |value| of the cell's internal tensors: "h", "pre"
     (inputs of σ/tanh), "c" (LSTM cell state), "lowrank" (FastGRNN W2·x, U2·h)."""
     N, T, _ = xs.shape
@@ -241,8 +250,9 @@ def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequ
         H = (w["W1"] if "W1" in w else w["W"]).shape[0]
     else:
         H = w["W_hh"].shape[1]
-    h = np.zeros((H, N))
-    c = np.zeros((H, N))
+    attrs = attrs or {}
+    h = np.zeros((H, N)) + np.asarray(w.get("h0", 0.0), np.float64).reshape(-1, 1)
+    c = np.zeros((H, N)) + np.asarray(w.get("c0", 0.0), np.float64).reshape(-1, 1)
     seq = []
     for t in range(T):
         x = xs[:, t, :].T  # (D, N)
@@ -265,20 +275,32 @@ def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequ
             rz = gi[:2 * H] + gh[:2 * H]
             _upd(stats, "pre", rz), _upd(stats, "pre", gh[2 * H:])
             r, z = _sig(rz[:H]), _sig(rz[H:])
-            pn = gi[2 * H:] + r * gh[2 * H:]
+            if attrs.get("linear_before_reset", True):
+                pn = gi[2 * H:] + r * gh[2 * H:]
+            else:
+                pn = gi[2 * H:] + w["W_hh"][2 * H:] @ (r * h) + w["b_hh"][2 * H:, None]
             _upd(stats, "pre", pn)
             n = np.tanh(pn)
             h = (1 - z) * n + z * h
+        elif op == "rnn":
+            a = w["W_ih"] @ x + w["W_hh"] @ h + (w["b_ih"] + w["b_hh"])[:, None]
+            if attrs.get("activation", "tanh") == "tanh":
+                _upd(stats, "pre", a)
+                h = np.tanh(a)
+            else:
+                h = np.maximum(a, 0.0)
         else:
             raise ProgramError(f"{op} is not a recurrent cell")
         _upd(stats, "h", h)
         if sequence:
             seq.append(h.T)
-    return np.stack(seq, axis=1) if sequence else h.T
+    if sequence:
+        return np.stack(seq, axis=1)
+    return c.T if attrs.get("state") == "c" else h.T
 
 
 def _cell(op, ins, stats=None):
-    return cell_float(op.op, op.params, ins[0], stats, bool(op.attrs.get("sequence", False)))
+    return cell_float(op.op, op.params, ins[0], stats, bool(op.attrs.get("sequence", False)), op.attrs)
 
 
 def _reshape(op, x):
@@ -376,6 +398,7 @@ FLOAT_OPS: dict[str, Callable] = {
     "fastgrnn": lambda op, ins, st: _cell(op, ins, st),
     "lstm": lambda op, ins, st: _cell(op, ins, st),
     "gru": lambda op, ins, st: _cell(op, ins, st),
+    "rnn": lambda op, ins, st: _cell(op, ins, st),
     "softmax": lambda op, ins, st: _softmax_axis(op, ins[0]),
     "l2norm": lambda op, ins, st: _l2norm(op, ins[0]),
     "normalize": lambda op, ins, st: _normalize(op, ins[0], st),
@@ -385,7 +408,7 @@ FLOAT_OPS: dict[str, Callable] = {
 
 #: ops whose float function fills ``cell_stats`` (per op name): the cells, rnnpool
 #: ({"rnn1": {...}, "rnn2": {...}}) and normalize (range of 1/√(var + eps))
-STAT_OPS = ("fastgrnn", "lstm", "gru", "rnnpool", "normalize")
+STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,10 +517,10 @@ def _load_json(path: str) -> FloatModel:
         return FloatModel.from_dict(json.load(f))
 
 
-def _load_onnx(path: str) -> FloatModel:
+def _load_onnx(path: str, **options) -> FloatModel:
     from .onnx_import import load_onnx  # imports the onnx package, with a clear error if missing
 
-    return load_onnx(path)
+    return load_onnx(path, **options)
 
 
 #: file extension → loader(path) → FloatModel
@@ -509,7 +532,9 @@ def register_loader(ext: str, fn: Callable[[str], FloatModel]) -> None:
     LOADERS[ext if ext.startswith(".") else "." + ext] = fn
 
 
-def load_float_model(path) -> FloatModel:
+def load_float_model(path, **options) -> FloatModel:
+    """The float model in ``path`` (by extension, :data:`LOADERS`); ``options`` go to the loader
+    (e.g. ``batch_axis`` for ONNX)."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     fn = LOADERS.get(ext)
@@ -518,8 +543,10 @@ def load_float_model(path) -> FloatModel:
                            f"{', '.join(sorted(LOADERS))})")
     if not os.path.exists(path):
         raise ProgramError(f"no such model file: {path}")
+    if options and ext != ".onnx":
+        raise ProgramError(f"options {sorted(options)} only apply to ONNX models, not {path!r}")
     try:
-        return fn(path)
+        return fn(path, **options)
     except ProgramError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError, EOFError,

@@ -574,9 +574,12 @@ def _check_concat(op, ins, outs, p):
 #: parameter roles of the cells (FastGRNN: W or W1, W2 (low rank); U or U1, U2)
 CELL_PARAMS = {
     "fastgrnn": (("b_z", "b_h", "zn"), ("W", "W1", "W2", "U", "U1", "U2")),
-    "lstm": (("W_ih", "W_hh", "b"), ()),
-    "gru": (("Wb", "b"), ()),
+    "lstm": (("W_ih", "W_hh", "b"), ("h0", "c0")),
+    "gru": (("Wb", "b"), ("h0", "Wn")),
+    "rnn": (("W_ih", "W_hh", "b"), ("h0",)),
 }
+#: attributes of the cells (beyond hidden, formats, sequence: the variants, absent = default)
+CELL_ATTRS = {"fastgrnn": (), "lstm": ("state",), "gru": ("linear_before_reset",), "rnn": ("activation",)}
 _FMT_KEYS = ("x", "h", "pre", "gate", "c", "lowrank")
 
 
@@ -647,23 +650,39 @@ def _check_cell(op, ins, outs, p):
         shape("b_z", (H,))
         shape("b_h", (H,))
         shape("zn", (2, 1))
-    elif op.op == "lstm":
-        shape("W_ih", (4 * H, D))
-        shape("W_hh", (4 * H, H))
-        shape("b", (4 * H,))
+    elif op.op in ("lstm", "rnn"):
+        g = 4 if op.op == "lstm" else 1
+        shape("W_ih", (g * H, D))
+        shape("W_hh", (g * H, H))
+        shape("b", (g * H,))
+        if op.attrs.get("activation", "tanh") not in ("tanh", "relu"):
+            _fail(op, f"activation must be tanh or relu, got {op.attrs.get('activation')!r}")
     elif op.op == "gru":
         if tuple(f.x) != tuple(f.h):
             _fail(op, "GRU needs x and h in one format")
-        shape("Wb", (4 * H, D + H))
-        shape("b", (4 * H,))
+        lbr = op.attrs.get("linear_before_reset", True)
+        if not isinstance(lbr, bool) or lbr == ("Wn" in p):
+            _fail(op, "linear_before_reset must be true or false, and false exactly with the parameter Wn")
+        rows = 4 * H if lbr else 3 * H
+        shape("Wb", (rows, D + H))
+        shape("b", (rows,))
+        if not lbr:
+            shape("Wn", (H, H))
+    for role in ("h0", "c0"):
+        if role in p:
+            shape(role, (H,))
     seq = op.attrs.get("sequence", False)
     if not isinstance(seq, bool):
         _fail(op, f"attribute sequence must be true or false, got {seq!r}")
+    state = op.attrs.get("state", "h")
+    if state not in ("h", "c") or (state == "c" and (op.op != "lstm" or seq)):
+        _fail(op, f"attribute state must be 'h' (or 'c' for an lstm without sequence), got {state!r}")
     want = (T, H) if seq else (H,)
     if tuple(o.shape) != want:
         _fail(op, f"output has shape {o.shape}, expected {want}")
-    if (o.bits, o.scale, o.signed) != (f.h.bits, f.h.scale, True):
-        _fail(op, f"output format ({o.bits}, {o.scale}) differs from the cell's h format {tuple(f.h)}")
+    of = f.c if state == "c" else f.h
+    if (o.bits, o.scale, o.signed) != (of.bits, of.scale, True):
+        _fail(op, f"output format ({o.bits}, {o.scale}) differs from the cell's {state} format {tuple(of)}")
 
 
 def _last_axis(op, x):
@@ -805,10 +824,15 @@ for _d in (
     OpDef("fastgrnn", (1, 1), params=CELL_PARAMS["fastgrnn"][0], optional=CELL_PARAMS["fastgrnn"][1],
           attrs=("hidden", "formats", "sequence"), check=_check_cell,
           doc="FastGRNN over a sequence (T, D) → final h (H,) or all h (T, H)"),
-    OpDef("lstm", (1, 1), params=CELL_PARAMS["lstm"][0], attrs=("hidden", "formats", "sequence"),
-          check=_check_cell, doc="LSTM (torch.nn.LSTMCell gates) over a sequence"),
-    OpDef("gru", (1, 1), params=CELL_PARAMS["gru"][0], attrs=("hidden", "formats", "sequence"),
-          check=_check_cell, doc="GRU (torch.nn.GRUCell gates) over a sequence"),
+    OpDef("lstm", (1, 1), params=CELL_PARAMS["lstm"][0], optional=CELL_PARAMS["lstm"][1],
+          attrs=("hidden", "formats", "sequence") + CELL_ATTRS["lstm"], check=_check_cell,
+          doc="LSTM (torch.nn.LSTMCell gates) over a sequence (optional constant h0, c0; state c: final c)"),
+    OpDef("gru", (1, 1), params=CELL_PARAMS["gru"][0], optional=CELL_PARAMS["gru"][1],
+          attrs=("hidden", "formats", "sequence") + CELL_ATTRS["gru"], check=_check_cell,
+          doc="GRU (torch.nn.GRUCell gates; linear_before_reset false: ONNX's default) over a sequence"),
+    OpDef("rnn", (1, 1), params=CELL_PARAMS["rnn"][0], optional=CELL_PARAMS["rnn"][1],
+          attrs=("hidden", "formats", "sequence") + CELL_ATTRS["rnn"], check=_check_cell,
+          doc="Elman RNN (tanh or relu; torch.nn.RNNCell) over a sequence"),
     OpDef("softmax", (1, 1), attrs=("axis",), check=_check_softmax,
           doc="softmax over an axis (default the last; max, nexp, local sum, div; sirnn.nn.norm)"),
     OpDef("l2norm", (1, 1), attrs=("axis", "eps"), check=_check_l2norm,

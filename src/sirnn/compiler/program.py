@@ -300,7 +300,7 @@ class Program:
             n = sum(int(np.prod(p.shape, dtype=np.int64)) for p in ps.values())
             pdesc = f"{n:,} ({', '.join(f'{r}@{p.bits}b/s{p.scale}' for r, p in ps.items())})" if ps else ""
             extra = ""
-            if op.op in ("fastgrnn", "lstm", "gru"):
+            if op.op in ("fastgrnn", "lstm", "gru", "rnn"):
                 f = op.attrs["formats"]
                 extra = f"  [pre {tuple(f['pre'])}, gate {tuple(f['gate'])}, h {tuple(f['h'])}]"
             lines.append(f"  {op.name:{w}s}  {op.op:9s}  {str(o):34s}  {pdesc}{extra}")

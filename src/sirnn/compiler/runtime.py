@@ -348,9 +348,12 @@ def build_cell(program: Program, op: Op):
     if op.op == "fastgrnn":
         return _fastgrnn_cell(p, f, H)
     if op.op == "lstm":
-        return rnn.LSTMCell(p["W_ih"], p["W_hh"], p["b"], f, H)
+        return rnn.LSTMCell(p["W_ih"], p["W_hh"], p["b"], f, H, p.get("h0"), p.get("c0"))
     if op.op == "gru":
-        return rnn.GRUCell(p["Wb"], p["b"], f, H, program.tensors[op.inputs[0]].shape[1])
+        return rnn.GRUCell(p["Wb"], p["b"], f, H, program.tensors[op.inputs[0]].shape[1], p.get("h0"), p.get("Wn"),
+                           bool(op.attrs.get("linear_before_reset", True)))
+    if op.op == "rnn":
+        return rnn.RNNCell(p["W_ih"], p["W_hh"], p["b"], f, H, p.get("h0"), op.attrs.get("activation", "tanh"))
     raise ProgramError(f"op {op.name!r}: {op.op} is not a recurrent cell")
 
 
@@ -368,13 +371,13 @@ def _cell_runner(ctx, op, ins):
             seq.append(cell.output(state).data.T)  # (N, H)
         if ctx.progress is not None:
             ctx.progress(ProgressEvent(ctx.index, n_ops, op.name, op.op, t + 1, T))
-    h = cell.output(state)
+    h = state[1] if op.attrs.get("state") == "c" else cell.output(state)
     if op.attrs.get("sequence"):
         return [_like(h, np.stack(seq, axis=1))]  # (N, T, H)
     return [_like(h, h.data.T)]  # (N, H)
 
 
-for _name in ("fastgrnn", "lstm", "gru"):
+for _name in ("fastgrnn", "lstm", "gru", "rnn"):
     RUNNERS[_name] = _cell_runner
 
 

@@ -1,4 +1,4 @@
-"""Recurrent cells over shares (FastGRNN, LSTM, GRU) and a driver over time.
+"""Recurrent cells over shares (FastGRNN, LSTM, GRU, Elman RNN) and a driver over time.
 
 Each cell is built by the server from float weights (``from_float``), which quantises every weight
 tensor at its own scale; ``cell.spec()`` is the client's copy (shapes and formats only, no
@@ -53,8 +53,8 @@ from . import layers
 from .fixed import (Fmt, Param, acc_bits, add_known, align_scale, fit_scale, public_zeros, quantize, requant,
                     requant_msb)
 
-__all__ = ["CellFormats", "FastGRNNCell", "LSTMCell", "GRUCell", "rnn_over_time",
-           "fastgrnn_float", "lstm_float", "gru_float", "run_float", "sigmoid_float"]
+__all__ = ["CellFormats", "FastGRNNCell", "LSTMCell", "GRUCell", "RNNCell", "rnn_over_time",
+           "fastgrnn_float", "lstm_float", "gru_float", "rnn_float", "run_float", "sigmoid_float"]
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,10 @@ def lstm_float(w: dict, x: np.ndarray, state) -> tuple[np.ndarray, np.ndarray]:
     return o * np.tanh(c2), c2
 
 
-def gru_float(w: dict, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """torch.nn.GRUCell: keys W_ih (3H, D), W_hh (3H, H), b_ih, b_hh (3H), gates r, z, n."""
+def gru_float(w: dict, x: np.ndarray, h: np.ndarray, linear_before_reset: bool = True) -> np.ndarray:
+    """torch.nn.GRUCell: keys W_ih (3H, D), W_hh (3H, H), b_ih, b_hh (3H), gates r, z, n;
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)). With ``linear_before_reset=False`` (ONNX GRU's
+    default): n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)."""
     H = h.shape[0]
     gi = w["W_ih"] @ x
     gi = gi + _col(w["b_ih"], gi)
@@ -202,8 +204,19 @@ def gru_float(w: dict, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     gh = gh + _col(w["b_hh"], gh)
     r = sigmoid_float(gi[:H] + gh[:H])
     z = sigmoid_float(gi[H:2 * H] + gh[H:2 * H])
-    n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
+    if linear_before_reset:
+        n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
+    else:
+        hn = w["W_hh"][2 * H:] @ (r * h)
+        n = np.tanh(gi[2 * H:] + hn + _col(w["b_hh"][2 * H:], hn))
     return (1 - z) * n + z * h
+
+
+def rnn_float(w: dict, x: np.ndarray, h: np.ndarray, activation: str = "tanh") -> np.ndarray:
+    """torch.nn.RNNCell / ONNX RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu."""
+    a = w["W_ih"] @ x + w["W_hh"] @ h
+    a = a + _col(np.asarray(w["b_ih"]) + w["b_hh"], a)
+    return np.tanh(a) if activation == "tanh" else np.maximum(a, 0.0)
 
 
 def _col(b, like):
@@ -238,12 +251,27 @@ class _Cell:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, (Param, tuple)) and k != "fmts"}
 
     def init_state(self, be: Backend, batch: int | None = None):
-        shape = (self.hidden,) if batch is None else (self.hidden, batch)
-        return public_zeros(be, shape, self.fmts.h)
+        return _initial(be, self.hidden, batch, self.fmts.h, getattr(self, "h0", None))
 
     def output(self, state) -> Share:
         return state
 
+
+def _initial(be: Backend, H: int, batch: int | None, fmt: Fmt, p: Param | None) -> Share:
+    """The initial state: zeros, or the server's constant ``p`` (H,) (added by ALICE, no
+    communication)."""
+    z = public_zeros(be, (H,) if batch is None else (H, batch), fmt)
+    if p is None:
+        return z
+    return add_known(be, z, p if batch is None else _colp(p))
+
+
+def _state_param(v, fmt: Fmt) -> Param | None:
+    """A constant initial state (H,) quantised in the state's format (None: zeros)."""
+    if v is None:
+        return None
+    v = np.asarray(v, np.float64).reshape(-1)
+    return Param(v.shape, fmt.bits, fmt.scale, quantize(v, fmt.bits, fmt.scale))
 
 def _spec(v):
     if isinstance(v, Param):
@@ -420,16 +448,19 @@ class LSTMCell(_Cell):
     b: Param  # b_ih + b_hh at the accumulator scale
     fmts: CellFormats = field(default_factory=CellFormats)
     hidden: int = 0
+    h0: Param | None = None  #: constant initial h (H,) at fmts.h (None: zeros)
+    c0: Param | None = None  #: constant initial c (H,) at fmts.c (None: zeros)
 
     @classmethod
     def from_float(cls, w: dict, fmts: CellFormats = CellFormats()) -> "LSTMCell":
         Wi, Wh, b, _ = _stacked_affine_params(w["W_ih"], w["W_hh"], np.asarray(w["b_ih"]) + w["b_hh"], fmts,
                                               fmts.sig_in)
-        return cls(Wi, Wh, b, fmts, w["W_hh"].shape[1])
+        return cls(Wi, Wh, b, fmts, w["W_hh"].shape[1], _state_param(w.get("h0"), fmts.h),
+                   _state_param(w.get("c0"), fmts.c))
 
     def init_state(self, be: Backend, batch: int | None = None):
-        shape = (self.hidden,) if batch is None else (self.hidden, batch)
-        return public_zeros(be, shape, self.fmts.h), public_zeros(be, shape, self.fmts.c)
+        return (_initial(be, self.hidden, batch, self.fmts.h, self.h0),
+                _initial(be, self.hidden, batch, self.fmts.c, self.c0))
 
     def output(self, state) -> Share:
         return state[0]
@@ -466,32 +497,50 @@ class GRUCell(_Cell):
     with [x; h] (4H rows); one TR rounding the r, z and W_hn·h rows to ``pre``; sigmoid on r, z;
     r ⊙ (W_hn h + b_hn) (r ≥ 0) added to W_in x + b_in at a common scale and rounded once; tanh;
     z ⊙ (h − n) rounded to ``h``, plus n.
+
+    ``linear_before_reset=False`` (ONNX GRU's default): n = tanh(W_in x + b_in + W_hn (r ⊙ h) +
+    b_hn). The block matrix has 3H rows ([[W_ir W_hr]; [W_iz W_hz]; [W_in 0]]); after σ, r ⊙ h is
+    rounded to ``h`` and multiplied by ``Wn`` = W_hn (a second matmul_known per step, into the same
+    accumulator scale as W_in x), then as above.
     """
 
-    Wb: Param  # (4H, D + H) block matrix
-    b: Param   # (4H,) at the accumulator scale
+    Wb: Param  # (4H, D + H) block matrix ((3H, D + H) without linear_before_reset)
+    b: Param   # (4H,) at the accumulator scale ((3H,): b_r, b_z, b_in + b_hn)
     fmts: CellFormats = field(default_factory=CellFormats)
     hidden: int = 0
     inputs: int = 0
+    h0: Param | None = None       #: constant initial h (H,) at fmts.h (None: zeros)
+    Wn: Param | None = None       #: W_hn (H, H), only without linear_before_reset
+    linear_before_reset: bool = True
 
     @classmethod
-    def from_float(cls, w: dict, fmts: CellFormats = CellFormats()) -> "GRUCell":
+    def from_float(cls, w: dict, fmts: CellFormats = CellFormats(), linear_before_reset: bool = True) -> "GRUCell":
         f = fmts
         Wi, Wh = np.asarray(w["W_ih"], np.float64), np.asarray(w["W_hh"], np.float64)
         H, D = Wh.shape[1], Wi.shape[1]
         Z = np.zeros
-        A = np.concatenate([Wi[:2 * H], Wi[2 * H:], Z((H, D))])      # x-columns of the 4H rows
-        B = np.concatenate([Wh[:2 * H], Z((H, H)), Wh[2 * H:]])      # h-columns
         bi, bh = np.asarray(w["b_ih"], np.float64), np.asarray(w["b_hh"], np.float64)
-        bias = np.concatenate([bi[:2 * H] + bh[:2 * H], bi[2 * H:], bh[2 * H:]])
         # the r ⊙ (W_hn h) product lands at scale s_gate + s_pre: the accumulator must reach it
         if tuple(f.x) != tuple(f.h):
             raise ParameterError("GRUCell needs x and h in one format (one block matrix)")
+        h0 = _state_param(w.get("h0"), f.h)
+        if not linear_before_reset:
+            A, B = Wi, np.concatenate([Wh[:2 * H], Z((H, H))])
+            bias = np.concatenate([bi[:2 * H] + bh[:2 * H], bi[2 * H:] + bh[2 * H:]])
+            P, (sx, sh, sn) = _weight_scales([(A, f.x.scale), (B, f.h.scale), (Wh[2 * H:], f.h.scale)], f.w_bits,
+                                             _pcap(f, f.pre, f.x.bits))
+            Wb = Param((3 * H, D + H), f.w_bits, sx,
+                       np.concatenate([quantize(A, f.w_bits, sx), quantize(B, f.w_bits, sh)], axis=1))
+            return cls(Wb, _qparam(bias, acc_bits(f.pre, P), P), f, H, D, h0, _qparam(Wh[2 * H:], f.w_bits, sn),
+                       False)
+        A = np.concatenate([Wi[:2 * H], Wi[2 * H:], Z((H, D))])      # x-columns of the 4H rows
+        B = np.concatenate([Wh[:2 * H], Z((H, H)), Wh[2 * H:]])      # h-columns
+        bias = np.concatenate([bi[:2 * H] + bh[:2 * H], bi[2 * H:], bh[2 * H:]])
         Wiq, Whq, _, P = _stacked_affine_params(A, B, bias, f, f.pre)
         S = max(P, f.gate.scale + f.pre.scale)
         bq = _qparam(bias, acc_bits(f.pre, S), P)
         Wb = Param((4 * H, D + H), f.w_bits, Wiq.scale, np.concatenate([Wiq.values, Whq.values], axis=1))
-        return cls(Wb, bq, f, H, D)
+        return cls(Wb, bq, f, H, D, h0)
 
     def step(self, be: Backend, x: Share, h: Share, meter=None) -> Share:
         f = self.fmts
@@ -501,6 +550,8 @@ class GRUCell(_Cell):
         if x2.bits != h2.bits or x2.scale != h2.scale:
             raise ParameterError("GRUCell: x and h must share one format")
         P = self.Wb.scale + x2.scale
+        if not self.linear_before_reset:
+            return _shape_back(self._step_reset_first(be, x2, h2, P, meter), vec)
         S = max(P, f.gate.scale + f.pre.scale)
         L = acc_bits(f.pre, S)
         with _section(meter, "matmul W_ih,W_hh"):
@@ -516,10 +567,72 @@ class GRUCell(_Cell):
             (rn,) = _mul_many(be, [(r, rzh[2 * H:])], L, nonneg_a=True)
         with _section(meter, "round n pre-activation"):
             pn = requant(be, align_scale(nx, S) + align_scale(rn, S), f.pre)
+        return _shape_back(self._update(be, pn, z, h2, meter), vec)
+
+    def _step_reset_first(self, be: Backend, x2: Share, h2: Share, P: int, meter) -> Share:
+        f = self.fmts
+        H = self.hidden
+        L = acc_bits(f.pre, P)
+        with _section(meter, "matmul W_ih,W_hh"):
+            xh = x2.like(np.concatenate([x2.data, h2.data], axis=0))
+            acc = layers.affine(be, [(self.Wb, xh)], L, bias=self.b)
+        with _section(meter, "round pre-activations"):
+            rz = requant(be, acc[:2 * H], f.pre)
+        with _section(meter, "sigmoid"):
+            rz = layers.sigmoid(be, rz, f.gate)
+            r, z = rz[:H], rz[H:]
+        with _section(meter, "reset product"):
+            rh = layers.mul(be, r, h2, f.h, x_nonneg=True)
+        with _section(meter, "matmul W_hn"):
+            an = layers.affine(be, [(self.Wn, rh)], L)
+        with _section(meter, "round n pre-activation"):
+            pn = requant(be, acc[2 * H:] + an, f.pre)
+        return self._update(be, pn, z, h2, meter)
+
+    def _update(self, be: Backend, pn: Share, z: Share, h2: Share, meter) -> Share:
+        f = self.fmts
         with _section(meter, "tanh"):
             n = requant(be, layers.tanh(be, pn, f.gate), f.h)
         with _section(meter, "update product"):
-            hn = layers.mul(be, z, h2 - n, f.h, x_nonneg=True) + n
+            return layers.mul(be, z, h2 - n, f.h, x_nonneg=True) + n
+
+
+@dataclass(frozen=True)
+class RNNCell(_Cell):
+    """torch.nn.RNNCell / ONNX RNN: h' = act(W_ih x + W_hh h + b), act ∈ {tanh, relu}.
+
+    Per step: one matmul_known of [W_ih W_hh] with [x; h] into the accumulator, bias by ALICE;
+    tanh: one TR to ``pre``, tanh to ``gate``, rounded to ``h``; relu: one TR to ``h``, then ReLU.
+    """
+
+    W_ih: Param
+    W_hh: Param
+    b: Param  # b_ih + b_hh at the accumulator scale
+    fmts: CellFormats = field(default_factory=CellFormats)
+    hidden: int = 0
+    h0: Param | None = None
+    activation: str = "tanh"
+
+    @classmethod
+    def from_float(cls, w: dict, fmts: CellFormats = CellFormats(), activation: str = "tanh") -> "RNNCell":
+        if activation not in ("tanh", "relu"):
+            raise ParameterError(f"RNNCell: activation must be tanh or relu, not {activation!r}")
+        out = fmts.pre if activation == "tanh" else fmts.h
+        Wi, Wh, b, _ = _stacked_affine_params(w["W_ih"], w["W_hh"], np.asarray(w["b_ih"]) + w["b_hh"], fmts, out)
+        return cls(Wi, Wh, b, fmts, w["W_hh"].shape[1], _state_param(w.get("h0"), fmts.h), activation)
+
+    def step(self, be: Backend, x: Share, h: Share, meter=None) -> Share:
+        f = self.fmts
+        x2, vec = _cols(x)
+        h2, _ = _cols(h)
+        out = f.pre if self.activation == "tanh" else f.h
+        with _section(meter, "matmul W_ih,W_hh"):
+            P = self.W_ih.scale + x2.scale
+            acc = layers.affine(be, [(self.W_ih, x2), (self.W_hh, h2)], acc_bits(out, P), bias=self.b)
+        with _section(meter, "round pre-activation"):
+            a = requant(be, acc, out)
+        with _section(meter, self.activation):
+            hn = requant(be, layers.tanh(be, a, f.gate), f.h) if self.activation == "tanh" else layers.relu(be, a)
         return _shape_back(hn, vec)
 
 

@@ -68,81 +68,41 @@ domains, a batch axis merged with other axes outside RNNPool.
 The result is tidied: reshape chains, transposes that cancel or only move size-1 axes, and
 concatenations of adjacent slices (e.g. a stack of a cell's states) collapse; unused ops go.
 
-Modules
--------
-:mod:`.graph` reads the model and folds constants; :mod:`.fastgrnn` and :mod:`.rnnpool`
-recognise the unrolled cells and RNNPool regions; :mod:`.nodes` maps the remaining nodes, one
-handler per ONNX op type; this module orders all of them (:func:`load_onnx`) and tidies the
-result.
+Structure
+---------
+1. :func:`.graph.read_graph` reads the model (inputs, output, initializers, ONNX shape inference
+   at batch 1);
+2. the passes of :data:`PASSES` (:mod:`.passes`), in order: ``fold_constants`` (constant and
+   shape-arithmetic folding), ``fuse_cells`` (unrolled FastGRNN chains and RNNPool regions → one
+   fused node each); ``fuse_cells=False`` skips the fusions;
+3. :func:`.registry.check_supported`: one error naming every node no handler maps, before any IR
+   is emitted;
+4. emission: the live nodes in topological order, each through its handler in the op registry
+   (:mod:`.registry`, handlers in :mod:`.ops`: one per ONNX op type, mapping documented next to
+   it); nodes left whose inputs turned out constant (a ``Shape`` of a tensor whose shape only
+   emission knows) are folded on the way;
+5. tidying (:func:`_simplify`). The fixed-point lowering (:mod:`sirnn.compiler.calibrate`) is
+   the next stage, outside this package.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 
 import numpy as np
 
 from ...errors import ProgramError
 from ..floatir import FloatModel, FloatOp
-from .fastgrnn import Chain, chain_steps, emit_chain, find_steps
-from .graph import Graph, fold, node_label, read_graph, require_onnx, shape_of
-from .nodes import HANDLERS, SUPPORTED_OPS, Context
-from .rnnpool import emit_region, rnnpool_regions
+from . import ops  # noqa: F401 - fills the op registry
+from .context import Context
+from .graph import Graph, evaluate, live_order, node_label, read_graph, require_onnx, shape_of
+from .passes import PASSES
+from .registry import check_supported, handler, supported_ops
 
-__all__ = ["load_onnx", "SUPPORTED_OPS"]
+__all__ = ["load_onnx", "SUPPORTED_OPS", "PASSES"]
 
-
-def _order(g: Graph, chains: list[Chain], regions: list) -> list:
-    """Topological order of the remaining nodes, the chains and the RNNPool regions (as items), dead
-    items dropped."""
-    absorbed = set()
-    items = []
-    for c in chains:
-        absorbed |= set().union(*(s.nodes for s in c.steps))
-    for r in regions:
-        absorbed |= r.nodes
-    for i, n in enumerate(g.nodes):
-        if i not in absorbed:
-            items.append((i, ("node", i), [t for t in n.input if t], [o for o in n.output if o]))
-    for c in chains:
-        if c.seq_src and c.seq_src[0] == "input":
-            ins = [c.seq_src[1]]
-        elif c.seq_src:
-            ins = [c.seq_src[1].token]
-        else:
-            ins = [s.x for s in c.steps]
-        outs = list(c.external.values()) + ([c.token] if c.sequence else [])
-        pos = max(max(s.nodes) for s in c.steps)
-        items.append((pos, ("chain", c), ins, outs))
-    for r in regions:
-        items.append((max(r.nodes), ("region", r), [r.x], [r.y]))
-    prod = {o: k for k, it in enumerate(items) for o in it[3]}
-    deps = [{prod[t] for t in it[2] if t in prod} for it in items]
-    users: dict = {}
-    for k, d in enumerate(deps):
-        for j in d:
-            users.setdefault(j, []).append(k)
-    left = [len(d) for d in deps]
-    heap = [(items[k][0], k) for k in range(len(items)) if not left[k]]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        _, k = heapq.heappop(heap)
-        order.append(k)
-        for u in users.get(k, []):
-            left[u] -= 1
-            if not left[u]:
-                heapq.heappush(heap, (items[u][0], u))
-    if len(order) != len(items):
-        raise ProgramError("the ONNX graph has a cycle")
-    live = {g.output}
-    keep = []
-    for k in reversed(order):
-        if any(o in live for o in items[k][3]):
-            keep.append(k)
-            live.update(items[k][2])
-    return [items[k][1] for k in reversed(keep)], live
+#: the ONNX op types the importer maps (plus the fused patterns and constant folding)
+SUPPORTED_OPS = supported_ops()
 
 
 def _model(source):
@@ -165,61 +125,62 @@ def _model(source):
     return m, parent if stem == "model" and parent else stem
 
 
-def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True) -> FloatModel:
+def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True, batch_axis="auto") -> FloatModel:
     """An ONNX model (path, serialized bytes or ``onnx.ModelProto``) → :class:`FloatModel`.
 
     ``output``: the ONNX output to use when the model has several. ``fuse_cells``: recognise
     unrolled FastGRNN cells and emit one ``fastgrnn`` op per cell (default); ``False`` maps the
-    unrolled graph op by op. Raises :class:`~sirnn.errors.ProgramError` naming the ONNX node for
+    unrolled graph op by op. ``batch_axis``: 0 (the input's first axis is the batch, dropped from
+    the per-sample shape), None (the input is one sample of its full static shape) or "auto"
+    (default: 0 when the first axis is symbolic or a static 1, else None; ``meta["batch_axis"]``
+    records the choice). Raises :class:`~sirnn.errors.ProgramError` naming the ONNX node for
     anything the float IR cannot express (module docstring)."""
     model, name = _model(source)
-    g = read_graph(model, output)
-    chains = chain_steps(g, find_steps(g)) if fuse_cells else []
-    regions, chains = rnnpool_regions(g, chains)
-    plan, live = _order(g, chains, regions)
+    g = read_graph(model, output, batch_axis)
+    for pname, fn in PASSES:
+        if fuse_cells or not pname.startswith("fuse_"):
+            g = fn(g)
+    check_supported(g)
+    ctx = emit(g)
+    if g.output not in ctx.t:
+        raise ProgramError(f"the ONNX output {g.output!r} was not produced")
+    out_ir = ctx.t[g.output][0]
+    meta = {"name": name, "source": "onnx", "batch_axis": g.batch_axis,
+            "onnx": {"producer": f"{model.producer_name} {model.producer_version}".strip(),
+                     "opset": int(g.opset), "input": g.input, "output": g.output,
+                     "nodes": len(model.graph.node)}}
+    if g.fused:
+        meta["onnx"]["fused"] = g.fused
+    return FloatModel(_simplify(ctx, out_ir), g.input, g.input_shape, out_ir, meta)
+
+
+def emit(g: Graph) -> Context:
+    """Run the handlers of the live nodes in topological order into a new :class:`Context`."""
+    order, live = live_order(g)
     ctx = Context(g)
     ctx.live = live
     ctx.names.add(g.input)
     ctx.val[g.input] = np.zeros((1,) + g.input_shape)
-    ctx.bind(g.input, g.input, 0)
-    for kind, it in plan:
-        if kind == "chain":
-            emit_chain(ctx, it)
+    ctx.bind(g.input, g.input, g.batch_axis)
+    for i in order:
+        if i in ctx.skip:
             continue
-        if kind == "region":
-            emit_region(ctx, it)
-            continue
-        if it in ctx.skip:
-            continue
-        node = g.nodes[it]
+        node = g.nodes[i]
         ins = [t for t in node.input if t]
         if node.op_type == "Shape":
             ctx.dyn(node, node.input[0])
             g.consts[node.output[0]] = shape_of(node, ctx.full(node.input[0]))
             continue
         if ins and all(ctx.is_const(t) for t in ins):
-            for o, v in zip(node.output, fold(node, [ctx.const(t) for t in node.input], g.opset)):
+            for o, v in zip(node.output, evaluate(node, [ctx.const(t) for t in node.input], g.opset)):
                 if o:
                     g.consts[o] = np.asarray(v)
             continue
-        h = HANDLERS.get(node.op_type)
-        if h is None:
-            raise ProgramError(f"{node_label(node)}: this ONNX op is not supported by the sirnn float IR "
-                               f"(supported: {', '.join(SUPPORTED_OPS)}, and unrolled FastGRNN cells)")
+        h = handler(node)
+        if h is None:  # check_supported names these up front; a node only emission reaches
+            raise ProgramError(f"{node_label(node)}: this ONNX op is not supported by the sirnn float IR")
         h(ctx, node)
-    if g.output not in ctx.t:
-        raise ProgramError(f"the ONNX output {g.output!r} was not produced")
-    out_ir = ctx.t[g.output][0]
-    meta = {"name": name, "source": "onnx",
-            "onnx": {"producer": f"{model.producer_name} {model.producer_version}".strip(),
-                     "opset": int(g.opset), "input": g.input, "output": g.output,
-                     "nodes": len(model.graph.node)}}
-    fused = [{"name": c.name, "op": "fastgrnn", "timesteps": len(c.steps)} for c in chains]
-    fused += [{"name": r.name, "op": "rnnpool", "patch": r.patch, "stride": r.stride, "nodes": len(r.nodes)}
-              for r in regions]
-    if fused:
-        meta["onnx"]["fused"] = fused
-    return FloatModel(_simplify(ctx, out_ir), g.input, g.input_shape, out_ir, meta)
+    return ctx
 
 
 def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:

@@ -41,7 +41,8 @@ def node_attrs(node) -> dict:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Graph:
-    """The dynamic part of an ONNX graph after constant folding."""
+    """An ONNX graph being imported: its nodes (topological order; after :mod:`.passes` the
+    dynamic part only, with fused nodes in place of matched subgraphs) and constants."""
 
     nodes: list                      #: NodeProtos, topological order
     consts: dict                     #: name → np.ndarray
@@ -50,8 +51,10 @@ class Graph:
     input_shape: tuple               #: per sample
     output: str
     opset: int
+    batch_axis: int | None = 0       #: 0: the input's first axis is the batch; None: one sample
     producer: dict = field(default_factory=dict)   #: tensor → node index
     consumers: dict = field(default_factory=dict)  #: tensor → [node index]
+    fused: list = field(default_factory=list)      #: what the fusion passes replaced (for meta)
 
     def index(self):
         self.producer, self.consumers = {}, {}
@@ -62,6 +65,10 @@ class Graph:
             for t in n.input:
                 if t and t not in self.consts:
                     self.consumers.setdefault(t, []).append(i)
+
+    @property
+    def inputs(self) -> list:
+        return [self.input]
 
     def is_const(self, t: str) -> bool:
         return t in self.consts
@@ -79,7 +86,20 @@ class Graph:
         return None
 
 
-def _constant_value(node) -> np.ndarray:
+class FusedNode:
+    """A node that a fusion pass (:mod:`.passes`) put in place of a matched subgraph: op type
+    ``op_type`` in the domain ``sirnn``, ONNX tensors ``input`` / ``output``, the matcher's result
+    in ``payload`` (its handler in :mod:`.ops.fused` emits the IR)."""
+
+    domain = "sirnn"
+
+    def __init__(self, op_type: str, name: str, inputs, outputs, payload):
+        self.op_type, self.name, self.payload = op_type, name, payload
+        self.input, self.output = list(inputs), list(outputs)
+        self.attribute = []
+
+
+def constant_value(node) -> np.ndarray:
     from onnx import numpy_helper
 
     a = node.attribute[0]
@@ -93,7 +113,8 @@ def _constant_value(node) -> np.ndarray:
     raise ProgramError(f"{node_label(node)}: unsupported constant attribute {a.name!r}")
 
 
-def fold(node, values: list, opset: int) -> list:
+def evaluate(node, values: list, opset: int) -> list:
+    """The outputs of one ONNX node on constant inputs (``onnx.reference``)."""
     from onnx import NodeProto
     from onnx.reference import ReferenceEvaluator
 
@@ -137,7 +158,10 @@ def _static_shapes(model, input_name: str) -> dict:
     return shapes
 
 
-def read_graph(model, output: str | None) -> Graph:
+def read_graph(model, output: str | None, batch_axis="auto") -> Graph:
+    """The model's graph (nodes not yet folded). ``batch_axis``: 0 (the input's first axis is the
+    batch), None (the input is one sample of its static shape) or "auto" (0 if the first axis is
+    symbolic or a static 1, else None)."""
     from onnx import numpy_helper
 
     g = model.graph
@@ -153,16 +177,21 @@ def read_graph(model, output: str | None) -> Graph:
         raise ProgramError(f"the ONNX input {inp.name!r} must be a float tensor")
     dims = list(tt.shape.dim) if tt.HasField("shape") else []
     if not dims:
-        raise ProgramError(f"the ONNX input {inp.name!r} needs a shape (batch, ...)")
-    if dims[0].HasField("dim_value") and dims[0].dim_value not in (0, 1):
-        raise ProgramError(f"the ONNX input {inp.name!r} has a static batch of {dims[0].dim_value}: "
-                           "export with batch 1 (or a dynamic batch axis)")
-    per = []
-    for k, d in enumerate(dims[1:], 1):
-        if not d.HasField("dim_value") or d.dim_value <= 0:
-            raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {k} "
-                               f"({d.dim_param or '?'}): only the batch (axis 0) may be dynamic")
-        per.append(int(d.dim_value))
+        raise ProgramError(f"the ONNX input {inp.name!r} needs a shape")
+    static = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    if batch_axis == "auto":
+        # a symbolic first axis (or a static 1, as a batch-1 export) is the batch; a fully static
+        # shape is one sample of exactly that shape
+        batch_axis = 0 if static[0] in (None, 1) or None in static[1:] else None
+    if batch_axis not in (0, None):
+        raise ProgramError(f"batch_axis must be 0, None or 'auto', not {batch_axis!r}")
+    lo = 1 if batch_axis == 0 else 0
+    for k in range(lo, len(dims)):
+        if static[k] is None:
+            raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {k} ({dims[k].dim_param or '?'}): "
+                               + ("only the batch (axis 0) may be dynamic" if lo else
+                                  "with --batch-axis none every axis must be static"))
+    per = static[lo:]
     outs = [o.name for o in g.output]
     if output is None:
         if len(outs) != 1:
@@ -170,29 +199,12 @@ def read_graph(model, output: str | None) -> Graph:
         output = outs[0]
     elif output not in outs and not any(output in n.output for n in g.node):
         raise ProgramError(f"the ONNX model has no tensor {output!r} (outputs: {outs})")
-    shapes = _static_shapes(model, inp.name)
+    shapes = _static_shapes(model, inp.name if batch_axis == 0 else None)
 
-    nodes = []
     for node in g.node:
         if node.domain not in ("", "ai.onnx"):
             raise ProgramError(f"{node_label(node)}: custom op domain {node.domain!r} is not supported")
-        ins = [t for t in node.input if t]
-        if node.op_type == "Constant":
-            consts[node.output[0]] = _constant_value(node)
-            continue
-        if node.op_type == "Shape" and node.input[0] not in consts and shapes.get(node.input[0]):
-            consts[node.output[0]] = shape_of(node, shapes[node.input[0]])
-            continue
-        if ins and all(t in consts for t in ins):
-            vals = fold(node, [consts.get(t) if t else None for t in node.input], opset)
-            for o, v in zip(node.output, vals):
-                if o:
-                    consts[o] = np.asarray(v)
-            continue
-        nodes.append(node)
-    if output in consts:
-        raise ProgramError(f"the ONNX output {output!r} is a constant (it does not depend on the input)")
-    gr = Graph(nodes, consts, shapes, inp.name, tuple(per), output, opset)
+    gr = Graph(list(g.node), consts, shapes, inp.name, tuple(per), output, opset, batch_axis)
     gr.index()
     return gr
 
@@ -210,3 +222,36 @@ def index_range(idx: list) -> range | None:
     if abs(step) != 1 or any(idx[k + 1] - idx[k] != step for k in range(len(idx) - 1)):
         return None
     return range(idx[0], idx[-1] + step, step)
+
+
+def live_order(g: Graph) -> tuple[list[int], set]:
+    """A topological order of ``g.nodes`` (ready nodes by position, as listed), nodes that do not
+    lead to the output dropped; and the set of live tensors."""
+    import heapq
+
+    prod = {o: k for k, n in enumerate(g.nodes) for o in n.output if o}
+    deps = [{prod[t] for t in n.input if t and t in prod} for n in g.nodes]
+    users: dict = {}
+    for k, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(k)
+    left = [len(d) for d in deps]
+    heap = [k for k in range(len(g.nodes)) if not left[k]]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        k = heapq.heappop(heap)
+        order.append(k)
+        for u in users.get(k, []):
+            left[u] -= 1
+            if not left[u]:
+                heapq.heappush(heap, u)
+    if len(order) != len(g.nodes):
+        raise ProgramError("the ONNX graph has a cycle")
+    live = {g.output}
+    keep = []
+    for k in reversed(order):
+        if any(o in live for o in g.nodes[k].output):
+            keep.append(k)
+            live.update(t for t in g.nodes[k].input if t)
+    return keep[::-1], live

@@ -1,6 +1,6 @@
 """RNNPool: batched FastGRNN passes between one (C, H, W) tensor and the pooled output are
 grouped into a region (:func:`rnnpool_regions`), checked numerically against the float IR's
-``rnnpool`` and replaced by one ``rnnpool`` op (:func:`emit_region`)."""
+``rnnpool`` and replaced by one ``rnnpool`` op (emitted by :mod:`..ops.fused`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..floatir import FLOAT_OPS, FloatOp
+from ...floatir import FLOAT_OPS, FloatOp
 from .fastgrnn import batched_error, cell_weights, common_name, same_value
-from .graph import Graph, node_label
-from .nodes import Context
+from ..graph import Graph, node_label
 
 _PLUMBING = {"Gather", "Transpose", "Reshape", "Slice", "Concat", "Unsqueeze", "Squeeze", "Flatten",
              "Identity", "Split", "Expand"}
@@ -198,14 +197,3 @@ def _rnnpool_region(g: Graph, X: str, c1: list, c2: list, step_of: dict) -> Regi
     batched_error(g, anchor, f"the region from {X!r} to {Y!r} does not compute the IR's rnnpool (patch "
                               f"{k}, any stride, output (4·h2, Ho, Wo) in any axis order) — checked with "
                               "onnx.reference")
-
-
-def emit_region(ctx: Context, r: Region):
-    anchor = ctx.g.nodes[min(r.nodes)]
-    x = ctx.rebatch(anchor, r.x, 0)
-    y = ctx.emit("rnnpool", [x], r.params, {"patch": r.patch, "stride": r.stride}, name=r.name,
-                 hint=f"{r.name}.out")
-    if tuple(r.perm) != (0, 1, 2):
-        y = ctx.emit("transpose", [y], attrs={"perm": list(r.perm)}, hint=f"{r.name}.t")
-    yps = tuple(ctx.g.shapes[r.y][1:])
-    ctx.bind(r.y, ctx.reshape(y, yps, out=r.y), 0)

@@ -1,6 +1,6 @@
 """Unrolled FastGRNN cells: recognise the steps of ``torch.onnx.export``'s unrolled cell
 (:func:`find_steps`), chain them through h (:func:`chain_steps`) and emit one ``fastgrnn`` op per
-chain (:func:`emit_chain`). The pattern is described in :mod:`sirnn.compiler.onnx_import`."""
+chain (emitted by :mod:`..ops.fused`). The pattern is described in :mod:`sirnn.compiler.onnx_import`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import ProgramError
-from .graph import Graph, index_range, node_attrs, node_label
-from .nodes import Context, slice_ir
+from ....errors import ProgramError
+from ..graph import Graph, index_range, node_attrs, node_label
 
 
 @dataclass(eq=False)
@@ -372,43 +371,3 @@ def common_name(names, default: str) -> str:
             break
         common.append(t[0])
     return ".".join(common).strip("._/:") or default
-
-
-def emit_chain(ctx: Context, c: Chain):
-    first = c.steps[0]
-    T = len(c.steps)
-    anchor = ctx.g.nodes[first.anchor]
-    src = c.seq_src
-    if src and src[0] == "input":
-        _, X, ax, rows = src
-        x = ctx.rebatch(anchor, X, 0)
-        if ax == 2:
-            x = ctx.emit("transpose", [x], attrs={"perm": [1, 0]}, hint=f"{c.name}:xT")
-        x = slice_ir(ctx, x, 0, rows, hint=f"{c.name}:x")
-    elif src and src[0] == "chain":
-        _, other, rows = src
-        x = slice_ir(ctx, ctx.t[other.token][0], 0, rows, hint=f"{c.name}:x")
-    else:
-        parts = []
-        for s in c.steps:
-            ir = ctx.rebatch(anchor, s.x, 0)
-            if len(ctx.ps(ir)) != 1:
-                raise ProgramError(f"{node_label(anchor)}: the FastGRNN input x_t {s.x!r} has shape "
-                                   f"{ctx.full(s.x)}; the IR's cells take one vector per timestep")
-            parts.append(ctx.reshape(ir, (1,) + ctx.ps(ir), hint=f"{s.x}:row"))
-        x = parts[0] if T == 1 else ctx.emit("concat", parts, attrs={"axis": 0}, hint=f"{c.name}:x")
-    w = cell_weights(c)
-    H = w["b_z"].shape[0]
-    D = w["W"].shape[1] if "W" in w else w["W2"].shape[1]
-    if ctx.ps(x) != (T, D):
-        raise ProgramError(f"{node_label(anchor)}: the FastGRNN input sequence has shape {ctx.ps(x)}, "
-                           f"expected (T, D) = {(T, D)}")
-    last = c.steps[-1].out
-    if not c.sequence:
-        h = ctx.emit("fastgrnn", [x], w, out=f"{c.name}.h", name=c.name)
-        ctx.bind(last, h, 0)
-        return
-    hs = ctx.emit("fastgrnn", [x], w, {"sequence": True}, name=c.name, hint=c.token)
-    ctx.bind(c.token, hs, 0)
-    for t, o in c.external.items():
-        ctx.bind(o, ctx.reshape(slice_ir(ctx, hs, 0, range(t, t + 1), hint=f"{o}:slice"), (H,), out=o), 0)
