@@ -86,28 +86,35 @@ def serve_cmd(args) -> int:
 # ---- infer ----------------------------------------------------------------------------------------
 class ProgressLine:
     """Progress of a client session (:class:`~sirnn.compiler.ProgressEvent` s) on stderr, each
-    line starting with ``prefix``: one line rewritten in place on a terminal; otherwise a line per
-    session step, per op and per ~10% of the timesteps."""
+    line starting with ``prefix``: position, percent, time, ETA and bytes so far
+    (:func:`sirnn.compiler.progress.progress_text`). On a terminal one line rewritten in place;
+    otherwise a line per session step, per op and per ~10% of the timesteps. ``as_json=True``: one
+    JSON object per event instead (the :class:`~sirnn.compiler.progress.ProgressClock` record),
+    for programs."""
 
-    def __init__(self, stream=None, prefix: str = "sirnn infer"):
+    def __init__(self, stream=None, prefix: str = "sirnn infer", as_json: bool = False):
+        from ..compiler.progress import ProgressClock
+
         self.stream = stream or sys.stderr
         self.prefix = prefix
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.t0 = time.perf_counter()
+        self.json = as_json
+        self.tty = not as_json and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.clock = ProgressClock()
         self.dirty = False
 
     def __call__(self, ev) -> None:
-        el = time.perf_counter() - self.t0
-        if ev.op == "phase":
-            text = ev.name
-        elif ev.steps:
+        from ..compiler.progress import progress_text
+
+        rec = self.clock(ev)
+        if self.json:
+            self.stream.write(json.dumps(rec) + "\n")
+            self.stream.flush()
+            return
+        if ev.steps and not self.tty:
             every = max(1, ev.steps // 10)
-            if not self.tty and ev.step % every and ev.step != ev.steps:
+            if ev.step % every and ev.step != ev.steps:
                 return
-            text = f"[{ev.op_index + 1}/{ev.n_ops}] {ev.name} ({ev.op}): timestep {ev.step}/{ev.steps}"
-        else:
-            text = f"[{ev.op_index + 1}/{ev.n_ops}] {ev.name} ({ev.op})"
-        line = f"{self.prefix}: {text}  {el:.1f} s"
+        line = f"{self.prefix}: {progress_text(rec)}"
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
             self.dirty = True
@@ -125,7 +132,7 @@ def infer_cmd(args) -> int:
     from ..compiler import infer
     from ..compiler.session import format_report
 
-    progress = None if args.no_progress else ProgressLine()
+    progress = None if args.no_progress else ProgressLine(as_json=args.json)
     try:
         x = _load_array(args.input, "input")
         if x.dtype.kind not in "fiub":
@@ -241,8 +248,10 @@ def add_parsers(sub) -> None:
     i.add_argument("--server-name", dest="server_name", help="name to check in the server certificate (default: host)")
     i.add_argument("--expect-digest", dest="expect_digest", help="refuse unless the server's program has this digest")
     i.add_argument("--report", action="store_true", help="per-layer table of time, bytes, rounds")
-    i.add_argument("--json", action="store_true", help="print one JSON object")
-    i.add_argument("--no-progress", action="store_true", dest="no_progress")
+    i.add_argument("--json", action="store_true",
+                   help="print one JSON object (and the progress events as JSON lines on stderr)")
+    i.add_argument("--no-progress", action="store_true", dest="no_progress",
+                   help="no progress display (default: layer, step, percent, ETA and bytes on stderr)")
     i.add_argument("--timeout", type=float, default=120.0, help="seconds of server silence before giving up")
     i.add_argument("--connect-timeout", type=float, default=10.0, dest="connect_timeout",
                    help="seconds to keep retrying while the server is not up (default 10)")

@@ -47,6 +47,7 @@ from ..protocols.party import Party
 from ..protocols.share import reveal, share_input
 from ..transport.handshake import _frame_limit, handshake
 from .program import FORMAT_VERSION, Program
+from .progress import ServerProgressLog
 from .runtime import ProgressEvent, decode_output, encode_input, execute
 
 __all__ = ["SERVICE", "format_bytes", "server_session", "client_session", "serve", "infer", "InferenceResult",
@@ -95,10 +96,12 @@ def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
 # the server's side
 # ---------------------------------------------------------------------------------------------
 def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH,
-                   seed: bytes | None = None) -> dict:
+                   seed: bytes | None = None,
+                   progress: Callable[[ProgressEvent], None] | None = None) -> dict:
     """Run one session as the server (ALICE) on ``chan``; returns a summary dict with
     ``status`` ("ok", "aborted" by the client, "refused"), ``batch``, ``seconds`` and the
-    channel counters. Raises on transport/protocol failures (the caller logs them)."""
+    channel counters. Raises on transport/protocol failures (the caller logs them).
+    ``progress`` receives the program's :class:`ProgressEvent` s (as the client's)."""
     if not program.has_values:
         raise ProgramError("the server needs the program with its parameter values")
     t0 = time.perf_counter()
@@ -125,7 +128,7 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
             spec = program.input_spec
             x = share_input(party, BOB, bits=spec.bits, scale=spec.scale, signed=True,
                             shape=(N,) + tuple(spec.shape))
-            y = execute(program, be, x)
+            y = execute(program, be, x, progress=progress)
             reveal(party, y, to=BOB)
             summary["status"] = "ok"
     summary["seconds"] = time.perf_counter() - t0
@@ -179,10 +182,11 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     t0 = time.perf_counter()
     meter = Meter(chan=chan) if report else None
 
-    def step(name: str):
+    def step(name: str, done: float = 0.0):
         """A session step: a progress event and, with ``report``, a row of the report."""
         if progress is not None:
-            progress(ProgressEvent(-1, 0, name, "phase"))
+            progress(ProgressEvent(-1, 0, name, "phase", done=done,
+                                   bytes=chan.stats.bytes_sent + chan.stats.bytes_recv))
         return meter.section(name) if meter is not None else nullcontext()
 
     with step("handshake + program"):
@@ -222,7 +226,7 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     with step("share input"):
         xs = share_input(party, BOB, q, bits=spec.bits, scale=spec.scale, signed=True)
     y = execute(program, be, xs, meter=meter, progress=progress)
-    with step("reveal output"):
+    with step("reveal output", 1.0):
         ring = reveal(party, y, to=BOB)
     out = decode_output(program, ring)
     out = out if batched else out[0]
@@ -373,7 +377,8 @@ def _run_logged(n: int, chan, program: Program, max_batch: int, log) -> dict:
     t0 = time.perf_counter()
     log(f"session {n}: client {peer} connected")
     try:
-        s = server_session(chan, program, max_batch=max_batch)
+        s = server_session(chan, program, max_batch=max_batch,
+                           progress=ServerProgressLog(log, f"session {n}: "))
         if s["status"] == "ok":
             log(f"session {n}: ok — batch {s['batch']}, {s['seconds']:.2f} s, sent "
                 f"{format_bytes(s['bytes_sent'])}, received {format_bytes(s['bytes_recv'])}, {s['rounds']} rounds")
