@@ -22,8 +22,24 @@ def _bench(args) -> int:
 def _precision(args) -> int:
     from .precision import format_precision, precision_report
 
-    rep = precision_report(args.function, args.bw_in, args.scale_in, args.bw_out, args.scale_out, args.seed)
+    from ..errors import InputError
+
+    arrays = {} if args.plot else None
+    try:
+        if args.plot:
+            from .plots import plot_precision, require_matplotlib
+
+            require_matplotlib()  # before the work, not after
+        rep = precision_report(args.function, args.bw_in, args.scale_in, args.bw_out, args.scale_out, args.seed,
+                               arrays=arrays)
+        if args.plot:
+            plot_precision(rep, arrays, args.plot)
+    except InputError as e:
+        print(f"sirnn precision: error: {e}", file=sys.stderr)
+        return 2
     print(format_precision(rep, args.json))
+    if args.plot and not args.json:
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -65,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--scale-out", type=int, dest="scale_out", default=12)
     pr.add_argument("--seed", type=int, default=1)
     pr.add_argument("--json", action="store_true")
+    pr.add_argument("--plot", metavar="FILE.png", help="draw the function and its ULP error over the inputs "
+                                                      "(needs matplotlib: the plot extra)")
     pr.set_defaults(func=_precision)
 
     b = sub.add_parser("bench", help="microbenchmark one protocol between two processes (loopback)")

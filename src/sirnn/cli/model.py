@@ -134,13 +134,17 @@ def infer_cmd(args) -> int:
 
     progress = None if args.no_progress else ProgressLine(as_json=args.json)
     try:
+        if args.plot:
+            from .plots import require_matplotlib
+
+            require_matplotlib()  # fail before the session, not after it
         x = _load_array(args.input, "input")
         if x.dtype.kind not in "fiub":
             raise InputError(f"the input must be a numeric array, got dtype {x.dtype}")
         try:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
-                        expect_digest=args.expect_digest, report=args.report, progress=progress,
+                        expect_digest=args.expect_digest, report=args.report or bool(args.plot), progress=progress,
                         timeout=args.timeout, connect_timeout=args.connect_timeout)
         finally:  # clear the progress line before anything else is printed
             if progress:
@@ -153,6 +157,16 @@ def infer_cmd(args) -> int:
         return 1
     for w in res.warnings:
         print(f"sirnn infer: warning: {w}", file=sys.stderr)
+    if args.plot:
+        from .plots import plot_report
+
+        try:
+            plot_report(res.report, args.plot, title=f"{res.program.meta.get('name', 'model')}, batch "
+                                                      f"{len(res.output) if res.batched else 1}")
+        except InputError as e:
+            _err("infer", e)
+            return 2
+        print(f"sirnn infer: wrote {args.plot}", file=sys.stderr)
     if args.json:
         out = {"prediction": np.asarray(res.prediction).tolist(), "output": np.asarray(res.output).tolist(),
                "digest": res.digest, "seconds": res.seconds, "bytes_sent": res.bytes_sent,
@@ -248,6 +262,8 @@ def add_parsers(sub) -> None:
     i.add_argument("--server-name", dest="server_name", help="name to check in the server certificate (default: host)")
     i.add_argument("--expect-digest", dest="expect_digest", help="refuse unless the server's program has this digest")
     i.add_argument("--report", action="store_true", help="per-layer table of time, bytes, rounds")
+    i.add_argument("--plot", metavar="FILE.png", help="draw the per-layer time, bytes and rounds (implies "
+                                                     "--report's measurements; needs matplotlib: the plot extra)")
     i.add_argument("--json", action="store_true",
                    help="print one JSON object (and the progress events as JSON lines on stderr)")
     i.add_argument("--no-progress", action="store_true", dest="no_progress",
