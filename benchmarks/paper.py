@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "examples"))
 
-from e2e import _ints, compile_onnx_cli, run_secure  # noqa: E402
+from e2e import _ints, compile_onnx_cli, proc_bytes, run_secure  # noqa: E402
 
 from sirnn.compiler.program import Program  # noqa: E402
 
@@ -81,16 +81,6 @@ def inputs_for(model_dir: Path, batch: int) -> tuple[np.ndarray, str]:
     return np.concatenate([pool, extra]), (f"samples_x + calib_x ({len(pool)}) and {batch - len(pool)} "
                                            f"N(0,1) draws of default_rng({1000 + batch})")
 
-
-def mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def session_row(name: str, prog_path: Path, batch: int, compiled: dict) -> dict:
@@ -203,7 +193,7 @@ def main(argv=None) -> int:
             for b in batches:
                 if name == "google30" and b == 128:
                     est = estimate(done, 128)
-                    avail = mem_available()
+                    avail = proc_bytes("/proc/meminfo", "MemAvailable")
                     need = est["peak_rss_bytes"]["server"] + est["peak_rss_bytes"]["client"]
                     fits = est["seconds"] <= args.max_seconds and (avail is None or need <= MEMORY_SHARE * avail)
                     print(f"   batch 128 estimate from batches 1 and 8: {est['seconds']:.0f} s, "
