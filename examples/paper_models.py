@@ -199,6 +199,37 @@ class HeadsNet(nn.Module):
                           "each head's map flattened in (y, x, channel) order"}
 
 
+class HeadsFront(nn.Module):
+    """The part of Heads that today's importer compiles, for cost estimates: the first conv (its
+    ReLU6 as ReLU: the importer has no Clip yet) and the RNNPool, flattened; the weights are
+    ``net``'s. On an input of any size (H, W ≥ 18)."""
+
+    def __init__(self, net: HeadsNet):
+        super().__init__()
+        self.conv, self.bn, self.rnnpool = net.conv[0], net.conv[1], net.rnnpool
+
+    def forward(self, x):
+        return self.rnnpool(torch.relu(self.bn(self.conv(x)))).reshape(x.shape[0], -1)
+
+    def patches(self, hw: tuple[int, int]) -> int:
+        h, w = ((v + 1) // 2 for v in hw)  # the stride-2 conv (3x3, pad 1)
+        ho, wo = self.rnnpool.out_hw(h, w)
+        return ho * wo
+
+
+def export_front(path: Path, hw: tuple[int, int], n_calib: int = 2, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Export :class:`HeadsFront` (the seeded Heads weights) for ``hw`` inputs to ``path``;
+    returns calibration images (crops of the synthetic ones) and its number of RNNPool patches."""
+    torch.manual_seed(seed)
+    front = HeadsFront(HeadsNet()).eval()
+    calib = synthetic_images(n_calib, seed)[:, :, :hw[0], :hw[1]].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(front, (torch.from_numpy(calib[:1]),), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=["x"], output_names=["logits"], do_constant_folding=True)
+    return calib, front.patches(hw)
+
+
 def synthetic_images(n: int, seed: int) -> np.ndarray:
     """``n`` grey 240×320 images: 12 Gaussian blobs of random size and brightness on a random
     gradient, plus pixel noise, clipped to 0..255, minus 117 (float32, (n, 1, 240, 320))."""
