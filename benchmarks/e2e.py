@@ -78,17 +78,26 @@ def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch
     return {"output": np.concatenate(outs), "sessions": reps, "peak_rss_bytes": _peak_rss()}
 
 
+def proc_bytes(path: str, key: str) -> int | None:
+    """A ``key:  N kB`` line of a /proc file (``/proc/self/status``, ``/proc/meminfo``) in bytes,
+    None if the file or the line is missing."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _peak_rss() -> int:
     """This process's peak resident set size in bytes: ``VmHWM`` of /proc/self/status (the
     high-water mark of this process image; ``ru_maxrss`` would also count the parent's RSS at
     the fork that started us), else ``ru_maxrss`` (KiB on Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    hwm = proc_bytes("/proc/self/status", "VmHWM")
+    if hwm is not None:
+        return hwm
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -286,18 +286,11 @@ def test_millionaire_arith(parties, rng, bits, k):
     assert (got == compare.wrap_ref(x0, x1, bits)).all()
 
 
-<<<<<<< HEAD
-def test_tr_rounds_with_folded_root(parties, rng):
+def test_tr_rounds_with_folded_root(iknp_parties, rng):
     """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT; the
     leaf width (compare.leaf_width) keeps the tree shallow: 12 and 15 bits are two leaves (no
     AND level), 17 bits four 5-bit leaves (one level)."""
     for ell, s, want in [(32, 12, 2 + 0 + 2), (31, 15, 2 + 0 + 2), (35, 17, 2 + 1 + 2)]:
-        per_elem, rounds = measure(parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
-=======
-def test_tr_rounds_with_folded_root(iknp_parties, rng):
-    """TR by s > 8 (millionaire wrap): leaf OTs, the tree down to two nodes, one 1-of-8 OT."""
-    for ell, s, want in [(32, 12, 2 + 1 + 2), (31, 15, 2 + 1 + 2), (35, 17, 2 + 2 + 2)]:
         per_elem, rounds = measure(iknp_parties, rng, lambda p, x, m: trunc.tr(p, x, s), ell)
->>>>>>> h-ferret
         assert rounds == want, (ell, s)
         assert per_elem == pytest.approx(trunc.tr_cost_bits(ell, s) / 8, rel=0.05)

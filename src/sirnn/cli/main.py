@@ -25,8 +25,24 @@ def _bench(args) -> int:
 def _precision(args) -> int:
     from .precision import format_precision, precision_report
 
-    rep = precision_report(args.function, args.bw_in, args.scale_in, args.bw_out, args.scale_out, args.seed)
+    from ..errors import InputError
+
+    arrays = {} if args.plot else None
+    try:
+        if args.plot:
+            from .plots import plot_precision, require_matplotlib
+
+            require_matplotlib()  # before the work, not after
+        rep = precision_report(args.function, args.bw_in, args.scale_in, args.bw_out, args.scale_out, args.seed,
+                               arrays=arrays)
+        if args.plot:
+            plot_precision(rep, arrays, args.plot)
+    except InputError as e:
+        print(f"sirnn precision: error: {e}", file=sys.stderr)
+        return 2
     print(format_precision(rep, args.json))
+    if args.plot and not args.json:
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -82,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--scale-out", type=nonneg_int, dest="scale_out", default=12, help="output scale (fraction bits)")
     pr.add_argument("--seed", type=nonneg_int, default=1, help="seed of the random inputs (wide inputs only)")
     pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.add_argument("--plot", metavar="FILE.png", help="draw the function and its ULP error over the inputs "
+                                                      "(needs matplotlib: the plot extra)")
     pr.set_defaults(func=_precision)
 
     from .model import NET_HELP, net_profile_arg

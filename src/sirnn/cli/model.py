@@ -107,28 +107,35 @@ def net_profile_arg(text: str):
 # ---- infer ----------------------------------------------------------------------------------------
 class ProgressLine:
     """Progress of a client session (:class:`~sirnn.compiler.ProgressEvent` s) on stderr, each
-    line starting with ``prefix``: one line rewritten in place on a terminal; otherwise a line per
-    session step, per op and per ~10% of the timesteps."""
+    line starting with ``prefix``: position, percent, time, ETA and bytes so far
+    (:func:`sirnn.compiler.progress.progress_text`). On a terminal one line rewritten in place;
+    otherwise a line per session step, per op and per ~10% of the timesteps. ``as_json=True``: one
+    JSON object per event instead (the :class:`~sirnn.compiler.progress.ProgressClock` record),
+    for programs."""
 
-    def __init__(self, stream=None, prefix: str = "sirnn infer"):
+    def __init__(self, stream=None, prefix: str = "sirnn infer", as_json: bool = False):
+        from ..compiler.progress import ProgressClock
+
         self.stream = stream or sys.stderr
         self.prefix = prefix
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.t0 = time.perf_counter()
+        self.json = as_json
+        self.tty = not as_json and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.clock = ProgressClock()
         self.dirty = False
 
     def __call__(self, ev) -> None:
-        el = time.perf_counter() - self.t0
-        if ev.op == "phase":
-            text = ev.name
-        elif ev.steps:
+        from ..compiler.progress import progress_text
+
+        rec = self.clock(ev)
+        if self.json:
+            self.stream.write(json.dumps(rec) + "\n")
+            self.stream.flush()
+            return
+        if ev.steps and not self.tty:
             every = max(1, ev.steps // 10)
-            if not self.tty and ev.step % every and ev.step != ev.steps:
+            if ev.step % every and ev.step != ev.steps:
                 return
-            text = f"[{ev.op_index + 1}/{ev.n_ops}] {ev.name} ({ev.op}): timestep {ev.step}/{ev.steps}"
-        else:
-            text = f"[{ev.op_index + 1}/{ev.n_ops}] {ev.name} ({ev.op})"
-        line = f"{self.prefix}: {text}  {el:.1f} s"
+        line = f"{self.prefix}: {progress_text(rec)}"
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
             self.dirty = True
@@ -146,13 +153,17 @@ def infer_cmd(args) -> int:
     from ..compiler import infer
     from ..compiler.session import format_report
 
-    progress = None if args.no_progress else ProgressLine()
+    progress = None if args.no_progress else ProgressLine(as_json=args.json)
     try:
+        if args.plot:
+            from .plots import require_matplotlib
+
+            require_matplotlib()  # fail before the session, not after it
         x = _load_array(args.input, "input")
         try:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
-                        expect_digest=args.expect_digest, report=args.report, progress=progress,
+                        expect_digest=args.expect_digest, report=args.report or bool(args.plot), progress=progress,
                         timeout=args.timeout, connect_timeout=args.connect_timeout, net=args.net,
                         on_wait=lambda line: print(f"sirnn infer: {line}", file=sys.stderr, flush=True))
         finally:  # clear the progress line before anything else is printed
@@ -166,6 +177,16 @@ def infer_cmd(args) -> int:
         return 1
     for w in res.warnings:
         print(f"sirnn infer: warning: {w}", file=sys.stderr)
+    if args.plot:
+        from .plots import plot_report
+
+        try:
+            plot_report(res.report, args.plot, title=f"{res.program.meta.get('name', 'model')}, batch "
+                                                      f"{len(res.output) if res.batched else 1}")
+        except InputError as e:
+            _err("infer", e)
+            return 2
+        print(f"sirnn infer: wrote {args.plot}", file=sys.stderr)
     classes = not res.program.output_spec.signed  # an argmax model: a class index, else raw outputs
     if args.json:
         out = {**({"prediction": np.asarray(res.prediction).tolist()} if classes else {}),
@@ -306,8 +327,12 @@ def add_parsers(sub) -> None:
     i.add_argument("--expect-digest", dest="expect_digest", type=hex_digest, metavar="SHA256",
                    help="refuse unless the server's program has this digest (see `sirnn inspect`)")
     i.add_argument("--report", action="store_true", help="per-layer table of time, bytes, rounds")
-    i.add_argument("--json", action="store_true", help="print one JSON object")
-    i.add_argument("--no-progress", action="store_true", dest="no_progress", help="no progress line on stderr")
+    i.add_argument("--plot", metavar="FILE.png", help="draw the per-layer time, bytes and rounds (implies "
+                                                     "--report's measurements; needs matplotlib: the plot extra)")
+    i.add_argument("--json", action="store_true",
+                   help="print one JSON object (and the progress events as JSON lines on stderr)")
+    i.add_argument("--no-progress", action="store_true", dest="no_progress",
+                   help="no progress display (default: layer, step, percent, ETA and bytes on stderr)")
     i.add_argument("--net", type=net_profile_arg, metavar="PROFILE",
                    help=NET_HELP.replace("between the parties", "to the server (a local relay)"))
     i.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",

@@ -10,7 +10,8 @@ the recurrent cells run them as N columns).
 
 ``meter`` (a :class:`~sirnn.nn.meter.Meter`) gets one section per op (named after the op);
 ``progress`` (a callable) receives :class:`ProgressEvent` s: one at the start of each op and one
-per timestep of the recurrent cells.
+per timestep of the recurrent cells, each with the estimated fraction of the program's work done
+(:func:`op_work`) and the bytes this party's channel has carried so far.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .floatir import rnnpool_sequences, rnnpool_summaries
 from .ops import Op, _slice_of, cell_formats_from
 from .program import Program
 
-__all__ = ["execute", "ProgressEvent", "RUNNERS", "evaluate_clear", "encode_input", "decode_output",
+__all__ = ["execute", "ProgressEvent", "op_work", "RUNNERS", "evaluate_clear", "encode_input", "decode_output",
            "build_cell"]
 
 
@@ -44,10 +45,65 @@ class ProgressEvent:
     op: str         #: op type
     step: int = 0   #: timestep done (recurrent cells), else 0
     steps: int = 0  #: number of timesteps (recurrent cells), else 0
+    done: float = 0.0  #: estimated fraction of the program's work done (0..1, :func:`op_work`)
+    bytes: int = 0  #: bytes this party's channel has sent + received so far (0 in the clear)
+
+
+#: a non-linear element (sigmoid, ReLU, a secret × secret product, ...) counted as this many
+#: multiply-accumulates by :func:`op_work` — a rough ratio, for progress estimates only
+NONLINEAR_WORK = 64
+_NONLINEAR_OPS = {"relu", "maxpool2d", "argmax", "sigmoid", "tanh", "exp", "softmax", "l2norm", "mul"}
+_GATES = {"fastgrnn": 2, "lstm": 5, "gru": 3}
+_MATRICES = {"W", "U", "W1", "W2", "U1", "U2", "W_ih", "W_hh", "Wb"}  # the cells' weight matrices
+
+
+def op_work(program: Program, op: Op) -> float:
+    """A rough per-sample cost of ``op`` in multiply-accumulates, a non-linear element counting
+    :data:`NONLINEAR_WORK`: what progress fractions and ETAs are estimated from (the program's
+    public structure only; never used for anything but progress)."""
+    size = lambda shape: float(np.prod(shape, dtype=np.float64))  # noqa: E731
+    out = size(program.tensors[op.outputs[0]].shape) if op.outputs else 0.0
+    ps = program.op_params(op)
+    mats = sum(size(p.shape) for r, p in ps.items() if r in _MATRICES)
+    if op.op == "linear":
+        return out * ps["W"].shape[1]
+    if op.op == "conv2d":
+        return out * size(ps["W"].shape[1:])
+    if op.op in _GATES:
+        T = program.tensors[op.inputs[0]].shape[0]
+        return T * (mats + NONLINEAR_WORK * _GATES[op.op] * op.attrs["hidden"])
+    if op.op == "rnnpool":
+        C, k = program.tensors[op.inputs[0]].shape[0], op.attrs["patch"]
+        patches = out / (4 * op.attrs["hidden2"])
+        h1, h2 = op.attrs["hidden1"], op.attrs["hidden2"]
+        return patches * (2 * k * k * (h1 * (C + h1) + 2 * NONLINEAR_WORK * h1)
+                          + 4 * k * (h2 * (h1 + h2) + 2 * NONLINEAR_WORK * h2))
+    if op.op in _NONLINEAR_OPS:
+        return NONLINEAR_WORK * max(out, size(program.tensors[op.inputs[0]].shape))
+    return out / 16  # additions, rescaling, plumbing: local or cheap
+
+
+class _Progress:
+    """Turns (op, timestep) positions into :class:`ProgressEvent` s for ``execute``."""
+
+    def __init__(self, program: Program, backend, callback):
+        work = [op_work(program, op) for op in program.ops]
+        total = sum(work) or 1.0
+        self.start = np.concatenate([[0.0], np.cumsum(work)[:-1]]) / total if work else []
+        self.share = [w / total for w in work]
+        self.n_ops, self.callback = len(work), callback
+        self.chan = getattr(getattr(backend, "party", None), "chan", None)
+
+    def __call__(self, index: int, op: Op, step: int = 0, steps: int = 0) -> None:
+        done = self.start[index] + self.share[index] * (step / steps if steps else 0.0)
+        stats = self.chan.stats if self.chan is not None else None
+        nbytes = stats.bytes_sent + stats.bytes_recv if stats is not None else 0
+        self.callback(ProgressEvent(index, self.n_ops, op.name, op.op, step, steps, min(1.0, float(done)),
+                                    int(nbytes)))
 
 
 class _Ctx:
-    def __init__(self, program: Program, be: Backend, meter, progress, index: int):
+    def __init__(self, program: Program, be: Backend, meter, progress: _Progress | None, index: int):
         self.program = program
         self.be = be
         self.meter = meter
@@ -364,13 +420,12 @@ def _cell_runner(ctx, op, ins):
     xs = _like(x, x.data.transpose(1, 2, 0))  # (T, D, N): the cells take columns
     state = cell.init_state(ctx.be, N)
     seq = []
-    n_ops = len(ctx.program.ops)
     for t in range(T):
         state = cell.step(ctx.be, xs[t], state)
         if op.attrs.get("sequence"):
             seq.append(cell.output(state).data.T)  # (N, H)
         if ctx.progress is not None:
-            ctx.progress(ProgressEvent(ctx.index, n_ops, op.name, op.op, t + 1, T))
+            ctx.progress(ctx.index, op, t + 1, T)
     h = state[1] if op.attrs.get("state") == "c" else cell.output(state)
     if op.attrs.get("sequence"):
         return [_like(h, np.stack(seq, axis=1))]  # (N, T, H)
@@ -387,7 +442,7 @@ def _run_cell(ctx, op, cell, xs: Share, step0: int, steps: int) -> Share:
     for t in range(xs.shape[0]):
         state = cell.step(ctx.be, xs[t], state)
         if ctx.progress is not None:
-            ctx.progress(ProgressEvent(ctx.index, len(ctx.program.ops), op.name, op.op, step0 + t + 1, steps))
+            ctx.progress(ctx.index, op, step0 + t + 1, steps)
     return cell.output(state)
 
 
@@ -434,14 +489,14 @@ def execute(program: Program, backend: Backend, x_share: Share, meter=None,
     env = {program.input: x_share}
     if trace is not None:
         trace[program.input] = x_share
-    n_ops = len(program.ops)
+    tick = _Progress(program, backend, progress) if progress is not None else None
     for i, op in enumerate(program.ops):
         run = RUNNERS.get(op.op)
         if run is None:
             raise ProgramError(f"op {op.name!r}: {op.op!r} has no runner in sirnn.compiler.runtime.RUNNERS")
-        if progress is not None:
-            progress(ProgressEvent(i, n_ops, op.name, op.op))
-        ctx = _Ctx(program, backend, meter, progress, i)
+        if tick is not None:
+            tick(i, op)
+        ctx = _Ctx(program, backend, meter, tick, i)
         with (meter.section(op.name) if meter is not None else nullcontext()):
             outs = run(ctx, op, [env[t] for t in op.inputs])
         for t, v in zip(op.outputs, outs):

@@ -50,6 +50,7 @@ from ..errors import ParameterError, PeerGoneError, ProgramError, ServerBusyErro
 from ..transport.channel import HEADER
 from ..transport.handshake import notice_bytes
 from .program import Program
+from .progress import ServerProgressLog
 from .session import DEFAULT_MAX_BATCH, format_bytes, server_session
 
 __all__ = ["serve", "ServeLimits"]
@@ -337,6 +338,8 @@ class _Server:
                 self._admit(child)
             elif msg.get("ev") == "done":
                 self._done(child, msg["summary"])
+            elif msg.get("ev") == "log":  # the session's progress (server-made text)
+                self.log(f"session {child.n}: {msg.get('line', '')}")
 
     def _admit(self, child: _Child) -> None:
         """A valid hello: the connection becomes session n, which starts or queues — or, with the
@@ -566,7 +569,8 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
             parent.finish({"status": "empty", "seconds": time.monotonic() - started})
             return 0
         chan = listener.open(sock, limits.handshake_timeout + 1.0)
-        summary.update(server_session(chan, program, max_batch=max_batch, admit=admit))
+        progress = ServerProgressLog(lambda line: parent.send(ev="log", line=line), "")
+        summary.update(server_session(chan, program, max_batch=max_batch, admit=admit, progress=progress))
     except ServerBusyError as e:
         summary.update(status="busy", reason=str(e), seconds=time.monotonic() - started)
     except (SirnnError, OSError) as e:

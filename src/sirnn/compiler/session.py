@@ -94,10 +94,12 @@ def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
 # the server's side
 # ---------------------------------------------------------------------------------------------
 def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH,
-                   _seed: bytes | None = None, admit: Callable[[dict], None] | None = None) -> dict:
+                   _seed: bytes | None = None, admit: Callable[[dict], None] | None = None,
+                   progress: Callable[[ProgressEvent], None] | None = None) -> dict:
     """Run one session as the server (ALICE) on ``chan``; returns a summary dict with
     ``status`` ("ok", "aborted" by the client, "refused"), ``batch``, ``seconds`` and the
     channel counters. Raises on transport/protocol failures (the caller logs them).
+    ``progress`` receives the program's :class:`ProgressEvent` s (as the client's).
 
     ``_seed`` fixes the server's randomness: for tests only (masks repeated across sessions
     would leak differences of inputs), hence not part of the public API.
@@ -139,7 +141,7 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
             spec = program.input_spec
             x = share_input(party, BOB, bits=spec.bits, scale=spec.scale, signed=True,
                             shape=(N,) + tuple(spec.shape))
-            y = execute(program, be, x)
+            y = execute(program, be, x, progress=progress)
             reveal(party, y, to=BOB)
             summary["status"] = "ok"
     summary["seconds"] = time.perf_counter() - t0
@@ -198,10 +200,11 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     meter = Meter(chan=chan) if report else None
     queue = _QueueWait(progress)
 
-    def step(name: str):
+    def step(name: str, done: float = 0.0):
         """A session step: a progress event and, with ``report``, a row of the report."""
         if progress is not None:
-            progress(ProgressEvent(-1, 0, name, "phase"))
+            progress(ProgressEvent(-1, 0, name, "phase", done=done,
+                                   bytes=chan.stats.bytes_sent + chan.stats.bytes_recv))
         return meter.section(name) if meter is not None else nullcontext()
 
     with step("handshake + program"):
@@ -243,7 +246,7 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
     with step("share input"):
         xs = share_input(party, BOB, q, bits=spec.bits, scale=spec.scale, signed=True)
     y = execute(program, be, xs, meter=meter, progress=progress)
-    with step("reveal output"):
+    with step("reveal output", 1.0):
         ring = reveal(party, y, to=BOB)
     out = decode_output(program, ring)
     out = out if batched else out[0]

@@ -441,15 +441,17 @@ def connect(host: str, port: int, *, timeout: float | None = 120.0,
     name checked against the server's certificate when the context checks host names.
     """
     deadline = time.monotonic() + connect_timeout
-    sock = connect_socket(host, port, connect_timeout, retry_interval)
+    sock = connect_socket(host, port, connect_timeout, retry_interval, on_wait=on_wait)
     return _finish(sock, tls, server_side=False, server_hostname=server_hostname or host,
                    handshake_timeout=max(deadline - time.monotonic(), 1.0), timeout=timeout,
                    max_frame=max_frame)
 
 
 def connect_socket(host: str, port: int, connect_timeout: float = 30.0,
-                   retry_interval: float = 0.05) -> socket.socket:
-    """The plain connected (blocking) socket of :func:`connect`: same retries; no TLS, no channel."""
+                   retry_interval: float = 0.05,
+                   on_wait: Callable[[str], None] | None = None) -> socket.socket:
+    """The plain connected (blocking) socket of :func:`connect`: same retries (and ``on_wait``);
+    no TLS, no channel."""
     deadline = time.monotonic() + connect_timeout
     delay = retry_interval
     while True:
