@@ -64,7 +64,7 @@ def test_eight_clients_in_parallel_one_killed_mid_session(model):
     srv = Server(path, "--workers", "4", "--queue", "8", "--max-sessions", "8")
     try:
         procs = [subprocess.Popen([sys.executable, "-m", "sirnn", "infer", "--port", str(srv.port), "--input",
-                                   str(d / f"x{i}.npy"), "--json"] + (["--no-progress"] if i else []),
+                                   str(d / f"x{i}.npy")] + (["--json", "--no-progress"] if i else []),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
         for line in procs[0].stderr:
             if f"timestep 3/{T}" in line:

@@ -439,8 +439,10 @@ def _describe(s: dict) -> str | None:
     if status == "ok":
         return (head + f"ok — batch {s['batch']}, {s['seconds']:.2f} s, sent {format_bytes(s['bytes_sent'])}, "
                 f"received {format_bytes(s['bytes_recv'])}, {s['rounds']} rounds{queued}")
-    if status in ("aborted", "refused"):
-        return head + f"{status} before any secret was used — {s.get('reason', '')}"
+    if status == "aborted":  # (the client's reasons are its own: none was sent)
+        return head + "client aborted before any secret was used"
+    if status == "refused":
+        return head + f"refused before any secret was used — {s.get('reason', '')}"
     if status == "busy":
         return head + f"busy — the client was told: {s.get('reason', '')}"
     if status == "timeout":
