@@ -116,13 +116,15 @@ def _check_bits_out(x: Share, bits_out, what: str) -> int:
 
 
 # -- Wrap as arithmetic shares ------------------------------------------------------------------
-def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method: str | None = None) -> np.ndarray:
+def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method: str | None = None,
+               sender: int = ALICE) -> np.ndarray:
     """Arithmetic shares over Z_{2^k} of Wrap(x) = 1{x0 + x1 ≥ 2^m} (x: m-bit shares, 1 ≤ k ≤ 64).
 
     ``msb``: optional boolean shares of MSB(x) (enables the MSB-to-Wrap methods). Returns this
     party's share as a uint64 array of x's shape. Cost: :func:`wrap_arith_cost_bits` (module table).
     ``method``: force one of the module table's methods (e.g. "lut": 2 rounds where the cheapest
-    takes more), else the cheapest.
+    takes more), else the cheapest. ``sender``: the party that sends the "lut" method's table (the
+    other one receives by its share; a next OT received by the sender can then share its flight).
     """
     _check_share(x, "wrap_arith x")
     k = check_bits(k, "wrap_arith: k")
@@ -142,10 +144,10 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method:
         else:
             out = party.ot.cot_recv(flat, k)
     elif method == "lut":
-        if alice:
+        if party.role == sender:
             r = party.random(n, k)
             cand = np.arange(1 << m, dtype=U64)
-            w = ((flat[:, None] + cand) >> U64(m)) & ONE  # x0 + v < 2^{m+1}, so bit m is the wrap
+            w = ((flat[:, None] + cand) >> U64(m)) & ONE  # x_s + v < 2^{m+1}, so bit m is the wrap
             party.ot.kkot_send((w + r[:, None]) & km, k)
             out = (U64(0) - r) & km
         else:
