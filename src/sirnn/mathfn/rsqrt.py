@@ -331,7 +331,7 @@ def mantissa(be: Backend, U: Share, pb: Share, pl: Plan) -> Share:
         W = W.add_public(U64((1 << (F + 1)) - (1 << F))) + _top_bit(pb, F + 1)
     ib = m + (1 if fn.parity else 0)
     if s > 0:
-        T = be.tr(W, s)  # ⌊W / 2^s⌋: F + 1 − s = m + 1 bits
+        T = be.tr(W, s, by_table=True)  # ⌊W / 2^s⌋: F + 1 − s = m + 1 bits; BOB's table lookup next
         f = W.reduce(s + 1) - _top_bit(T, s + 1)  # the low s bits, value < 2^s (MSB zero)
     else:
         T, f = W, None
@@ -413,7 +413,7 @@ def scale_back(be: Backend, oh: Share, y: Share, pl: Plan) -> Share:
                 bs.append(_xor_cols(oh, ks))
                 xs.append(yt.lshift(ph + C - S + d))
     R = _sum_last(be.select(_stack(bs), _stack(xs)))
-    R = be.tr(R.add_public(U64(1) << U64(sh - 1)), sh)
+    R = be.tr(R.add_public(U64(1) << U64(sh - 1)), sh, by_table=True)
     bound = int(np.ceil(pl.out_max * 2.0**so)) + 4
     if R.bits < pl.out_bits:
         if bound >= 1 << (R.bits - 1):

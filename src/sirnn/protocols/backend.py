@@ -52,7 +52,10 @@ class Backend:
         raise NotImplementedError
     def mul(self, x: Share, y: Share, bits_out: int, msb_x: Share | None = None,
             msb_y: Share | None = None) -> Share: raise NotImplementedError
-    def tr(self, x: Share, s: int) -> Share: raise NotImplementedError
+    def tr(self, x: Share, s: int, by_table: bool = False) -> Share:
+        """TR (truncate.tr); ``by_table``: for s ≤ 8 the carry by one table lookup (2 rounds), not
+        the cheapest method. Same functionality."""
+        raise NotImplementedError
     def tr_msb(self, x: Share, s: int) -> tuple[Share, Share]:
         """(tr(x, s), msb(x)): the MSB of x is that of the TR output (see truncate.tr_msb)."""
         raise NotImplementedError
@@ -113,8 +116,8 @@ class SecureBackend(Backend):
     def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
         return mulmod.mul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
 
-    def tr(self, x, s):
-        return truncate.tr(self.party, x, s, allow_scale_underflow=True)
+    def tr(self, x, s, by_table=False):
+        return truncate.tr(self.party, x, s, allow_scale_underflow=True, by_table=by_table)
 
     def tr_msb(self, x, s):
         return truncate.tr_msb(self.party, x, s, allow_scale_underflow=True)
@@ -199,7 +202,7 @@ class ClearBackend(Backend):
         z = mulmod.mul_ref(x.data, y.data, x.bits, y.bits, bits_out, x.signed, y.signed)
         return self._v(z, bits_out, x.scale + y.scale, x.signed or y.signed)
 
-    def tr(self, x, s):
+    def tr(self, x, s, by_table=False):
         self._check(x)
         return self._v(truncate.tr_ref(x.data, x.bits, s), x.bits - s, max(x.scale - s, 0), x.signed)
 
