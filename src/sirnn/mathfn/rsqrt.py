@@ -338,21 +338,22 @@ def mantissa(be: Backend, U: Share, pb: Share, pl: Plan) -> Share:
     idx = T.reduce(ib).with_meta(scale=0, signed=False)
     A, B, dec, _ = line_tables(fn.name, F, m, S, pl.t, pl.newton > 0)
     yb = pl.Y if not (fn.newton == "sqrt" and pl.newton) else S + 2
-    if f is not None and int(B.max()) > 0 and yb + pl.t <= MAX_RING:
+    bb = max(int(B.max()).bit_length() + 1, 3)
+    wl = yb + max(pl.t - s - 1, 0)
+    if f is None or int(B.max()) == 0:
+        y = be.lut(A, idx, yb, scale=S, signed=False)
+    elif 2 * wl <= yb + bb + 8 and yb + pl.t <= MAX_RING:
         # A and B from one OT, B in the ring that makes the TR of f·B land in y's ring: no
-        # extension after it (yb + t ≤ (s + 1) + wl)
-        wl = yb + max(pl.t - s - 1, 0)
+        # extension after it (yb + t ≤ (s + 1) + wl), for at most 8 more bits per entry
         ab = be.lut(np.stack([A, B], axis=1), idx, wl, scale=0, signed=False)
         y = ab[..., 0].reduce(yb).with_meta(scale=S)
         p = _umul(be, f, ab[..., 1], yb + pl.t)
         y = _add_term(y, be.tr(p, pl.t).with_meta(scale=S, signed=False), dec)
-    else:
-        y = be.lut(A, idx, yb, scale=S, signed=False)
-        if f is not None and int(B.max()) > 0:
-            bb = max(int(B.max()).bit_length() + 1, 3)
-            b = be.lut(B, idx, bb, scale=0, signed=False)
-            p = _umul(be, f, b, s + bb)
-            y = _add_term(y, _fit(be, be.tr(p, pl.t), yb).with_meta(scale=S, signed=False), dec)
+    else:  # A and B at their own widths in one round trip, then the extension
+        y, b = be.lut_many([A, B], [idx, idx], [yb, bb], scale=0, signed=False)
+        p = _umul(be, f, b, s + bb)
+        term = _fit(be, be.tr(p, pl.t), yb).with_meta(scale=S, signed=False)
+        y = _add_term(y.with_meta(scale=S), term, dec)
     for step in range(pl.newton):
         y = _newton(be, y, U, pb, pl, last=(step == pl.newton - 1))
     if fn.newton == "sqrt" and pl.newton:  # √a = a·(1/√a)

@@ -46,9 +46,10 @@ class Backend:
     def select(self, b: Share, x: Share) -> Share: raise NotImplementedError
     def b2a(self, b: Share, bits: int) -> Share: raise NotImplementedError
     def lut(self, table, idx: Share, bits: int, scale: int = 0, signed: bool = False) -> Share: raise NotImplementedError
-    def lut_many(self, tables, idxs: list[Share], bits: int, scale: int = 0, signed: bool = False) -> list[Share]:
-        """:meth:`lut` of tables[j] on idxs[j] for every j, in one round trip (equal index widths
-        and entry shapes; see :func:`sirnn.protocols.lut.lut_many`)."""
+    def lut_many(self, tables, idxs: list[Share], bits, scale: int = 0, signed: bool = False) -> list[Share]:
+        """:meth:`lut` of tables[j] on idxs[j] for every j, in one round trip (equal index widths;
+        ``bits`` one width, with equal entry shapes, or one per table; see
+        :func:`sirnn.protocols.lut.lut_many`)."""
         raise NotImplementedError
     def mul(self, x: Share, y: Share, bits_out: int, msb_x: Share | None = None,
             msb_y: Share | None = None) -> Share: raise NotImplementedError
@@ -195,7 +196,8 @@ class ClearBackend(Backend):
         return self._v(lutmod.lut_ref(table, self._check(idx).data, bits), bits, scale, signed)
 
     def lut_many(self, tables, idxs, bits, scale=0, signed=False):
-        return [self.lut(t, i, bits, scale, signed) for t, i in zip(tables, idxs)]
+        ws = bits if isinstance(bits, (list, tuple)) else [bits] * len(tables)
+        return [self.lut(t, i, b, scale, signed) for t, i, b in zip(tables, idxs, ws)]
 
     def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
         self._check(x), self._check(y)
