@@ -177,3 +177,12 @@ def test_lut_many_per_table_widths(parties, rng):
     assert max(sa.rounds, sb.rounds) == 2
     want = n * sum(256 + (1 << d) * w * k for w, k in zip(widths, (1, 1, 2))) / 8
     assert sa.bytes_sent + sb.bytes_sent == pytest.approx(want, rel=0.02)
+
+
+def test_lut_ref_vector_table_on_as_many_indices():
+    """A (2^d, k) vector table looked up at exactly 2^d indices is still a vector table when the
+    index width is known (as the protocol reads it), not 2^d per-element tables."""
+    d, k = 3, 2
+    table = np.arange(2 * (1 << d)).reshape(1 << d, k)
+    idx = np.array([5, 0, 7, 1, 2, 3, 4, 6], dtype=np.uint64)
+    assert (lutmod.lut_ref(table, idx, 8, d) == table[idx.astype(int)]).all()

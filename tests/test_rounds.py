@@ -35,7 +35,7 @@ MATH = {
     "sigmoid": (lambda be, x: sigmoid(be, x, 16, 12), "any", 3991.5, 24),
     "tanh": (lambda be, x: tanh(be, x, 16, 12), "any", 3987.0, 24),
     "exp": (lambda be, x: nexp(be, x, 16, 12), "neg", 1986.25, 9),
-    "rsqrt": (lambda be, x: rsqrt(be, x, 16, 12), "pos", 3575.25, 31),
+    "rsqrt": (lambda be, x: rsqrt(be, x, 16, 12), "pos", 3575.25, 29),
 }
 
 

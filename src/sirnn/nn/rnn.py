@@ -20,7 +20,7 @@ Formats (:class:`CellFormats`, all signed; defaults follow SCI's 16-bit / scale-
   extra bit, and tanh = (2^{gate.scale+1}·σ − 2^{gate.scale}) is *exactly* an integer at
   gate.scale (no rounding). Measured over all 2^16 inputs (16-bit, scale 12): tanh max 1.11 /
   mean 0.25 ULP (the direct tanh recipe: 1.73 / 0.39), σ max 1.11 ULP at gate.scale + 1.
-  Trade-off: one σ/tanh protocol fewer per step (FastGRNN: 65 instead of 100 rounds) for ≈ 14%
+  Trade-off: one σ/tanh protocol fewer per step (FastGRNN: 44 instead of 68 rounds) for ≈ 14%
   more bytes on the gates (the reciprocal at output scale 13 uses a 1-of-256 table instead of
   1-of-128: 4,375.75 vs 3,844.5 bytes per element, ``sirnn bench sigmoid --n 4096``). (Running the sigmoid with one guard bit less keeps the 1-of-128 table but
   then needs a Newton step: more bytes and rounds, measured.) ``fuse_tanh=False`` is the other
@@ -267,21 +267,25 @@ def _describe(v):
 class FastGRNNCell(_Cell):
     """FastGRNN: z = σ(Wx + Uh + b_z), h̃ = tanh(Wx + Uh + b_h), h' = (ζ(1 − z) + ν) ⊙ h̃ + z ⊙ h.
 
-    Evaluation (per step): one matmul_known of [W U] with [x; h] (low rank: first one
+    Evaluation over a sequence (:func:`rnn_over_time`, the compiler's runtime): W·x_t for all
+    steps first (:meth:`prepare`: one product, low rank W1·round(W2·x)); per step U·h with h's
+    wrap folded from MSB(h) (carried in the state), low rank U1·round(U2·h). A single
+    :meth:`step` on a raw x and plain h: one matmul_known of [W U] with [x; h] (low rank: first one
     block-diagonal product [[W2, 0], [0, U2]]·[x; h] rounded to ``lowrank``, then [W1 U1]·[W2x; U2h]);
     one TR rounding both pre-activations (b_z and b_h added at the accumulator scale); σ on z,
     tanh on h̃ (one call with ``fuse_tanh``); then, rewritten as
     h' = (ζ + ν)·h̃ + z ⊙ (h − ζ·h̃), one matmul_known of the server's column [ζ + ν; ζ] with h̃
     (with ``fuse_tanh`` on u = h̃ + 1 = σ(2p) ≥ 0, whose MSB is publicly zero, ALICE subtracting
-    [ζ + ν; ζ]·1 locally), one TR rounding ζ·h̃ to h's format, one multiplication z ⊙ (h − ζh̃)
-    (z ≥ 0: cheap wrap), and one final rounding of (ζ + ν)h̃ + z(h − ζh̃) to h's format.
+    [ζ + ν; ζ]·1 locally), one TR giving v = h − round(ζ·h̃) and its MSB, one multiplication
+    z ⊙ v (both wraps folded: z ≥ 0, MSB(v)), and one final rounding of (ζ + ν)h̃ + z·v to h's
+    format (with its MSB for the next step).
     The pre-activation rounding also yields their MSBs (:func:`fixed.requant_msb`, same rounds),
     which σ/tanh take instead of computing them; the products with a publicly non-negative
     operand (u, z) fold that operand's wrap into their OT round.
-    Measured (D = 6, H = 16, one sequence, both parties' bytes, sections counted from fresh
-    rounds): 204,158 B and 65 rounds per step — matmul 6, rounding + MSBs 6, σ/tanh 35, ζ/ν 7,
-    gate product 6, rounding h 5 (``fuse_tanh=False``: 191,434 B, 100 rounds); σ/tanh are 70%
-    of the bytes.
+    Rounds (protocol version 3, D = 32, H = 100, batch 1, ``benchmarks/round_profile.py``): 38
+    per step on the critical path, plus 5 once for the inputs' products (version 2: 62 per
+    step); a single step on raw inputs, sections counted from fresh rounds: 44 rounds
+    (``fuse_tanh=False``: 68).
     """
 
     W: Param | tuple  # (H, D) or (W1 (H, r), W2 (r, D))

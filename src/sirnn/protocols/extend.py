@@ -123,8 +123,9 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method:
     ``msb``: optional boolean shares of MSB(x) (enables the MSB-to-Wrap methods). Returns this
     party's share as a uint64 array of x's shape. Cost: :func:`wrap_arith_cost_bits` (module table).
     ``method``: force one of the module table's methods (e.g. "lut": 2 rounds where the cheapest
-    takes more), else the cheapest. ``sender``: the party that sends the "lut" method's table (the
-    other one receives by its share; a next OT received by the sender can then share its flight).
+    takes more), else the cheapest. ``sender``: the party that sends the last message of the "lut"
+    and "mill" methods (the table, the root's 1-of-8 OT; a next OT received by the sender can then
+    send its matrix in the same flight).
     """
     _check_share(x, "wrap_arith x")
     k = check_bits(k, "wrap_arith: k")
@@ -171,7 +172,7 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method:
         if method == "msb2a":
             out = b2a(party, compare.msb_to_wrap(party, flat_x, msb.ravel()), k).data
         else:  # Wrap = 1{x0 > 2^m − 1 − x1}, arithmetic output
-            out = compare.millionaire_arith(party, flat if alice else mask(m) - flat, m, k)
+            out = compare.millionaire_arith(party, flat if alice else mask(m) - flat, m, k, sender=sender)
     return out.reshape(x.shape)
 
 

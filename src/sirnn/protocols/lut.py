@@ -116,10 +116,14 @@ def _table_ring(table, bits: int) -> np.ndarray:
     return reduce(t.astype(np.int64).view(U64) if t.dtype.kind == "i" else t.astype(U64), bits)
 
 
-def lut_ref(table: np.ndarray, i: np.ndarray, bits: int) -> np.ndarray:
-    """Cleartext :func:`lut` (one table (2^d,), a vector table (2^d, k), or per-element tables)."""
+def lut_ref(table: np.ndarray, i: np.ndarray, bits: int, d: int | None = None) -> np.ndarray:
+    """Cleartext :func:`lut` (one table (2^d,), a vector table (2^d, k), or per-element tables
+    idx.shape + (2^d,)). ``d``: the index width; with it the shapes decide as in :func:`lut` (a
+    (2^d, k) table on 2^d indices is a vector table); without it a table per element wins."""
     t = _table_ring(table, bits)
     i = np.asarray(i).astype(np.intp)
-    if t.ndim == i.ndim + 1 and t.shape[:-1] == i.shape:  # a table per element (wins, as in lut)
+    per_element = (t.shape == i.shape + (1 << d,)) if d is not None else (
+        t.ndim == i.ndim + 1 and t.shape[:-1] == i.shape)
+    if per_element:
         return np.take_along_axis(t, i[..., None], axis=-1)[..., 0]
     return t[i]
