@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import sys as _sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sirnn import PROTOCOL_VERSION  # noqa: E402
 from sirnn.mathfn import nexp, rsqrt, sigmoid, tanh  # noqa: E402
 from sirnn.nn import rnn  # noqa: E402
-from sirnn.nn.meter import Meter  # noqa: E402
 from sirnn.protocols.backend import SecureBackend  # noqa: E402
 from sirnn.protocols.party import Party  # noqa: E402
 from sirnn.protocols.ring import from_int, mask  # noqa: E402
@@ -42,13 +40,12 @@ from sirnn.transport import ThreadedPair  # noqa: E402
 class ProfilingBackend:
     """A SecureBackend whose interactive calls are recorded (name, depth after, bytes sent)."""
 
-    def __init__(self, be: SecureBackend, meter: Meter | None = None):
+    def __init__(self, be: SecureBackend):
         self._be = be
         self.role = be.role
         self.party = be.party
         self.calls: list[tuple[str, int, int]] = []
         self.section = ""
-        self._meter = meter
 
     def __getattr__(self, name):
         attr = getattr(self._be, name)
@@ -56,18 +53,13 @@ class ProfilingBackend:
             return attr
 
         def call(*args, **kw):
-            frame = _sys._getframe(1)
-            caller = frame.f_code.co_name
+            caller = sys._getframe(1).f_code.co_name
             out = attr(*args, **kw)
             st = self.party.chan.stats
-            label = f"{caller}:{name}"
-            self.calls.append(((self._current_section() + " / " if self._current_section() else "") + label,
-                               st.rounds, st.bytes_sent))
+            label = (self.section + " / " if self.section else "") + f"{caller}:{name}"
+            self.calls.append((label, st.rounds, st.bytes_sent))
             return out
         return call
-
-    def _current_section(self) -> str:
-        return self.section
 
 
 class SectionMeter:
@@ -200,8 +192,6 @@ def main(argv=None) -> int:
         print(f"\n== {name}: {r['rounds']} rounds" + (f" ({r['rounds_per_step']:.1f} per step)" if "T" in r else "")
               + (f", {r['bytes_per_elem']} B/elem" if "bytes_per_elem" in r else f", {r['bytes']} B"))
         for c in r["calls"]:
-            if name.startswith("step") and c is not r["calls"][0] and False:
-                pass
             print(f"  {c['rounds']:3d}  {c['call']}" + (f" ×{c['count']}" if c["count"] > 1 else "")
                   + (f"  {c['bytes_per_elem']} B/elem" if "bytes_per_elem" in r else f"  {c['bytes']} B"))
     if args.json:

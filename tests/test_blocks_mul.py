@@ -431,15 +431,16 @@ def test_mul_cost(fresh, rng):
                                     lambda p: M.mul(p, sh(p, x1, m, True), sh(p, y1, n, True), l))
     check(got_s, want)
     assert rounds_s == 5
-    # MSBs known: 1-of-4 OTs instead of millionaires
+    # MSBs known (secret shares): MSB-to-Wrap folded into the COT round, one 1-of-4 OT per
+    # operand and holder carrying the wrap term (256 + 4·16 each), no wrap protocol before it
     b0, b1 = rng.integers(0, 2, (2, N_COST)).astype(U64)
     got_k, rounds_k = fresh_measure(
         fresh,
         lambda p: M.mul(p, sh(p, x0, m, True), sh(p, y0, n, True), l, msb_x=sh(p, b0, 1), msb_y=sh(p, b1, 1)),
         lambda p: M.mul(p, sh(p, x1, m, True), sh(p, y1, n, True), l, msb_x=sh(p, b1, 1), msb_y=sh(p, b0, 1)))
-    check(got_k, N_COST * (4880 + 576 + 2 * (256 + 4)))
+    check(got_k, N_COST * (4880 + 4 * (256 + 4 * 16)))
     check(got_k, M.mul_cost_bits(m, n, l, True, True, count=N_COST))
-    assert rounds_k == 4
+    assert rounds_k == 2
 
 
 def test_mul_cost_small_and_mixed(fresh, rng):

@@ -420,8 +420,8 @@ def _cell_runner(ctx, op, ins):
     xs = _like(x, x.data.transpose(1, 2, 0))  # (T, D, N): the cells take columns
     state = cell.init_state(ctx.be, N)
     seq = []
-    for t in range(T):
-        state = cell.step(ctx.be, xs[t], state)
+    for t, xt in enumerate(rnn.step_inputs(ctx.be, cell, xs)):
+        state = cell.step(ctx.be, xt, state)
         if op.attrs.get("sequence"):
             seq.append(cell.output(state).data.T)  # (N, H)
         if ctx.progress is not None:
@@ -439,8 +439,8 @@ for _name in ("fastgrnn", "lstm", "gru", "rnn"):
 def _run_cell(ctx, op, cell, xs: Share, step0: int, steps: int) -> Share:
     """Run a cell over xs (T, D, B) from zero; the final h (H, B)."""
     state = cell.init_state(ctx.be, xs.shape[2])
-    for t in range(xs.shape[0]):
-        state = cell.step(ctx.be, xs[t], state)
+    for t, xt in enumerate(rnn.step_inputs(ctx.be, cell, xs)):
+        state = cell.step(ctx.be, xt, state)
         if ctx.progress is not None:
             ctx.progress(ctx.index, op, step0 + t + 1, steps)
     return cell.output(state)

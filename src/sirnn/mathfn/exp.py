@@ -78,8 +78,8 @@ def nexp(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
     Cost (16-bit in, scale 12, 16-bit out, scale 12): digit decomposition into two 8-bit digits
     (the carry by one 1-of-256 OT, 288 B), two 1-of-256 LUTs into 14 bits in one round trip
     (960 B), one 14×14 → 28-bit multiplication with public-zero MSBs (no wrap protocol), one TR
-    into 16 bits: see ``benchmarks/round_profile.py`` for the measured bytes and rounds per step
-    (10 rounds). Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
+    into 16 bits: 1,986.25 bytes per element, 9 rounds (``benchmarks/round_profile.py``; protocol
+    version 2: 1,859.25 B, 15 rounds). Max error 1.64 ULP over all 2^15 + 1 inputs x ≤ 0.
     """
     if not x.signed:
         raise ParameterError("nexp: x must be a signed fixed-point share")

@@ -85,11 +85,13 @@ def sigmoid(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale
     multiplication since e/(1 + e) = 1 − r). Internal scale: scale_out + extra_scale; the result
     is rounded to nearest.
     ``msb``: boolean shares of MSB(x) when the caller already has them (saves the MSB protocol).
-    Cost (16-bit in, scale 12 → 16-bit out, scale 12; both parties, per element): 3,844.5 bytes,
-    37 rounds (``sirnn bench sigmoid --n 4096``) — MSB 218, |x| MUX 36, rExp (digits, the two
-    1-of-256 LUTs in one round trip, one multiplication with public-zero MSBs), reciprocal 1-of-64
-    LUT of (2·w0, w0²) 320, one multiplication, TRs, final MUX. Max error 1.12 ULP over all 2^16
-    inputs.
+    Cost (16-bit in, scale 12 → 16-bit out, scale 12; both parties, per element): 3,991.5 bytes,
+    24 rounds (protocol version 3; version 2: 3,844.5 B, 37 rounds) — MSB 210.5 (3 rounds), |x|
+    MUX 36 (2), rExp: digits 288 (2), the two 1-of-256 LUTs in one round trip 1,088 (1: the
+    digit carry's last flight carries BOB's OT matrix), one multiplication 673 (2), the fused
+    TRs of e and the table index 386 (5); reciprocal 1-of-64 LUT of (2·w0, w0²) 320 (1), one
+    multiplication 690.5 (2), one TR into the output ring 263.5 (4), final MUX 36 (2): rounds on
+    the critical path, ``benchmarks/round_profile.py``. Max error 1.12 ULP over all 2^16 inputs.
     """
     _check(x, bits_out, scale_out, "sigmoid")
     mid = scale_out + extra_scale
@@ -108,7 +110,7 @@ def tanh(be: Backend, x: Share, bits_out: int, scale_out: int, *, extra_scale: i
 
     e = e^{−2|x|} (the same ring element −|x| read at scale s_x − 1 is −2|x|); tanh(|x|) =
     (1 − e)/(1 + e) = 2/(1 + e) − 1; the sign is restored with one MUX.
-    Cost (16/12 → 16/12): 3,844.5 bytes per element, 37 rounds (the same steps as sigmoid;
+    Cost (16/12 → 16/12): 3,987 bytes per element, 24 rounds (the same steps as sigmoid;
     ``sirnn bench tanh --n 4096``); max error 1.73 ULP over all 2^16 inputs.
     """
     _check(x, bits_out, scale_out, "tanh")

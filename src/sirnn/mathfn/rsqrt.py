@@ -331,20 +331,29 @@ def mantissa(be: Backend, U: Share, pb: Share, pl: Plan) -> Share:
         W = W.add_public(U64((1 << (F + 1)) - (1 << F))) + _top_bit(pb, F + 1)
     ib = m + (1 if fn.parity else 0)
     if s > 0:
-        T = be.tr(W, s)  # ⌊W / 2^s⌋: F + 1 − s = m + 1 bits
+        T = be.tr(W, s, by_table=True)  # ⌊W / 2^s⌋: F + 1 − s = m + 1 bits; BOB's table lookup next
         f = W.reduce(s + 1) - _top_bit(T, s + 1)  # the low s bits, value < 2^s (MSB zero)
     else:
         T, f = W, None
     idx = T.reduce(ib).with_meta(scale=0, signed=False)
     A, B, dec, _ = line_tables(fn.name, F, m, S, pl.t, pl.newton > 0)
     yb = pl.Y if not (fn.newton == "sqrt" and pl.newton) else S + 2
-    y = be.lut(A, idx, yb, scale=S, signed=False)
-    if f is not None and int(B.max()) > 0:
-        bb = max(int(B.max()).bit_length() + 1, 3)
-        b = be.lut(B, idx, bb, scale=0, signed=False)
+    bb = max(int(B.max()).bit_length() + 1, 3)
+    wl = yb + max(pl.t - s - 1, 0)
+    if f is None or int(B.max()) == 0:
+        y = be.lut(A, idx, yb, scale=S, signed=False)
+    elif 2 * wl <= yb + bb + 8 and yb + pl.t <= MAX_RING:
+        # A and B from one OT, B in the ring that makes the TR of f·B land in y's ring: no
+        # extension after it (yb + t ≤ (s + 1) + wl), for at most 8 more bits per entry
+        ab = be.lut(np.stack([A, B], axis=1), idx, wl, scale=0, signed=False)
+        y = ab[..., 0].reduce(yb).with_meta(scale=S)
+        p = _umul(be, f, ab[..., 1], yb + pl.t)
+        y = _add_term(y, be.tr(p, pl.t, bob_last=True).with_meta(scale=S, signed=False), dec)
+    else:  # A and B at their own widths in one round trip, then the extension
+        y, b = be.lut_many([A, B], [idx, idx], [yb, bb], scale=0, signed=False)
         p = _umul(be, f, b, s + bb)
-        term = _fit(be, be.tr(p, pl.t), yb).with_meta(scale=S, signed=False)
-        y = y - term if dec else y + term
+        term = _fit(be, be.tr(p, pl.t, bob_last=True), yb).with_meta(scale=S, signed=False)
+        y = _add_term(y.with_meta(scale=S), term, dec)
     for step in range(pl.newton):
         y = _newton(be, y, U, pb, pl, last=(step == pl.newton - 1))
     if fn.newton == "sqrt" and pl.newton:  # √a = a·(1/√a)
@@ -352,6 +361,10 @@ def mantissa(be: Backend, U: Share, pb: Share, pl: Plan) -> Share:
         ur = ur.with_meta(scale=S, signed=False)
         y = ur + be.select(pb, ur)
     return y.with_meta(scale=S, signed=False)
+
+
+def _add_term(y: Share, term: Share, dec: bool) -> Share:
+    return y - term if dec else y + term
 
 
 def _e_bits(pl: Plan) -> int:
@@ -401,7 +414,7 @@ def scale_back(be: Backend, oh: Share, y: Share, pl: Plan) -> Share:
                 bs.append(_xor_cols(oh, ks))
                 xs.append(yt.lshift(ph + C - S + d))
     R = _sum_last(be.select(_stack(bs), _stack(xs)))
-    R = be.tr(R.add_public(U64(1) << U64(sh - 1)), sh)
+    R = be.tr(R.add_public(U64(1) << U64(sh - 1)), sh, by_table=True)
     bound = int(np.ceil(pl.out_max * 2.0**so)) + 4
     if R.bits < pl.out_bits:
         if bound >= 1 << (R.bits - 1):
@@ -462,13 +475,13 @@ def rsqrt(be: Backend, x: Share, bits_out: int, scale_out: int) -> Share:
     Recipe: module doc (MSNZB, normalisation by MUXes, table of lines on (parity, top bits),
     Newton steps only when the output needs them, scale back by MUXes).
 
-    At 16/12 → 16/12 (measured, both parties, N = 4,096): 3,134.75 bytes per element, 44 rounds.
-    Breakdown as of protocol version 1 (3,175.8 bytes, 46 rounds; since version 2 products with
-    public-zero MSBs run no wrap protocol and millionaire-based TRs fold their root AND into the
-    B2A): MSNZB 489, 9 MUXes normalising (positions 6..14; the others saturate) 322, TR for the index
-    108, tables (1-of-256: y0 at 20 bits, slope at 12) 672 + 416, slope × 7 low bits 421, TR 108,
-    two cheap extensions 71, 5 MUXes scaling back 190, rounding TR 109, B2A for the saturating
-    positions 18, clamp (MSB + MUX) 254. Precision over all 2^16 inputs: max 0.569 ULP, mean
+    At 16/12 → 16/12 (measured, both parties, protocol version 3): 3,575.25 bytes per element,
+    29 rounds (version 2: 3,134.75 B, 44 rounds): MSNZB 489 (10 rounds), 9 MUXes normalising
+    (positions 6..14; the others saturate) 321.75 (2), TR for the index by a 1-of-128 table 160
+    (1), the line (A, B) from one 1-of-256 OT at 20 bits 1,312 (1), slope × 7 low bits 376 (2),
+    TR into y's ring 124 (3), one cheap extension 34 (1), 5 MUXes scaling back 190 (2), rounding
+    TR by a table 304 (1), B2A for the saturating positions 18 (1), clamp (MSB + MUX) 246.5 (5);
+    rounds on the critical path (``benchmarks/round_profile.py``). Precision over all 2^16 inputs: max 0.569 ULP, mean
     0.249 (saturated where 1/√x ≥ 8, i.e. x ≤ 1/64).
     """
     return evaluate(be, x, "rsqrt", bits_out, scale_out)
@@ -480,7 +493,7 @@ def sqrt(be: Backend, x: Share, bits_out: int, scale_out: int) -> Share:
     Rules: x ≤ 0 gives 0 (√0 = 0; negative inputs are outside the domain); results that do not
     fit give the largest value. Same recipe as :func:`rsqrt` with a table of √a (with Newton
     steps: the table and the iteration of 1/√a, then √a = a·(1/√a), one more multiplication).
-    At 16/12 → 16/12 (measured): 2,710.0 bytes per element, 36 rounds (table 1-of-64: √a is
+    At 16/12 → 16/12 (measured): 2,625.5 bytes per element, 30 rounds (table 1-of-64: √a is
     flatter); all 2^16 inputs: max 0.645 ULP, mean 0.251.
     """
     return evaluate(be, x, "sqrt", bits_out, scale_out)

@@ -20,7 +20,7 @@ Formats (:class:`CellFormats`, all signed; defaults follow SCI's 16-bit / scale-
   extra bit, and tanh = (2^{gate.scale+1}·σ − 2^{gate.scale}) is *exactly* an integer at
   gate.scale (no rounding). Measured over all 2^16 inputs (16-bit, scale 12): tanh max 1.11 /
   mean 0.25 ULP (the direct tanh recipe: 1.73 / 0.39), σ max 1.11 ULP at gate.scale + 1.
-  Trade-off: one σ/tanh protocol fewer per step (FastGRNN: 65 instead of 100 rounds) for ≈ 14%
+  Trade-off: one σ/tanh protocol fewer per step (FastGRNN: 44 instead of 68 rounds) for ≈ 14%
   more bytes on the gates (the reciprocal at output scale 13 uses a 1-of-256 table instead of
   1-of-128: 4,375.75 vs 3,844.5 bytes per element, ``sirnn bench sigmoid --n 4096``). (Running the sigmoid with one guard bit less keeps the 1-of-128 table but
   then needs a Newton step: more bytes and rounds, measured.) ``fuse_tanh=False`` is the other
@@ -53,8 +53,8 @@ from . import layers
 from .fixed import (Fmt, Param, acc_bits, add_known, align_scale, fit_scale, public_zeros, quantize, requant,
                     requant_msb)
 
-__all__ = ["CellFormats", "FastGRNNCell", "LSTMCell", "GRUCell", "RNNCell", "rnn_over_time",
-           "fastgrnn_float", "lstm_float", "gru_float", "rnn_float", "run_float", "sigmoid_float"]
+__all__ = ["CellFormats", "FastGRNNCell", "LSTMCell", "GRUCell", "RNNCell", "rnn_over_time", "step_inputs",
+           "PreparedInput", "fastgrnn_float", "lstm_float", "gru_float", "rnn_float", "run_float", "sigmoid_float"]
 
 
 @dataclass(frozen=True)
@@ -124,15 +124,19 @@ def _split_rows(z: Share, sizes: list[int]) -> list[Share]:
     return out
 
 
-def _mul_many(be: Backend, pairs: list[tuple[Share, Share]], bits: int, nonneg_a: bool) -> list[Share]:
+def _mul_many(be: Backend, pairs: list[tuple[Share, Share]], bits: int, nonneg_a: bool,
+              msb_b: Share | None = None) -> list[Share]:
     """Products a_i ⊙ b_i into Z_{2^bits} in one multiplication when widths agree (scales may
-    differ: the integers are multiplied, each product gets scale(a_i) + scale(b_i))."""
+    differ: the integers are multiplied, each product gets scale(a_i) + scale(b_i)). ``msb_b``:
+    MSB shares of the (single) b operand."""
     a0, b0 = pairs[0]
+    if msb_b is not None and len(pairs) != 1:
+        raise ParameterError("_mul_many: msb_b is for a single product")
     if all(a.bits == a0.bits and b.bits == b0.bits for a, b in pairs):
         A = a0.like(np.concatenate([a.data for a, _ in pairs], axis=0))
         B = b0.like(np.concatenate([b.data for _, b in pairs], axis=0))
         msb = layers.zeros_msb(be, A.shape) if nonneg_a else None
-        P = be.mul(A, B, bits, msb_x=msb)
+        P = be.mul(A, B, bits, msb_x=msb, msb_y=msb_b)
         parts = _split_rows(P, [a.shape[0] for a, _ in pairs])
         return [p.with_meta(scale=a.scale + b.scale, signed=True) for p, (a, b) in zip(parts, pairs)]
     return [be.mul(a, b, bits, msb_x=layers.zeros_msb(be, a.shape) if nonneg_a else None) for a, b in pairs]
@@ -291,21 +295,25 @@ def _describe(v):
 class FastGRNNCell(_Cell):
     """FastGRNN: z = σ(Wx + Uh + b_z), h̃ = tanh(Wx + Uh + b_h), h' = (ζ(1 − z) + ν) ⊙ h̃ + z ⊙ h.
 
-    Evaluation (per step): one matmul_known of [W U] with [x; h] (low rank: first one
+    Evaluation over a sequence (:func:`rnn_over_time`, the compiler's runtime): W·x_t for all
+    steps first (:meth:`prepare`: one product, low rank W1·round(W2·x)); per step U·h with h's
+    wrap folded from MSB(h) (carried in the state), low rank U1·round(U2·h). A single
+    :meth:`step` on a raw x and plain h: one matmul_known of [W U] with [x; h] (low rank: first one
     block-diagonal product [[W2, 0], [0, U2]]·[x; h] rounded to ``lowrank``, then [W1 U1]·[W2x; U2h]);
     one TR rounding both pre-activations (b_z and b_h added at the accumulator scale); σ on z,
     tanh on h̃ (one call with ``fuse_tanh``); then, rewritten as
     h' = (ζ + ν)·h̃ + z ⊙ (h − ζ·h̃), one matmul_known of the server's column [ζ + ν; ζ] with h̃
     (with ``fuse_tanh`` on u = h̃ + 1 = σ(2p) ≥ 0, whose MSB is publicly zero, ALICE subtracting
-    [ζ + ν; ζ]·1 locally), one TR rounding ζ·h̃ to h's format, one multiplication z ⊙ (h − ζh̃)
-    (z ≥ 0: cheap wrap), and one final rounding of (ζ + ν)h̃ + z(h − ζh̃) to h's format.
+    [ζ + ν; ζ]·1 locally), one TR giving v = h − round(ζ·h̃) and its MSB, one multiplication
+    z ⊙ v (both wraps folded: z ≥ 0, MSB(v)), and one final rounding of (ζ + ν)h̃ + z·v to h's
+    format (with its MSB for the next step).
     The pre-activation rounding also yields their MSBs (:func:`fixed.requant_msb`, same rounds),
     which σ/tanh take instead of computing them; the products with a publicly non-negative
     operand (u, z) fold that operand's wrap into their OT round.
-    Measured (D = 6, H = 16, one sequence, both parties' bytes, sections counted from fresh
-    rounds): 204,158 B and 65 rounds per step — matmul 6, rounding + MSBs 6, σ/tanh 35, ζ/ν 7,
-    gate product 6, rounding h 5 (``fuse_tanh=False``: 191,434 B, 100 rounds); σ/tanh are 70%
-    of the bytes.
+    Rounds (protocol version 3, D = 32, H = 100, batch 1, ``benchmarks/round_profile.py``): 38
+    per step on the critical path, plus 5 once for the inputs' products (version 2: 62 per
+    step); a single step on raw inputs, sections counted from fresh rounds: 44 rounds
+    (``fuse_tanh=False``: 68).
     """
 
     W: Param | tuple  # (H, D) or (W1 (H, r), W2 (r, D))
@@ -383,15 +391,74 @@ class FastGRNNCell(_Cell):
         it = iter(ts)
         return [(p[0], next(it)) if isinstance(p, tuple) else (p, v) for p, v in pairs]
 
-    def step(self, be: Backend, x: Share, h: Share, meter=None) -> Share:
+    # -- evaluation ----------------------------------------------------------------------------
+    def init_state(self, be: Backend, batch: int | None = None):
+        """(h = 0, MSB(h) = public 0): the state carries h's MSB so that the next U·h needs no
+        wrap protocol (see :meth:`step`)."""
+        h = super().init_state(be, batch)
+        return h, be.public_bits(np.zeros(h.shape, np.int64))
+
+    def output(self, state) -> Share:
+        return state[0] if isinstance(state, tuple) else state
+
+    def prepare(self, be: Backend, xs: Share) -> list:
+        """The inputs' part of every step at once, before the recurrence: W·x_t (low rank:
+        W1·round(W2·x_t)) for all t in one product (and one rounding), unrounded at the
+        accumulator's scale and ring. Returns one :class:`PreparedInput` per step for :meth:`step`
+        (the same values as computing them inside each step; fewer rounds in the recurrence)."""
+        T = xs.shape[0]
+        cols = xs.data.reshape(T, xs.shape[1], -1)  # (T, D, B)
+        B = cols.shape[2]
+        X = xs.like(np.ascontiguousarray(cols.transpose(1, 0, 2).reshape(xs.shape[1], T * B)))
+        wx = self._input_product(be, X)
+        return [PreparedInput(wx[:, t * B:(t + 1) * B], len(xs.shape) == 2) for t in range(T)]
+
+    def _input_product(self, be: Backend, x2: Share) -> Share:
         f = self.fmts
-        H = self.hidden
-        x2, vec = _cols(x)
+        if isinstance(self.W, tuple):
+            W1, W2 = self.W
+            t = requant(be, layers.affine(be, [(W2, x2)], acc_bits(f.lowrank, W2.scale + x2.scale)), f.lowrank)
+            return layers.affine(be, [(W1, t)], acc_bits(f.sig_in, W1.scale + t.scale))
+        return layers.affine(be, [(self.W, x2)], acc_bits(f.sig_in, self.W.scale + x2.scale))
+
+    def _state_product(self, be: Backend, h2: Share, msb: Share) -> Share:
+        """U·h (low rank U1·round(U2·h)) with the wraps of h (and of U2·h) folded into the
+        products' OT rounds from their MSBs: one COT round per product."""
+        f = self.fmts
+        if isinstance(self.U, tuple):
+            U1, U2 = self.U
+            t = _known_product(be, U2, h2, msb, acc_bits(f.lowrank, U2.scale + h2.scale))
+            t, mt = requant_msb(be, t, f.lowrank)
+            return _known_product(be, U1, t, mt, acc_bits(f.sig_in, U1.scale + t.scale))
+        return _known_product(be, self.U, h2, msb, acc_bits(f.sig_in, self.U.scale + h2.scale))
+
+    def step(self, be: Backend, x, h, meter=None):
+        """One time step. ``x``: the input (D,) or (D, B), or a :class:`PreparedInput` from
+        :meth:`prepare`; ``h``: the state, (h, MSB(h)) as from :meth:`init_state` (returns the
+        same form) or a plain h (returns a plain h').
+
+        With a prepared input and h's MSB, the matmul of the step is U·h alone with h's wrap folded
+        into its OT round (2 rounds); the new h comes with its MSB from the rounding
+        (:func:`fixed.requant_msb`, one round more than the TR). The gate term v = h − round(ζ·h̃)
+        is one TR of h·2^d − ζh̃ − 2^{d−1} + 2^d − 1 (exactly h − ⌊(ζh̃ + 2^{d−1})/2^d⌋, the
+        same value as rounding ζh̃ and subtracting), with its MSB, so z ⊙ v needs no wrap
+        protocol either."""
+        f = self.fmts
+        with_msb = isinstance(h, tuple)
+        h, msb_h = h if with_msb else (h, None)
         h2, _ = _cols(h)
         with _section(meter, "matmul W,U"):
-            terms = self._stage1(be, x2, h2)
-            P = terms[0][0].scale + terms[0][1].scale
-            acc = layers.affine(be, terms, acc_bits(f.sig_in, P))
+            if isinstance(x, PreparedInput) and msb_h is not None:
+                vec = x.vec
+                acc = x.wx + self._state_product(be, h2, _cols(msb_h)[0])
+            else:
+                if isinstance(x, PreparedInput):
+                    raise ParameterError("FastGRNN step: a prepared input needs the state with its MSB "
+                                         "(init_state's form)")
+                x2, vec = _cols(x)
+                terms = self._stage1(be, x2, h2)
+                P = terms[0][0].scale + terms[0][1].scale
+                acc = layers.affine(be, terms, acc_bits(f.sig_in, P))
         (z,), (ht,) = _gates(be, [add_known(be, acc, _colp(self.b_z))], [add_known(be, acc, _colp(self.b_h))],
                              f, meter)
         sz = self.zn.scale
@@ -412,13 +479,45 @@ class FastGRNNCell(_Cell):
             else:
                 k = be.matmul_known(zn, ht.reshape(1, n), L, w_bits=self.zn.bits, w_scale=sz, w_shape=(2, 1))
             c_part = k[0].reshape(ht.shape)  # (ζ + ν)·h̃ at scale sz + s_g
-            zh = requant(be, k[1].reshape(ht.shape).reduce(acc_bits(f.h, sz + ht.scale)), f.h)
+            v, msb_v = _minus_rounded(be, h2, k[1].reshape(ht.shape).reduce(acc_bits(f.h, sz + ht.scale)), f.h)
         with _section(meter, "gate product"):
-            v = h2 - zh
-            (zv,) = _mul_many(be, [(z, v)], L, nonneg_a=True)
+            (zv,) = _mul_many(be, [(z, v)], L, nonneg_a=True, msb_b=msb_v)
         with _section(meter, "round h"):
-            hn = requant(be, align_scale(c_part, S) + align_scale(zv, S), f.h)
-        return _shape_back(hn, vec)
+            pre_h = align_scale(c_part, S) + align_scale(zv, S)
+            if with_msb:
+                hn, mn = requant_msb(be, pre_h, f.h)
+                return _shape_back(hn, vec), _shape_back(mn, vec)
+            return _shape_back(requant(be, pre_h, f.h), vec)
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A FastGRNN step's input part computed ahead (:meth:`FastGRNNCell.prepare`): W·x_t as
+    columns (H, B) at the accumulator's scale and ring; ``vec``: the input was a vector."""
+
+    wx: Share
+    vec: bool
+
+
+def _known_product(be: Backend, W: Param, x: Share, msb: Share | None, bits: int) -> Share:
+    """W·x for the server's W (one matmul_known into ``bits``), x's MSB shares passed on."""
+    if bits > x.bits + W.bits:
+        raise ParameterError(f"product ring {bits} bits exceeds {x.bits} + {W.bits} (input + weight bits)")
+    return be.matmul_known(W.at(be), x, bits, w_bits=W.bits, w_scale=W.scale, w_shape=W.shape, msb_x=msb)
+
+
+def _minus_rounded(be: Backend, h: Share, k: Share, out: Fmt) -> tuple[Share, Share | None]:
+    """(v = h − requant(k, out), MSB(v)) for h in ``out`` and k one exact TR above it (ring
+    out.bits + d at scale out.scale + d): v = ⌊(h·2^d + 2^d − 1 − (k + 2^{d−1})) / 2^d⌋ exactly
+    (−⌊y⌋ = ⌊(2^d − 1 − y·2^d)/2^d⌋ for the integer y·2^d), so one TR with MSB gives both. Any
+    other shape of k: the rounding, the subtraction, no MSB."""
+    d = k.scale - out.scale
+    if d <= 0 or k.bits != out.bits + d or not out.of(h):
+        return h - requant(be, k, out), None
+    hd = Share(h.data << np.uint64(d), k.bits, k.scale, True, h.role)
+    V = (hd - k.with_meta(signed=True)).add_public(np.uint64((1 << d) - 1 - (1 << (d - 1))))
+    v, b = be.tr_msb(V, d)
+    return v.with_meta(scale=out.scale, signed=True), b
 
 
 def _colp(p: Param) -> Param:
@@ -644,8 +743,15 @@ def rnn_over_time(be: Backend, cell, xs: Share, state=None, meter=None, return_a
     if state is None:
         state = cell.init_state(be, None if len(xs.shape) == 2 else xs.shape[2])
     outs = []
-    for t in range(xs.shape[0]):
-        state = cell.step(be, xs[t], state, meter=meter)
+    for xt in step_inputs(be, cell, xs):
+        state = cell.step(be, xt, state, meter=meter)
         if return_all:
             outs.append(cell.output(state))
     return (state, outs) if return_all else state
+
+
+def step_inputs(be: Backend, cell, xs: Share) -> list:
+    """The per-step inputs of ``cell`` over xs (T, D[, B]): the cell's :meth:`prepare` (inputs'
+    work done for all steps at once, off the recurrence) where it has one, else xs[t]."""
+    prep = getattr(cell, "prepare", None)
+    return prep(be, xs) if prep is not None else [xs[t] for t in range(xs.shape[0])]

@@ -46,13 +46,17 @@ class Backend:
     def select(self, b: Share, x: Share) -> Share: raise NotImplementedError
     def b2a(self, b: Share, bits: int) -> Share: raise NotImplementedError
     def lut(self, table, idx: Share, bits: int, scale: int = 0, signed: bool = False) -> Share: raise NotImplementedError
-    def lut_many(self, tables, idxs: list[Share], bits: int, scale: int = 0, signed: bool = False) -> list[Share]:
-        """:meth:`lut` of tables[j] on idxs[j] for every j, in one round trip (equal index widths
-        and entry shapes; see :func:`sirnn.protocols.lut.lut_many`)."""
+    def lut_many(self, tables, idxs: list[Share], bits, scale: int = 0, signed: bool = False) -> list[Share]:
+        """:meth:`lut` of tables[j] on idxs[j] for every j, in one round trip (equal index widths;
+        ``bits`` one width, with equal entry shapes, or one per table; see
+        :func:`sirnn.protocols.lut.lut_many`)."""
         raise NotImplementedError
     def mul(self, x: Share, y: Share, bits_out: int, msb_x: Share | None = None,
             msb_y: Share | None = None) -> Share: raise NotImplementedError
-    def tr(self, x: Share, s: int) -> Share: raise NotImplementedError
+    def tr(self, x: Share, s: int, by_table: bool = False, bob_last: bool = False) -> Share:
+        """TR (truncate.tr); ``by_table``: for s ≤ 8 the carry by one table lookup (2 rounds), not
+        the cheapest method; ``bob_last``: BOB sends the last message. Same functionality."""
+        raise NotImplementedError
     def tr_msb(self, x: Share, s: int) -> tuple[Share, Share]:
         """(tr(x, s), msb(x)): the MSB of x is that of the TR output (see truncate.tr_msb)."""
         raise NotImplementedError
@@ -113,8 +117,8 @@ class SecureBackend(Backend):
     def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
         return mulmod.mul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
 
-    def tr(self, x, s):
-        return truncate.tr(self.party, x, s, allow_scale_underflow=True)
+    def tr(self, x, s, by_table=False, bob_last=False):
+        return truncate.tr(self.party, x, s, allow_scale_underflow=True, by_table=by_table, bob_last=bob_last)
 
     def tr_msb(self, x, s):
         return truncate.tr_msb(self.party, x, s, allow_scale_underflow=True)
@@ -189,17 +193,18 @@ class ClearBackend(Backend):
         return self._v(boolean.b2a_ref(self._check(b).data, bits), bits)
 
     def lut(self, table, idx, bits, scale=0, signed=False):
-        return self._v(lutmod.lut_ref(table, self._check(idx).data, bits), bits, scale, signed)
+        return self._v(lutmod.lut_ref(table, self._check(idx).data, bits, idx.bits), bits, scale, signed)
 
     def lut_many(self, tables, idxs, bits, scale=0, signed=False):
-        return [self.lut(t, i, bits, scale, signed) for t, i in zip(tables, idxs)]
+        ws = bits if isinstance(bits, (list, tuple)) else [bits] * len(tables)
+        return [self.lut(t, i, b, scale, signed) for t, i, b in zip(tables, idxs, ws)]
 
     def mul(self, x, y, bits_out, msb_x=None, msb_y=None):
         self._check(x), self._check(y)
         z = mulmod.mul_ref(x.data, y.data, x.bits, y.bits, bits_out, x.signed, y.signed)
         return self._v(z, bits_out, x.scale + y.scale, x.signed or y.signed)
 
-    def tr(self, x, s):
+    def tr(self, x, s, by_table=False, bob_last=False):
         self._check(x)
         return self._v(truncate.tr_ref(x.data, x.bits, s), x.bits - s, max(x.scale - s, 0), x.signed)
 

@@ -189,7 +189,7 @@ def _millionaire_tree(party: Party, x: np.ndarray, bits: int, with_eq: bool, lea
     return lt, eq
 
 
-def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndarray:
+def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int, sender: int = ALICE) -> np.ndarray:
     """Millionaires' protocol with an arithmetic output: this party's share over Z_{2^k} of
     1{x > y} (inputs as in :func:`millionaire_bits`), i.e. the millionaire followed by a B2A, with
     the root of the tree folded into the conversion.
@@ -197,7 +197,9 @@ def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndar
     The tree is combined down to two nodes (lo, hi); since 1{hi greater} and 1{hi equal} are
     exclusive, 1{x > y} = lt_hi + eq_hi·lt_lo as integers, a function of three shared bits: one
     1-of-8 OT on BOB's shares, ALICE sending r + f(her bits, choice) mod 2^k for all 8 choices.
-    This replaces the root AND (1 round) and the B2A (2 rounds) by 2 rounds.
+    This replaces the root AND (1 round) and the B2A (2 rounds) by 2 rounds. ``sender`` sends
+    that OT (the roles of the description swap for BOB; a next OT received by the sender can send
+    its matrix in the same flight).
     Cost: :func:`millionaire_arith_cost_bits` = M(ℓ) − 148 + 256 + 8k bits (M with leaves of
     :func:`leaf_width` (ℓ, 2)); rounds
     2 + ⌈log2 q⌉ + 1 (q = ⌈ℓ/4⌉ ≥ 2 leaves). With one leaf (ℓ ≤ 4): the millionaire, then B2A.
@@ -214,7 +216,7 @@ def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int) -> np.ndar
         return b2a(party, Share(lt, 1, 0, False, party.role), k).data.reshape(shape)
     lt, eq = _millionaire_tree(party, x, bits, False, m, 2)
     lo, hi, ehi = lt[:, 0], lt[:, 1], eq[:, 1]
-    if party.role == ALICE:
+    if party.role == sender:
         r = party.random(n, k)
         j = np.arange(8, dtype=U64)  # choice = lo1 + 2·hi1 + 4·ehi1
         lj = lo[:, None] ^ (j & ONE)

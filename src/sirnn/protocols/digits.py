@@ -31,7 +31,7 @@ import operator
 
 import numpy as np
 
-from .. import ALICE
+from .. import ALICE, BOB
 from ..errors import ParameterError
 from .boolean import Triples, _check_bool, and_bits, b2a
 from .compare import leaf_compare
@@ -232,7 +232,8 @@ def digit_decompose(party: Party, x: Share, d: int) -> list[Share]:
     own = x.data.ravel()
     local = [(own >> U64(d * i)) & mask(w) for i, w in enumerate(widths)]
     if len(widths) == 2 and 2 <= d <= MAX_LUT_BITS:  # one carry: a 1-of-2^d OT, 2 rounds
-        carry = wrap_arith(party, x.reduce(d), widths[1], method="lut").ravel()
+        # BOB sends the carry table: his lookups on the digits then share that flight
+        carry = wrap_arith(party, x.reduce(d), widths[1], method="lut", sender=BOB).ravel()
         local[1] = (local[1] + carry) & mask(widths[1])
     elif len(widths) > 1:
         carries, _ = digit_carries(party, x, d)

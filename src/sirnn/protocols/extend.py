@@ -116,13 +116,16 @@ def _check_bits_out(x: Share, bits_out, what: str) -> int:
 
 
 # -- Wrap as arithmetic shares ------------------------------------------------------------------
-def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method: str | None = None) -> np.ndarray:
+def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method: str | None = None,
+               sender: int = ALICE) -> np.ndarray:
     """Arithmetic shares over Z_{2^k} of Wrap(x) = 1{x0 + x1 ≥ 2^m} (x: m-bit shares, 1 ≤ k ≤ 64).
 
     ``msb``: optional boolean shares of MSB(x) (enables the MSB-to-Wrap methods). Returns this
     party's share as a uint64 array of x's shape. Cost: :func:`wrap_arith_cost_bits` (module table).
     ``method``: force one of the module table's methods (e.g. "lut": 2 rounds where the cheapest
-    takes more), else the cheapest.
+    takes more), else the cheapest. ``sender``: the party that sends the last message of the "lut"
+    and "mill" methods (the table, the root's 1-of-8 OT; a next OT received by the sender can then
+    send its matrix in the same flight).
     """
     _check_share(x, "wrap_arith x")
     k = check_bits(k, "wrap_arith: k")
@@ -142,10 +145,10 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method:
         else:
             out = party.ot.cot_recv(flat, k)
     elif method == "lut":
-        if alice:
+        if party.role == sender:
             r = party.random(n, k)
             cand = np.arange(1 << m, dtype=U64)
-            w = ((flat[:, None] + cand) >> U64(m)) & ONE  # x0 + v < 2^{m+1}, so bit m is the wrap
+            w = ((flat[:, None] + cand) >> U64(m)) & ONE  # x_s + v < 2^{m+1}, so bit m is the wrap
             party.ot.kkot_send((w + r[:, None]) & km, k)
             out = (U64(0) - r) & km
         else:
@@ -169,7 +172,7 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method:
         if method == "msb2a":
             out = b2a(party, compare.msb_to_wrap(party, flat_x, msb.ravel()), k).data
         else:  # Wrap = 1{x0 > 2^m − 1 − x1}, arithmetic output
-            out = compare.millionaire_arith(party, flat if alice else mask(m) - flat, m, k)
+            out = compare.millionaire_arith(party, flat if alice else mask(m) - flat, m, k, sender=sender)
     return out.reshape(x.shape)
 
 

@@ -55,12 +55,13 @@ def _alice_picked(party: Party, table, idx: Share, bits: int):
     return picked, r, mshape
 
 
-def lut_many(party: Party, tables: list, idxs: list[Share], bits: int, scale: int = 0,
+def lut_many(party: Party, tables: list, idxs: list[Share], bits, scale: int = 0,
              signed: bool = False) -> list[Share]:
-    """Several independent lookups :func:`lut` (tables[j] on idxs[j]) in one 1-of-2^d OT batch:
-    the same cost in bits as the separate calls, but 2 rounds in all. All indices must have the
-    same width d, and all tables the same entry shape (scalars, or k-vectors: BOB passes k)."""
-    bits = check_bits(bits)
+    """Several independent lookups :func:`lut` (tables[j] on idxs[j]) in one round trip: the same
+    cost in bits as the separate calls, but 2 rounds in all. All indices must have the same width
+    d. ``bits``: one output width for all (one 1-of-2^d OT batch; the tables then need the same
+    entry shape: scalars, or k-vectors, BOB passing k), or a list, one per table (one batch per
+    table, all started before any is answered)."""
     if len(tables) != len(idxs) or not idxs:
         raise ParameterError("lut_many: one table per index, at least one")
     d = idxs[0].bits
@@ -68,6 +69,23 @@ def lut_many(party: Party, tables: list, idxs: list[Share], bits: int, scale: in
         raise ParameterError(f"lut: index has {d} bits; at most 8 are supported (digit-decompose first)")
     if any(i.bits != d for i in idxs):
         raise ParameterError(f"lut_many: index widths differ {[i.bits for i in idxs]}")
+    if isinstance(bits, (list, tuple)):
+        if len(bits) != len(tables):
+            raise ParameterError("lut_many: one output width per table")
+        ws = [check_bits(b) for b in bits]
+        if party.role == ALICE:
+            outs = []
+            for t, i, b in zip(tables, idxs, ws):
+                picked, r, mshape = _alice_picked(party, t, i, b)
+                party.ot.kkot_send(picked, b)
+                outs.append((r.astype(U64), mshape))
+        else:
+            pend = [(party.ot.kkot_recv_start(i.data.ravel(), 1 << d, b, (int(t),) if t is not None else ()),
+                     (int(t),) if t is not None else ()) for t, i, b in zip(tables, idxs, ws)]
+            outs = [(pd.finish(), mshape) for pd, mshape in pend]
+        return [Share(o.reshape(i.shape + mshape), b, scale, signed, party.role)
+                for (o, mshape), i, b in zip(outs, idxs, ws)]
+    bits = check_bits(bits)
     size = 1 << d
     if party.role == ALICE:
         parts = [_alice_picked(party, t, i, bits) for t, i in zip(tables, idxs)]
@@ -98,10 +116,14 @@ def _table_ring(table, bits: int) -> np.ndarray:
     return reduce(t.astype(np.int64).view(U64) if t.dtype.kind == "i" else t.astype(U64), bits)
 
 
-def lut_ref(table: np.ndarray, i: np.ndarray, bits: int) -> np.ndarray:
-    """Cleartext :func:`lut` (one table (2^d,), a vector table (2^d, k), or per-element tables)."""
+def lut_ref(table: np.ndarray, i: np.ndarray, bits: int, d: int | None = None) -> np.ndarray:
+    """Cleartext :func:`lut` (one table (2^d,), a vector table (2^d, k), or per-element tables
+    idx.shape + (2^d,)). ``d``: the index width; with it the shapes decide as in :func:`lut` (a
+    (2^d, k) table on 2^d indices is a vector table); without it a table per element wins."""
     t = _table_ring(table, bits)
     i = np.asarray(i).astype(np.intp)
-    if t.ndim == i.ndim + 1 and t.shape[:-1] == i.shape:  # a table per element (wins, as in lut)
+    per_element = (t.shape == i.shape + (1 << d,)) if d is not None else (
+        t.ndim == i.ndim + 1 and t.shape[:-1] == i.shape)
+    if per_element:
         return np.take_along_axis(t, i[..., None], axis=-1)[..., 0]
     return t[i]

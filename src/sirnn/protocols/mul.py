@@ -16,9 +16,11 @@ unsigned value of x (likewise Y, wy, y_u). Then
 * Wrap terms: only wx·y_u mod 2^{ℓ−m} matters (it is multiplied by 2^m), so it vanishes for ℓ ≤ m;
   otherwise it is a MUX of the boolean share of wx with the shares of y reduced to ℓ − m bits (two
   COTs of 128 + ℓ − m bits, in the same 2 rounds as the cross terms). The boolean wraps come
-  from the cheapest of (see :func:`wrap_method`): :func:`compare.msb_to_wrap` (one 1-of-4 OT) when
-  the caller passes MSB shares; a 1-of-2^m OT lookup for m ≤ 8; a millionaires' instance. x's and
-  y's wraps share one batch when they use the same method at the same cost.
+  from the cheaper of (see :func:`wrap_method`) a 1-of-2^m OT lookup for m ≤ 8 and a millionaires'
+  instance, x's and y's in one batch when they use the same method at the same cost. When the
+  caller passes MSB shares of an operand, no wrap protocol runs: MSB-to-Wrap is folded into the
+  COT round (:func:`_mux_msb`, one 1-of-4 OT per element carrying the wrap term; public MSBs:
+  :func:`_mux_pub`).
 
 Signed operands are offset to unsigned ones first: x' = x + 2^{m−1} (ALICE adds, locally), so
 x_s = x'_u − 2^{m−1} and
@@ -156,19 +158,31 @@ class _CotRound:
     def __init__(self, party: Party):
         self.party = party
         self.groups: dict[tuple, list[tuple]] = {}
+        self.kk: list[tuple] = []
 
     def add(self, receiver: int, bits: int, mshape: tuple, done, choice=None, corr=None) -> None:
         self.groups.setdefault((receiver, tuple(mshape)), []).append((bits, choice, corr, done))
+
+    def add_kk(self, receiver: int, n_options: int, bits: int, mshape: tuple, done, choice=None,
+               msgs=None) -> None:
+        """A chosen-message 1-of-N OT in the same two rounds: the receiver passes ``choice``, the
+        sender ``msgs`` (count, N, *mshape); ``done`` gets the receiver's messages."""
+        self.kk.append((receiver, n_options, bits, tuple(mshape), done, choice, msgs))
 
     def run(self) -> None:
         me, ot, chan = self.party.role, self.party.ot, self.party.chan
         mine = {k: g for k, g in self.groups.items() if k[0] == me}
         theirs = {k: g for k, g in self.groups.items() if k[0] != me}
         got = {}
+        kk_pending = [(ot.kkot_recv_start(ch, n_opt, bits, mshape), done)
+                      for recv, n_opt, bits, mshape, done, ch, _ in self.kk if recv == me]
         for (_, mshape), jobs in mine.items():  # round 1: extension matrices out
             choice = np.concatenate([j[1] for j in jobs])
             got[mshape] = (choice, ot.rot_recv_start(choice, max(j[0] for j in jobs), mshape))
-        for (_, mshape), jobs in theirs.items():  # round 2: corrections out
+        for recv, _, bits, _, _, _, msgs in self.kk:  # round 2: 1-of-N messages, then corrections
+            if recv != me:
+                ot.kkot_send(msgs, bits)
+        for (_, mshape), jobs in theirs.items():
             sizes = [j[2].shape[0] for j in jobs]
             m0, m1 = ot.rot_send(sum(sizes), max(j[0] for j in jobs), mshape)
             pos = 0
@@ -177,6 +191,8 @@ class _CotRound:
                 chan.send(reduce(x0 + corr - m1[pos:pos + size], bits), bits)
                 done(x0)
                 pos += size
+        for pending, done in kk_pending:  # the peer's 1-of-N messages came before its corrections
+            done(pending.finish())
         for (_, mshape), jobs in mine.items():
             choice, pending = got[mshape]
             mc = pending.finish()  # (Ferret: may read a round message sent before the corrections)
@@ -187,7 +203,7 @@ class _CotRound:
                 d = chan.recv((size,) + mshape, bits)
                 done(reduce(mc[pos:pos + size] + sel[pos:pos + size] * d, bits))
                 pos += size
-        self.groups = {}
+        self.groups, self.kk = {}, []
 
 
 class _Acc:
@@ -295,20 +311,51 @@ def _mux_pub(rnd: _CotRound, party: Party, holders, top, beta, v, bits: int, cou
                     mshape)
 
 
+def _mux_msb(rnd: _CotRound, party: Party, holders, top, msb, v, bits: int, count: int,
+             mshape: tuple = ()) -> _Acc:
+    """Shares of Wrap(x) · Σ_{h ∈ holders} v_h mod 2^bits for an x whose MSB is secret-shared
+    (boolean shares ``msb``), with MSB-to-Wrap folded into the COT round: Wrap(x) = a∧b ⊕
+    (a⊕b)∧¬(m0 ⊕ m1) is a function of each party's pair (own top bit, own MSB share). Holder h
+    sends, per row, a 1-of-4 OT that the peer drives with its pair: r + f(h's pair, j)·v_h for
+    the 4 pairs j, keeping −r. Cost: 256 + 4·|mshape|·bits per row and per holder, in the 2 rounds
+    of the cross terms (instead of MSB-to-Wrap's 2 rounds before them, 260 bits, and a MUX).
+    ``top``, ``msb``: this party's (count,) 0/1 top bits and MSB shares."""
+    acc = _Acc((count,) + tuple(mshape))
+    mine = top | (msb << ONE)
+    for h in holders:
+        if party.role == h:
+            vv = reduce(v, bits)
+            j = np.arange(4, dtype=U64)
+            a, m_own = top[:, None], msb[:, None]
+            b, m_peer = j & ONE, j >> ONE
+            w = (a & b) ^ ((a ^ b) & (m_own ^ m_peer ^ ONE))  # (count, 4)
+            r = party.random((count,) + tuple(mshape), bits)
+            ext = (count, 4) + (1,) * len(mshape)
+            msgs = reduce(w.reshape(ext) * vv[:, None] + r[:, None], bits)
+            acc.v -= r
+            rnd.add_kk(1 - h, 4, bits, mshape, acc.adder(), msgs=msgs)
+        else:
+            rnd.add_kk(1 - h, 4, bits, mshape, acc.adder(), choice=mine)
+    return acc
+
+
+def _secret_msb(msb, needed: bool) -> bool:
+    """Whether an operand's wrap is folded from secret MSB shares (:func:`_mux_msb`)."""
+    return needed and msb is not None and not isinstance(msb, PublicBits)
+
+
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
 
 
-def wrap_method(bits: int, with_msb: bool = False) -> tuple[str, float]:
-    """(method, bits per element) of the boolean Wrap of a ``bits``-bit operand used here.
+def wrap_method(bits: int) -> tuple[str, float]:
+    """(method, bits per element) of the boolean Wrap of a ``bits``-bit operand whose MSB is not
+    known (a known MSB folds the wrap into the COT round: :func:`_mux_pub`, :func:`_mux_msb`).
 
-    ``msb``: MSB-to-Wrap, one 1-of-4 OT (256 + 4), needs MSB shares; ``lut``: bits ≤ 8, one
-    1-of-2^bits OT on BOB's share, ALICE sends r ⊕ 1{x0 + v ≥ 2^bits} for every v
-    (256 + 2^bits; 128 + 2 for one bit); ``mill``: a millionaires' instance
+    ``lut``: bits ≤ 8, one 1-of-2^bits OT on BOB's share, ALICE sends r ⊕ 1{x0 + v ≥ 2^bits} for
+    every v (256 + 2^bits; 128 + 2 for one bit); ``mill``: a millionaires' instance
     (:func:`compare.millionaire_cost_bits`, more rounds). The cheapest wins, ties to fewer rounds.
     """
     cands = []
-    if with_msb:
-        cands.append(("msb", 256 + 4))
     if bits <= MAX_LUT_BITS:
         cands.append(("lut", 128 + 2 if bits == 1 else 256 + (1 << bits)))
     cands.append(("mill", compare.millionaire_cost_bits(bits)))
@@ -318,36 +365,29 @@ def wrap_method(bits: int, with_msb: bool = False) -> tuple[str, float]:
 def _wraps_cost_bits(reqs) -> float:
     """Total bits of :func:`_wraps` for requests (count, bits, with_msb) or None (its batches
     merge only requests of equal per-element cost, so costs add up). with_msb = "public" (a
-    :class:`PublicBits` MSB): the wrap is folded into the COT round and costs nothing."""
-    return sum(r[0] * wrap_method(r[1], r[2])[1] for r in reqs if r is not None and r[2] != "public")
+    :class:`PublicBits` MSB) or True (secret MSB shares): the wrap is folded into the COT round
+    (:func:`_mux_pub`, :func:`_mux_msb`) and no wrap protocol runs."""
+    return sum(r[0] * wrap_method(r[1])[1] for r in reqs if r is not None and r[2] not in ("public", True))
 
 
 def _wraps(party: Party, reqs):
     """Boolean shares (0/1 uint64, flat) of Wrap for each request, None where the request is None.
 
-    A request is (this party's flat data, bits, this party's MSB share or None); the method is
-    :func:`wrap_method`'s. Requests with the same method run in one batch where that costs nothing
-    extra: all MSB-to-Wrap requests in one :func:`compare.msb_to_wrap` call (its functionality
-    depends only on the top bits of the two shares and on the MSB, so the top bits of operands of
-    different widths are batched as 1-bit shares); LUT requests of equal width in one 1-of-N OT;
-    millionaires' instances of equal cost (same leaf count) in one call at the larger width.
-    Batches run one after the other.
+    A request is (this party's flat data, bits); the method is :func:`wrap_method`'s. Requests
+    with the same method run in one batch where that costs nothing extra: LUT requests of equal
+    width in one 1-of-N OT; millionaires' instances of equal cost (same leaf count) in one call at
+    the larger width. Batches run one after the other.
     """
     out = [None] * len(reqs)
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(reqs):
         if r is not None:
-            method, cost = wrap_method(r[1], r[2] is not None)
-            key = ("msb",) if method == "msb" else (method, r[1] if method == "lut" else cost)
-            groups.setdefault(key, []).append(i)
+            method, cost = wrap_method(r[1])
+            groups.setdefault((method, r[1] if method == "lut" else cost), []).append(i)
     role = party.role
     for key, idx in groups.items():
         sizes = [reqs[i][0].size for i in idx]
-        if key[0] == "msb":
-            tops = np.concatenate([(reqs[i][0] >> U64(reqs[i][1] - 1)) & ONE for i in idx])
-            msbs = np.concatenate([reqs[i][2] for i in idx])
-            w = compare.msb_to_wrap(party, Share(tops, 1, 0, False, role), Share(msbs, 1, 0, False, role)).data
-        elif key[0] == "lut":
+        if key[0] == "lut":
             bits = key[1]
             flat = np.concatenate([reqs[i][0] for i in idx])
             if role == ALICE:
@@ -373,17 +413,26 @@ def _cross_k(m: int, n: int, l: int) -> int:
     return min(n, l) if min(n, l) <= min(m, l) else min(m, l)
 
 
+def _wrap_term_cost(rows: int, vec: int, bits: int, msb, holders: int) -> float:
+    """Bits of one operand's wrap term: ``rows`` wraps times vectors of ``vec`` values of ``bits``
+    bits, from ``holders`` parties. msb: False (wrap protocol, then a MUX), "public" (folded MUX,
+    :func:`_mux_pub`) or True (secret MSB shares folded by 1-of-4 OTs, :func:`_mux_msb`)."""
+    if msb is True:
+        return holders * rows * (256 + 4 * vec * bits)
+    return holders * (128 * rows + rows * vec * bits)
+
+
 def mul_cost_bits(m: int, n: int, bits_out: int, msb_x: bool = False, msb_y: bool = False,
                   count: int | None = None) -> float:
     """Bits (both parties) of :func:`mul` of an m-bit by an n-bit operand: per element, or the
-    total for ``count`` elements."""
+    total for ``count`` elements. msb_x, msb_y: False, True (secret MSB shares) or "public"."""
     l = bits_out
     count = 1 if count is None else count
     total = 2 * _cot_cost(count, _cross_k(m, n, l), 1, l)
     if l > m:
-        total += 2 * _cot_cost(count, 1, 1, l - m)
+        total += _wrap_term_cost(count, 1, l - m, msb_x, 2)
     if l > n:
-        total += 2 * _cot_cost(count, 1, 1, l - n)
+        total += _wrap_term_cost(count, 1, l - n, msb_y, 2)
     return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None, (count, n, msb_y) if l > n else None])
 
 
@@ -393,9 +442,9 @@ def matmul_cost_bits(a: int, b: int, c: int, m: int, n: int, bits_out: int, msb_
     l = bits_out
     total = 2 * min(_cot_cost(b * c, min(n, l), a, l), _cot_cost(a * b, min(m, l), c, l))
     if l > m:
-        total += 2 * (128 * a * b + a * b * c * (l - m))
+        total += _wrap_term_cost(a * b, c, l - m, msb_x, 2)
     if l > n:
-        total += 2 * (128 * b * c + b * c * a * (l - n))
+        total += _wrap_term_cost(b * c, a, l - n, msb_y, 2)
     return total + _wraps_cost_bits([(a * b, m, msb_x) if l > m else None,
                                      (b * c, n, msb_y) if l > n else None])
 
@@ -409,7 +458,7 @@ def mul_known_cost_bits(m: int, bits_out: int, w_bits: int | None = None, msb_x:
     count = 1 if count is None else count
     total = _cot_cost(count, min(m, l) if min(m, l) <= min(n, l) else min(n, l), 1, l)
     if l > m:
-        total += _cot_cost(count, 1, 1, l - m)
+        total += _wrap_term_cost(count, 1, l - m, msb_x, 1)
     return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None])
 
 
@@ -420,7 +469,7 @@ def matmul_known_cost_bits(a: int, b: int, c: int, m: int, bits_out: int, w_bits
     n = l if w_bits is None else w_bits
     total = min(_cot_cost(b * c, min(m, l), a, l), _cot_cost(a * b, min(n, l), c, l))
     if l > m:
-        total += 128 * b * c + b * c * a * (l - m)
+        total += _wrap_term_cost(b * c, a, l - m, msb_x, 1)
     return total + _wraps_cost_bits([(b * c, m, msb_x) if l > m else None])
 
 
@@ -462,23 +511,24 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
 
     ``msb_x`` / ``msb_y``: optional boolean shares of MSB(x) / MSB(y) (the top bit of the m-bit ring
     element, i.e. the sign bit of a signed operand; pass a public zero share for an operand known
-    to be non-negative and < 2^{m−1}). Each lets the wrap cost one 1-of-4 OT (260 bits, 2 rounds)
-    instead of a millionaires' instance (see :func:`wrap_method`). A *public* MSB
-    (:class:`PublicBits`, e.g. ``Backend.public_bits``) costs no wrap protocol at all: Wrap is then
-    msb(x0) ∨ msb(x1) (MSB 0) or msb(x0) ∧ msb(x1) (MSB 1), each party's bit known to it, and is
-    folded into the wrap term's COTs (:func:`_mux_pub`) in the 2 rounds of the cross terms
-    (cost formulas: ``msb_x="public"``). E.g. m = n = 16, ℓ = 32 with both MSBs public: 4880 +
-    576 = 5456 bits = 682 bytes, 2 rounds (measured).
+    to be non-negative and < 2^{m−1}). With secret MSB shares no wrap protocol runs: MSB-to-Wrap
+    is folded into the round of the cross terms by one 1-of-4 OT per element and holder carrying
+    the wrap term (:func:`_mux_msb`; cost formulas: ``msb_x=True``). A *public* MSB
+    (:class:`PublicBits`, e.g. ``Backend.public_bits``): Wrap is then msb(x0) ∨ msb(x1) (MSB 0)
+    or msb(x0) ∧ msb(x1) (MSB 1), each party's bit known to it, and is folded into the wrap
+    term's COTs (:func:`_mux_pub`) in the 2 rounds of the cross terms (cost formulas:
+    ``msb_x="public"``). E.g. m = n = 16, ℓ = 32 with both MSBs public: 4880 + 576 = 5456 bits =
+    682 bytes, 2 rounds (measured).
 
     Cost per element (k = min(m, n, ℓ), both parties together; :func:`mul_cost_bits`):
       2·Σ_{i<k} (128 + ℓ − i)                 cross terms
-      + [ℓ > m]·(2·(128 + ℓ − m) + Wrap(x))   Wrap: M(m), 256 + 2^m (m ≤ 8), or 260 with msb_x
-      + [ℓ > n]·(2·(128 + ℓ − n) + Wrap(y))
-    e.g. m = n = 16, ℓ = 32: 4880 + 576 + 2·1744 = 8944 bits = 1118 bytes, 6 rounds;
-    with both MSBs known 4880 + 576 + 2·260 = 5976 bits = 747 bytes, 4 rounds;
+      + [ℓ > m]·(2·(128 + ℓ − m) + Wrap(x))   Wrap: M(m) or 256 + 2^m (m ≤ 8); with secret
+      + [ℓ > n]·(2·(128 + ℓ − n) + Wrap(y))   MSB shares 2·(256 + 4(ℓ − m)) instead
+    e.g. m = n = 16, ℓ = 32: 4880 + 576 + 2·1684 = 8824 bits = 1103 bytes, 5 rounds;
+    with both MSBs secret-shared 4880 + 4·(256 + 64) = 6160 bits = 770 bytes, 2 rounds;
     m = n = 8, ℓ = 16: 2248 + 544 + 2·512 = 3816 bits = 477 bytes, 4 rounds.
-    Rounds: rounds(Wrap) + 2 (millionaire on 16 bits: 4; LUT or MSB-to-Wrap: 2; none when
-    ℓ ≤ min(m, n) or the MSB is public); batches of different methods/widths add up.
+    Rounds: rounds(Wrap) + 2 (millionaire on 16 bits: 3; LUT: 2; none when ℓ ≤ min(m, n) or the
+    MSB is known, secret or public); batches of different methods/widths add up.
     """
     _check_share(x, "x")
     _check_share(y, "y")
@@ -499,8 +549,9 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
     yd = _offset(party, y.data.ravel(), n, sy)
     bx = _public_msb(msb_x, sx, l > m)
     by = _public_msb(msb_y, sy, l > n)
-    wx, wy = _wraps(party, [(xd, m, _offset_msb(party, mx, sx)) if l > m and bx is None else None,
-                            (yd, n, _offset_msb(party, my, sy)) if l > n and by is None else None])
+    fx, fy = _secret_msb(msb_x, l > m), _secret_msb(msb_y, l > n)
+    wx, wy = _wraps(party, [(xd, m) if l > m and bx is None and not fx else None,
+                            (yd, n) if l > n and by is None and not fy else None])
     rnd = _CotRound(party)
     if min(n, l) <= min(m, l):  # y's shares drive (see _cross_k)
         cross = _cross(rnd, party, _BOTH, xd, yd, min(n, l), l, count)
@@ -511,11 +562,19 @@ def mul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None = N
         mux_x = _mux_pub(rnd, party, _BOTH, _top(xd, m), bx,  # 2^{ℓ−1}·wx rides on y − 2^{n−1}
                          _pub_vec(party, yd, n - 1, full and sy), l - m, count)
         wx = np.zeros(count, U64)
+    elif fx:  # secret MSB: MSB-to-Wrap folded into this round, the signed term as above
+        mux_x = _mux_msb(rnd, party, _BOTH, _top(xd, m), _offset_msb(party, mx, sx),
+                         _pub_vec(party, yd, n - 1, full and sy), l - m, count)
+        wx = np.zeros(count, U64)
     else:
         mux_x = _mux(rnd, party, _BOTH, wx, yd, l - m, count) if l > m else None
     if by is not None:
         mux_y = _mux_pub(rnd, party, _BOTH, _top(yd, n), by, _pub_vec(party, xd, m - 1, full and sx),
                          l - n, count)
+        wy = np.zeros(count, U64)
+    elif fy:
+        mux_y = _mux_msb(rnd, party, _BOTH, _top(yd, n), _offset_msb(party, my, sy),
+                         _pub_vec(party, xd, m - 1, full and sx), l - n, count)
         wy = np.zeros(count, U64)
     else:
         mux_y = _mux(rnd, party, _BOTH, wy, xd, l - n, count) if l > n else None
@@ -586,8 +645,9 @@ def matmul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None 
     Y = _offset(party, y.data, n, sy)
     bx = _public_msb(msb_x, sx, l > m)
     by = _public_msb(msb_y, sy, l > n)
-    wx, wy = _wraps(party, [(X.ravel(), m, _offset_msb(party, mx, sx)) if l > m and bx is None else None,
-                            (Y.ravel(), n, _offset_msb(party, my, sy)) if l > n and by is None else None])
+    fx, fy = _secret_msb(msb_x, l > m), _secret_msb(msb_y, l > n)
+    wx, wy = _wraps(party, [(X.ravel(), m) if l > m and bx is None and not fx else None,
+                            (Y.ravel(), n) if l > n and by is None and not fy else None])
     rnd = _CotRound(party)
     if _cot_cost(b * c, min(n, l), a, l) <= _cot_cost(a * b, min(m, l), c, l):
         cols = np.repeat(X.T, c, axis=0)  # row (k, j) = X[:, k]
@@ -602,10 +662,18 @@ def matmul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None 
         mux_x = _mux_pub(rnd, party, _BOTH, _top(X.ravel(), m), bx,
                          np.tile(_pub_vec(party, Y, n - 1, full and sy), (a, 1)), l - m, a * b, (c,))
         wx = np.zeros(a * b, U64)
+    elif fx:
+        mux_x = _mux_msb(rnd, party, _BOTH, _top(X.ravel(), m), _offset_msb(party, mx, sx),
+                         np.tile(_pub_vec(party, Y, n - 1, full and sy), (a, 1)), l - m, a * b, (c,))
+        wx = np.zeros(a * b, U64)
     else:
         mux_x = (_mux(rnd, party, _BOTH, wx, np.tile(Y, (a, 1)), l - m, a * b, (c,)) if l > m else None)
     if by is not None:
         mux_y = _mux_pub(rnd, party, _BOTH, _top(Y.ravel(), n), by,
+                         np.repeat(_pub_vec(party, X, m - 1, full and sx).T, c, axis=0), l - n, b * c, (a,))
+        wy = np.zeros(b * c, U64)
+    elif fy:
+        mux_y = _mux_msb(rnd, party, _BOTH, _top(Y.ravel(), n), _offset_msb(party, my, sy),
                          np.repeat(_pub_vec(party, X, m - 1, full and sx).T, c, axis=0), l - n, b * c, (a,))
         wy = np.zeros(b * c, U64)
     else:
@@ -686,7 +754,9 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
         return np.zeros(out_shape, U64)
     xd = _offset(party, x.data.ravel(), m, x.signed)
     bx = _public_msb(msb_obj, x.signed, l > m)
-    (wx,) = _wraps(party, [(xd, m, _offset_msb(party, mx, x.signed)) if l > m and bx is None else None])
+    fx = _secret_msb(msb_obj, l > m)
+    (wx,) = _wraps(party, [(xd, m) if l > m and bx is None and not fx else None])
+    fmsb = _offset_msb(party, mx, x.signed) if fx else None
     wring = reduce(wv, n) if is_owner else None  # w as an n-bit ring element (its bits drive)
     neg_bit = n - 1 if w_signed else None
     rnd = _CotRound(party)
@@ -698,6 +768,8 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
         post = lambda v: v  # noqa: E731
         if bx is not None:
             mux = _mux_pub(rnd, party, (owner,), _top(xd, m), bx, wv, l - m, count)
+        elif fx:
+            mux = _mux_msb(rnd, party, (owner,), _top(xd, m), fmsb, wv, l - m, count)
         else:
             mux = _mux(rnd, party, (owner,), wx, wv, l - m, count) if l > m else None
         mux_post = post
@@ -714,6 +786,8 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
             post = lambda v: v.reshape(a, b, c).sum(axis=1, dtype=U64)  # noqa: E731
         if bx is not None:
             mux = _mux_pub(rnd, party, (owner,), _top(xd, m), bx, w_cols, l - m, b * c, (a,))
+        elif fx:
+            mux = _mux_msb(rnd, party, (owner,), _top(xd, m), fmsb, w_cols, l - m, b * c, (a,))
         else:
             mux = _mux(rnd, party, (owner,), wx, w_cols, l - m, b * c, (a,)) if l > m else None
         mux_post = lambda v: v.reshape(b, c, a).sum(axis=0, dtype=U64).T  # noqa: E731

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ALICE
+from .. import ALICE, BOB
 from ..errors import ParameterError
 from . import compare
 from .boolean import and_
@@ -52,7 +52,8 @@ def _out_scale(x: Share, s: int, allow: bool, what: str) -> int:
 
 
 # -- truncate and reduce ------------------------------------------------------------------------
-def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> Share:
+def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False, by_table: bool = False,
+       bob_last: bool = False) -> Share:
     """Truncate-and-reduce: ℓ-bit x → (ℓ − s)-bit ⌊x_unsigned / 2^s⌋, exactly.
 
     (x0 >> s) + (x1 >> s) + c mod 2^{ℓ−s}: the 2^{ℓ−s}·Wrap(x) term vanishes in the smaller ring,
@@ -63,6 +64,10 @@ def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> S
     Cost: W(s, ℓ − s) bits per element; e.g. ℓ = 32, s = 12: M(12) − 148 + 256 + 8·20 = 1428
     bits (178.5 bytes), 5 rounds (measured; the millionaire's root AND is folded into the B2A,
     see :func:`compare.millionaire_arith`). See :func:`tr_cost_bits`.
+    ``by_table`` (s ≤ 8): the carry from one 1-of-2^s OT sent by BOB (:func:`extend.wrap_arith`'s
+    "lut": 256 + 2^s·(ℓ − s) bits, 2 rounds, and a lookup by BOB right after shares its flight)
+    whatever its cost against the millionaires'. ``bob_last``: BOB sends the last message (also
+    implied by ``by_table``), so that a lookup or extension by BOB right after shares its flight.
     """
     _check_share(x, "tr x")
     s = _check_shift(x, s, "tr")
@@ -70,7 +75,10 @@ def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) -> S
     if s == 0:
         return x.like(x.data)
     k = x.bits - s
-    c = wrap_arith(party, x.reduce(s), k)
+    if by_table and 2 <= s <= 8:
+        c = wrap_arith(party, x.reduce(s), k, method="lut", sender=BOB)
+    else:
+        c = wrap_arith(party, x.reduce(s), k, sender=BOB if bob_last else ALICE)
     return Share((x.data >> U64(s)) + c, k, scale, x.signed, party.role)
 
 
