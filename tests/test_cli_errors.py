@@ -160,3 +160,31 @@ def test_infer_calls_raw_outputs_output_not_prediction(tmp_path, capsys, monkeyp
     assert main(["infer", "--port", "1", "--input", str(tmp_path / "x.npy"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert "prediction" not in rep and np.allclose(rep["output"], y)
+
+
+def test_labels_from_the_server_reach_the_terminal_escaped(tmp_path, capsys, monkeypatch):
+    """A (deviating) server's class labels and model name cannot move the cursor or forge lines."""
+    import sirnn.compiler
+    from modelhelp import fastgrnn_model, inputs
+    from sirnn.compiler import Program, compile_model
+    from sirnn.compiler.session import InferenceResult
+
+    fm = fastgrnn_model(T=4)
+    prog = compile_model(fm, inputs(fm, 32))
+    d = prog.public().describe()
+    d["meta"] = {"name": "tiny\x1b]0;owned\x07", "labels": ["café", "\x1b[2Kno\nfake line", "up"]}
+    public = Program.from_dict(d, None)
+    np.save(tmp_path / "x.npy", np.zeros((2, 4, 4)))
+
+    def fake_infer(host, port, x, **kw):
+        return InferenceResult(np.array([0, 1]), np.array([0, 1]), True, public.digest(), public, 0.1, 1, 1, 1)
+
+    monkeypatch.setattr(sirnn.compiler, "infer", fake_infer)
+    assert main(["infer", "--port", "1", "--input", str(tmp_path / "x.npy"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and len(out.strip().splitlines()) == 2
+    assert out.startswith("prediction: 0 (café), 1 ('\\x1b[2Kno\\nfake line')")
+    d["meta"] = {"labels": {"0": "a dict, not a list"}}  # ignored, not a crash
+    public = Program.from_dict(d, None)
+    assert main(["infer", "--port", "1", "--input", str(tmp_path / "x.npy"), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("prediction: 0, 1\n")

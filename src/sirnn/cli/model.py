@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from ..errors import InputError, ParameterError, SirnnError
+from ..transport.peerdata import peer_text
 
 
 def _err(cmd: str, e: BaseException) -> None:
@@ -203,20 +204,22 @@ def infer_cmd(args) -> int:
     print(f"{'prediction' if classes else 'output'}: {_pred_text(res)}")
     queued = f" after {res.queue_seconds:.2f} s in the server's queue" if res.queue_seconds >= 0.01 else ""
     print(f"({res.seconds:.2f} s{queued}, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
-          f"model {res.program.meta.get('name', '')!s} digest {res.digest[:16]}…)")
+          f"model {peer_text(res.program.meta.get('name', ''))} digest {res.digest[:16]}…)")
     if res.report is not None:
         print(format_report(res.report))
     return 0
 
 
 def _pred_text(res) -> str:
+    """The prediction with its labels; labels come from the server's program, so they are printed
+    escaped (no control characters reach the terminal)."""
     p = np.asarray(res.prediction)
     lab = res.label()
     if res.program.output_spec.signed:
         return np.array2string(p, precision=4, separator=", ")
     if p.ndim == 0:
-        return f"{int(p)}" + (f" ({lab})" if lab is not res.prediction and lab != int(p) else "")
-    return ", ".join(f"{int(i)}" + (f" ({lab[k]})" if lab is not res.prediction else "")
+        return f"{int(p)}" + (f" ({peer_text(lab)})" if lab is not res.prediction and lab != int(p) else "")
+    return ", ".join(f"{int(i)}" + (f" ({peer_text(lab[k])})" if lab is not res.prediction else "")
                      for k, i in enumerate(p))
 
 

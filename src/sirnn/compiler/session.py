@@ -172,8 +172,8 @@ class InferenceResult:
 
     def label(self):
         """The prediction mapped through the program's ``meta["labels"]`` (if any)."""
-        labels = self.program.meta.get("labels")
-        if labels is None or self.program.output_spec.signed:
+        labels = self.program.meta.get("labels")  # (from the server: a list, or ignored)
+        if not isinstance(labels, list) or self.program.output_spec.signed:
             return self.prediction
         p = np.asarray(self.prediction)
         f = np.vectorize(lambda i: labels[i] if 0 <= i < len(labels) else str(i), otypes=[object])

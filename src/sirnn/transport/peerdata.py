@@ -28,13 +28,14 @@ _SCAN = 1 << 20  # bytes per step of the depth scan (bounds its temporaries)
 
 def peer_text(value: Any, limit: int = 60) -> str:
     """``value`` (text or data the peer sent) as a short, printable, single-line string for
-    messages and logs: printable ASCII text as it is, anything else as its ``repr`` (control
-    characters, newlines and non-ASCII escaped); cut to ``limit`` characters with "…"."""
+    messages, logs and terminals: printable text as it is, anything else as its ASCII ``repr``
+    (control, format and separator characters escaped: no new lines, no terminal escapes, no
+    bidirectional overrides); cut to ``limit`` characters with "…"."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         value = bytes(value[:limit + 1])
     elif isinstance(value, str):
         value = value[:limit + 1]
-    if isinstance(value, str) and value.isascii() and value.isprintable():
+    if isinstance(value, str) and value.isprintable():
         text = value
     else:
         text = repr(value).encode("ascii", "backslashreplace").decode("ascii")
