@@ -369,10 +369,11 @@ def test_float_semantics_vs_onnxruntime_params():
     assert np.allclose(got, want, atol=1e-4)
 
 
-@pytest.mark.parametrize("t", [8, pytest.param(10, marks=pytest.mark.slow)])
-def test_softplus_error_bound(t):
-    """softplus is an approximation: over all inputs of (16, 12) with one headroom bit, the error
-    against float64 stays below the table's bucket bound 2^{−t−1} plus 2 output ULPs."""
+@pytest.mark.parametrize("t,ulps", [(6, 1.0), pytest.param(4, 2.0, marks=pytest.mark.slow)])
+def test_softplus_error_bound(t, ulps):
+    """softplus is an approximation (lines on 2^t buckets of e^{−|x|}): over all inputs of
+    (16, 12) with one headroom bit, its error against float64 stays below ``ulps`` output ULPs
+    (measured 0.72 at t = 6, 1.52 at t = 4)."""
     from sirnn.nn.pointwise import softplus
     from sirnn.protocols.backend import ClearBackend, clear
     from sirnn.protocols.ring import to_signed
@@ -380,8 +381,7 @@ def test_softplus_error_bound(t):
     q = np.arange(-(1 << 14), 1 << 14, dtype=np.int64)
     y = to_signed(softplus(ClearBackend(), clear(q, 16, 12), (16, 12), table_bits=t).data, 16) / 2**12
     err = np.abs(y - np.logaddexp(0, q / 2**12))
-    assert err.max() <= 2.0**-(t + 1) + 2 * 2.0**-12
-    assert err.max() > 2.0**-(t + 3)  # it is an approximation (table-limited), not exact
+    assert err.max() <= ulps * 2.0**-12
 
 
 # ---------------------------------------------------------------------------------------------
