@@ -60,6 +60,7 @@ CASES = {
     "sub_bcast": binary("sub", (3, 1), (4,)),
     "mul_bcast": binary("mul", (2, 3, 1), (3, 4)),
     "div_bcast": binary("div", (3, 4), (3, 1), _normal(0.3), b_param=np.array([[2.0], [-2.0], [1.5]])),
+    "div_elementwise": binary("div", (3, 2), (3, 2), _normal(0.3), b_param=np.array([[2.0], [-2.0], [1.5]])),
     "matmul_2d": binary("matmul", (3, 4), (4, 2)),
     "matmul_batched": binary("matmul", (2, 2, 3), (3, 2)),
     "matmul_vec": binary("matmul", (3,), (2, 3, 2)),
@@ -251,6 +252,13 @@ def test_float_semantics_binary_and_reductions():
     r = _run("softmax_axis0")
     e = np.exp(r["x"])
     assert np.allclose(r["y"], e / e.sum(1, keepdims=True))
+
+
+def test_div_plans(compiled):
+    """A denominator broadcast ≥ 4 times gets a shared reciprocal (attr recip); otherwise SiRNN
+    division per element."""
+    assert "recip" in compiled("div_bcast")[1].ops[-1].attrs
+    assert "recip" not in compiled("div_elementwise")[1].ops[-1].attrs
 
 
 def test_grouped_conv_cases_cover_both_plans(compiled):
@@ -476,7 +484,8 @@ LARGE = {
     "conv_groups_wide": unary("conv2d", (8, 10, 10), {"groups": 4, "padding": [1, 2, 0, 1], "dilation": [1, 2]},
                               {"W": rng1.normal(0, 0.3, (16, 2, 3, 3)), "b": rng1.normal(0, 0.1, 16)}),
     "avgpool_wide": unary("avgpool2d", (4, 12, 12), {"kernel": 3, "stride": 2, "padding": [1, 1, 0, 0]}),
-    "div_wide": binary("div", (6, 16), (6, 1), _normal(0.3), b_param=np.array([[-2.5], [-1.5], [-1.0], [1.0], [1.5], [2.5]])),
+    "div_wide": binary("div", (6, 16), (6, 1), _normal(0.2), b_param=np.array([[-2.5], [-1.5], [-1.2], [1.2], [1.5], [2.5]])),
+    "div_wide_elementwise": binary("div", (6, 16), (6, 16), _normal(0.2), b_param=np.array([[-2.5], [-1.5], [-1.2], [1.2], [1.5], [2.5]])),
 }
 
 

@@ -228,7 +228,31 @@ def _lower_binary(L, fop):
     elif op == "mul":
         ins = _fit_product(L, fop, ins, out)
     L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
-    L.emit(op, fop.name, ins, fop.outputs, {}, params)
+    attrs = _div_plan(L, fop, out) if op == "div" else {}
+    L.emit(op, fop.name, ins, fop.outputs, attrs, params)
+
+
+RECIP_MAX_BITS = 32  #: widest shared reciprocal of a broadcast denominator
+
+
+def _div_plan(L, fop, out: Fmt) -> dict:
+    """A division whose denominator is broadcast (each y used ≥ 4 times): {"recip": [bits,
+    scale]}, the format of a shared 1/y computed once per denominator and multiplied in (SiRNN
+    division is num × reciprocal; here the reciprocal is shared); otherwise {} (mathfn.div per
+    output). The format keeps |x|·ULP(1/y) ≤ ¼ ULP of the output over the calibrated |x|, and
+    the calibrated max |1/y| with the headroom bit; wider than RECIP_MAX_BITS: {}."""
+    xs, ys = L.spec(fop.inputs[0]), L.spec(fop.inputs[1])
+    n_out = int(np.prod(L.shapes[fop.outputs[0]], dtype=np.int64))
+    st = L.cells.get(fop.name, {})
+    rmax = st.get("rden_max")
+    if n_out < 4 * ys.size or rmax is None or not np.isfinite(rmax):
+        return {}
+    xmax = L.ranges.get(fop.inputs[0], 0.0)
+    sr = out.scale + 2 + (max(0, int(np.ceil(np.log2(xmax)))) if xmax > 0 else 0)
+    rb = sr + max(0, int(np.ceil(np.log2(rmax * (1 + 2.0**-8))))) + 1 + L.cfg.headroom_bits
+    if rb > RECIP_MAX_BITS or out.bits + xs.scale + sr - out.scale > min(64, xs.bits + rb):
+        return {}
+    return {"recip": [int(rb), int(sr)]}
 
 
 def _fit_product(L, fop, ins, out: Fmt) -> list[str]:

@@ -294,6 +294,12 @@ def _check_binary(op, ins, outs, p, kind):
         _acc_fits(op, o, x.scale + y_fmt[1], x.bits, y_fmt[0], "x ⊙ y")
     if kind == "div" and x.bits + y_fmt[0] > 65:
         _fail(op, f"division of {x.bits}-bit by {y_fmt[0]}-bit values needs at most 65 bits together")
+    if kind == "div" and "recip" in op.attrs:
+        r = op.attrs["recip"]
+        if not isinstance(r, (list, tuple)) or len(r) != 2 or not all(isinstance(v, int) for v in r) \
+                or not 4 <= r[0] <= 32 or not 0 <= r[1] <= r[0] - 2:
+            _fail(op, f"attribute recip must be the [bits, scale] of the shared 1/y (bits 4..32), got {r!r}")
+        _acc_fits(op, o, x.scale + r[1], x.bits, r[0], "x ⊙ 1/y")
 
 
 def _check_matmul(op, ins, outs, p):
@@ -760,8 +766,9 @@ for _d in (
           doc="x − y (two tensors, or a server-held y; numpy broadcasting either way)"),
     OpDef("mul", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "mul"),
           doc="x ⊙ y elementwise (two tensors, or a server-held y; numpy broadcasting either way)"),
-    OpDef("div", (2, 2), check=lambda *a: _check_binary(*a, "div"),
-          doc="x / y elementwise, broadcasting (SiRNN division of x by |y|, sign by a MUX)"),
+    OpDef("div", (2, 2), attrs=("recip",), check=lambda *a: _check_binary(*a, "div"),
+          doc="x / y elementwise, broadcasting (SiRNN division of x by |y|, sign by a MUX; with "
+              "recip [bits, scale]: one shared 1/y per denominator times x)"),
     OpDef("matmul", (2, 2), check=_check_matmul,
           doc="x @ y of two tensors (numpy matmul on per-sample shapes; one Hadamard product + local sums)"),
     OpDef("relu", (1, 1), check=_check_same, doc="max(x, 0)"),

@@ -10,8 +10,9 @@ Sign-driven ones use one MSB and MUXes (plus public multiplications, :func:`laye
 * ``hardsigmoid`` clip(α·x + β, 0, 1) = α·clip(x, −β/α, (1 − β)/α) + β (the clip on x, then one
   public affine map), ``hardswish`` x·hardsigmoid(x) (one more multiplication).
 
-The math-library ones: ``exp`` (any sign, saturating), ``sqrt``, ``rsqrt``, ``reciprocal`` and
-``div`` (SiRNN division; a signed denominator by |y| and the sign restored with a MUX).
+The math-library ones: ``exp`` (any sign, saturating), ``sqrt``, ``rsqrt``, ``reciprocal`` (either
+sign) and ``div`` (SiRNN division; a signed denominator by |y| and the sign restored with a MUX;
+the compiler's runtime divides by a broadcast denominator as x × its shared ``reciprocal``).
 
 ``softplus`` is an approximation, named so: log(1 + e^x) = max(x, 0) + log1p(u), u = e^{−|x|}
 ∈ (0, 1) from rExp, and log1p(u) by the minimax line of its bucket among 2^``table_bits``
