@@ -442,6 +442,17 @@ def test_normalize_of_a_constant_slice_without_eps_is_refused():
         compile_model(fm, x)
 
 
+def test_formats_beyond_the_protocols_fail_at_compile_time():
+    """At 32-bit activations sqrt's internal rings would exceed 64 bits: compile_model's dry run
+    names the op (instead of an error at inference)."""
+    fm, sample = CASES["sqrt"]
+    with pytest.raises(ProgramError, match=r"op 'sqrt' \(sqrt\) cannot run at its compiled formats: .*--bits"):
+        compile_model(fm, sample(np.random.default_rng(0), (8,) + fm.input_shape), act_bits=32)
+    fm, _ = CASES["reduce_l2"]
+    with pytest.raises(ProgramError, match="l2 output of 32 bits is wider than 28"):
+        compile_model(fm, np.ones((4,) + fm.input_shape), act_bits=32)
+
+
 def test_div_by_parameter_is_refused():
     fm = FloatModel([FloatOp("div", "x", "y", {"y": np.full(3, 2.0)}, name="d")], "x", (3,), "y")
     with pytest.raises(ProgramError, match="div by a parameter"):

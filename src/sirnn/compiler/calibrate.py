@@ -587,8 +587,26 @@ def compile_model(model, calib, config: CompileConfig | None = None, **overrides
                 config={"act_bits": cfg.act_bits, "w_bits": cfg.w_bits, "headroom_bits": cfg.headroom_bits,
                         "pre": [cfg.pre_bits, cfg.pre_max_scale], "gate": list(cfg.gate),
                         "fuse_tanh": cfg.fuse_tanh})
-    return Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
+    prog = Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
                    meta=meta, input_max_abs=ranges.get(fm.input, 0.0))
+    _dry_run(prog, x[:1])
+    return prog
+
+
+def _dry_run(prog: Program, x: np.ndarray) -> None:
+    """Run the cleartext interpreter on one calibration sample, so that an op whose formats
+    exceed what its protocols support (e.g. a math function's internal rings beyond 64 bits at
+    wide activations) is a ProgramError naming the op at compile time, not at inference."""
+    from ..errors import ParameterError
+    from .runtime import evaluate_clear
+
+    at: list = []
+    try:
+        evaluate_clear(prog, x, progress=lambda ev: at.append(ev) if not ev.step else None)
+    except ParameterError as e:
+        where = f"op {at[-1].name!r} ({at[-1].op})" if at else "the program"
+        raise ProgramError(f"{where} cannot run at its compiled formats: {e} (lower --bits / "
+                           "CompileConfig.act_bits)") from None
 
 
 def compare(model, program: Program, x) -> dict:

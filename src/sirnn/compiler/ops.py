@@ -384,7 +384,7 @@ def _axes_of(op, nd: int, key: str = "axes") -> tuple:
 
 
 def _check_reduce(op, ins, outs, p):
-    from ..nn.norm import REDUCE_KINDS
+    from ..nn.norm import L2_MAX_OUT_BITS, REDUCE_KINDS
 
     (x,), (o,) = ins, outs
     _signed_in(op, ins)
@@ -403,6 +403,8 @@ def _check_reduce(op, ins, outs, p):
         _out_shape(op, o, shape)
     if kind == "l2" and 2 * x.bits > 64:
         _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
+    if kind == "l2" and o.bits > L2_MAX_OUT_BITS:
+        _fail(op, f"an l2 output of {o.bits} bits is wider than {L2_MAX_OUT_BITS} (mathfn.sqrt's rings)")
 
 
 def _check_normalize(op, ins, outs, p):
