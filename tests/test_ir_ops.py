@@ -453,6 +453,16 @@ def test_formats_beyond_the_protocols_fail_at_compile_time():
         compile_model(fm, np.ones((4,) + fm.input_shape), act_bits=32)
 
 
+def test_numpy_attributes_are_accepted():
+    """Importers may hand numpy integers: the compiled program holds plain JSON values."""
+    fm = FloatModel([FloatOp("reduce", "x", "y", attrs={"kind": "sum", "axes": np.array([1]),
+                                                        "keepdims": np.bool_(True)}, name="r"),
+                     FloatOp("softmax", "y", "z", attrs={"axis": np.int64(0)}, name="s")], "x", (3, 4), "z")
+    prog = compile_model(fm, np.random.default_rng(0).normal(0, 1, (8, 3, 4)))
+    assert prog.ops[0].attrs == {"kind": "sum", "axes": [1], "keepdims": True}
+    assert prog.ops[1].attrs == {"axis": 0}
+
+
 def test_div_by_parameter_is_refused():
     fm = FloatModel([FloatOp("div", "x", "y", {"y": np.full(3, 2.0)}, name="d")], "x", (3,), "y")
     with pytest.raises(ProgramError, match="div by a parameter"):

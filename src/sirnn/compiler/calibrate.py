@@ -41,7 +41,7 @@ from ..errors import ProgramError
 from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
 from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell
 from .floatir import FloatModel, FloatOp, load_float_model
-from .ops import Op, TensorSpec, cell_formats_to, index_bits_for
+from .ops import Op, TensorSpec, _jsonable, cell_formats_to, index_bits_for
 from .program import Program
 
 __all__ = ["CompileConfig", "choose_fmt", "collect_ranges", "compile_model", "compare", "LOWER"]
@@ -139,7 +139,7 @@ class _Lowering:
                 n += 1
             name = f"{name}_{n}"
         self.names.add(name)
-        o = Op(op, name, list(inputs), list(outputs), dict(attrs or {}), dict(params or {}))
+        o = Op(op, name, list(inputs), list(outputs), _jsonable(dict(attrs or {})), dict(params or {}))
         self.ops.append(o)
         return o
 

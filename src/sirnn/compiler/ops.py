@@ -126,11 +126,13 @@ class Op:
 
 
 def _jsonable(v):
-    """Attributes as plain JSON values (tuples → lists, numpy scalars → Python)."""
+    """Attributes as plain JSON values (tuples → lists, numpy arrays and scalars → Python)."""
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
     if isinstance(v, np.generic):
         return v.item()
     return v
