@@ -420,10 +420,13 @@ def _check_normalize(op, ins, outs, p):
     if not isinstance(r, (list, tuple)) or len(r) != 2 or not all(isinstance(v, int) for v in r) \
             or not 0 <= r[1] <= r[0] - 2 or not 4 <= r[0] <= 32:
         _fail(op, f"attribute rstd must be the [bits, scale] of 1/√(var + eps) (bits 4..32), got {r!r}")
-    if 2 * x.bits > 64:
-        _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
+    from ..nn.norm import NORM_GUARD
+
+    g = NORM_GUARD
+    if 2 * (x.bits + g) > 64:
+        _fail(op, f"input of {x.bits} bits: the squared deviations ({x.bits} + {g} guard bits) need more than 64 bits")
     _out_shape(op, o, x.shape)
-    _acc_fits(op, o, x.scale + r[1], x.bits, r[0], "(x − mean) ⊙ rstd")
+    _acc_fits(op, o, x.scale + g + r[1], x.bits + g, r[0], "(x − mean) ⊙ rstd")
 
 
 def _check_gather(op, ins, outs, p):
