@@ -41,7 +41,7 @@ from ..errors import ProgramError
 from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
 from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell, RNNCell
 from .floatir import FloatModel, FloatOp, load_float_model
-from .ops import Op, TensorSpec, cell_formats_to, index_bits_for
+from .ops import Op, TensorSpec, _jsonable, cell_formats_to, index_bits_for
 from .program import Program, load_array
 
 __all__ = ["CompileConfig", "choose_fmt", "collect_ranges", "compile_model", "compare", "LOWER"]
@@ -139,7 +139,7 @@ class _Lowering:
                 n += 1
             name = f"{name}_{n}"
         self.names.add(name)
-        o = Op(op, name, list(inputs), list(outputs), dict(attrs or {}), dict(params or {}))
+        o = Op(op, name, list(inputs), list(outputs), _jsonable(dict(attrs or {})), dict(params or {}))
         self.ops.append(o)
         return o
 
@@ -228,7 +228,31 @@ def _lower_binary(L, fop):
     elif op == "mul":
         ins = _fit_product(L, fop, ins, out)
     L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
-    L.emit(op, fop.name, ins, fop.outputs, {}, params)
+    attrs = _div_plan(L, fop, out) if op == "div" else {}
+    L.emit(op, fop.name, ins, fop.outputs, attrs, params)
+
+
+RECIP_MAX_BITS = 32  #: widest shared reciprocal of a broadcast denominator
+
+
+def _div_plan(L, fop, out: Fmt) -> dict:
+    """A division whose denominator is broadcast (each y used ≥ 4 times): {"recip": [bits,
+    scale]}, the format of a shared 1/y computed once per denominator and multiplied in (SiRNN
+    division is num × reciprocal; here the reciprocal is shared); otherwise {} (mathfn.div per
+    output). The format keeps |x|·ULP(1/y) ≤ ¼ ULP of the output over the calibrated |x|, and
+    the calibrated max |1/y| with the headroom bit; wider than RECIP_MAX_BITS: {}."""
+    xs, ys = L.spec(fop.inputs[0]), L.spec(fop.inputs[1])
+    n_out = int(np.prod(L.shapes[fop.outputs[0]], dtype=np.int64))
+    st = L.cells.get(fop.name, {})
+    rmax = st.get("rden_max")
+    if n_out < 4 * ys.size or rmax is None or not np.isfinite(rmax):
+        return {}
+    xmax = L.ranges.get(fop.inputs[0], 0.0)
+    sr = out.scale + 2 + (max(0, int(np.ceil(np.log2(xmax)))) if xmax > 0 else 0)
+    rb = sr + max(0, int(np.ceil(np.log2(rmax * (1 + 2.0**-8))))) + 1 + L.cfg.headroom_bits
+    if rb > RECIP_MAX_BITS or out.bits + xs.scale + sr - out.scale > min(64, xs.bits + rb):
+        return {}
+    return {"recip": [int(rb), int(sr)]}
 
 
 def _fit_product(L, fop, ins, out: Fmt) -> list[str]:
@@ -572,8 +596,26 @@ def compile_model(model, calib, config: CompileConfig | None = None, **overrides
                 config={"act_bits": cfg.act_bits, "w_bits": cfg.w_bits, "headroom_bits": cfg.headroom_bits,
                         "pre": [cfg.pre_bits, cfg.pre_max_scale], "gate": list(cfg.gate),
                         "fuse_tanh": cfg.fuse_tanh})
-    return Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
+    prog = Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
                    meta=meta, input_max_abs=ranges.get(fm.input, 0.0))
+    _dry_run(prog, x[:1])
+    return prog
+
+
+def _dry_run(prog: Program, x: np.ndarray) -> None:
+    """Run the cleartext interpreter on one calibration sample, so that an op whose formats
+    exceed what its protocols support (e.g. a math function's internal rings beyond 64 bits at
+    wide activations) is a ProgramError naming the op at compile time, not at inference."""
+    from ..errors import ParameterError
+    from .runtime import evaluate_clear
+
+    at: list = []
+    try:
+        evaluate_clear(prog, x, progress=lambda ev: at.append(ev) if not ev.step else None)
+    except ParameterError as e:
+        where = f"op {at[-1].name!r} ({at[-1].op})" if at else "the program"
+        raise ProgramError(f"{where} cannot run at its compiled formats: {e} (lower --bits / "
+                           "CompileConfig.act_bits)") from None
 
 
 def compare(model, program: Program, x) -> dict:

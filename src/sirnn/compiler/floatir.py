@@ -116,6 +116,17 @@ def _binary(fn, op, ins):
     return fn(_align(x, nd), _align(y, nd))
 
 
+def _div(op, ins, stats=None):
+    """x / y; ``stats`` gets the range of |1/y| (the compiler's format for a shared reciprocal)."""
+    if stats is not None:
+        a = np.abs(_second(op, ins))
+        a = a[a > 0]
+        if a.size:
+            stats["rden_max"] = max(stats.get("rden_max", 0.0), float(1.0 / a.min()))
+            stats["rden_min"] = min(stats.get("rden_min", np.inf), float(1.0 / a.max()))
+    return _binary(np.divide, op, ins)
+
+
 def _matmul(op, ins):
     if len(ins) == 1:
         return ins[0] @ op.params["W"] + op.params.get("b", 0.0)
@@ -367,7 +378,7 @@ FLOAT_OPS: dict[str, Callable] = {
     "add": lambda op, ins, st: _binary(np.add, op, ins),
     "sub": lambda op, ins, st: _binary(np.subtract, op, ins),
     "mul": lambda op, ins, st: _binary(np.multiply, op, ins),
-    "div": lambda op, ins, st: _binary(np.divide, op, ins),
+    "div": lambda op, ins, st: _div(op, ins, st),
     "relu": lambda op, ins, st: np.maximum(ins[0], 0.0),
     "maxpool2d": lambda op, ins, st: _maxpool(op, ins[0]),
     "avgpool2d": lambda op, ins, st: _avgpool(op, ins[0]),
@@ -407,8 +418,8 @@ FLOAT_OPS: dict[str, Callable] = {
 }
 
 #: ops whose float function fills ``cell_stats`` (per op name): the cells, rnnpool
-#: ({"rnn1": {...}, "rnn2": {...}}) and normalize (range of 1/√(var + eps))
-STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize")
+#: ({"rnn1": {...}, "rnn2": {...}}), normalize (range of 1/√(var + eps)) and div (of |1/y|)
+STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize", "div")
 
 
 # ---------------------------------------------------------------------------------------------
