@@ -8,7 +8,7 @@ import numpy as np
 
 from sirnn.cli.model import ProgressLine
 from sirnn.compiler import ProgressEvent, compile_model
-from sirnn.compiler.progress import ProgressClock, ServerProgressLog, progress_text
+from sirnn.compiler.progress import ProgressClock, ProgressLog, progress_text
 from sirnn.compiler.runtime import NONLINEAR_WORK, op_work
 from modelhelp import fastgrnn_model, inputs
 
@@ -60,13 +60,13 @@ def test_client_json_progress_lines():
 
 def test_server_log_a_line_per_tenth_and_none_for_short_sessions():
     lines = []
-    log = ServerProgressLog(lines.append, "session 7: ", min_gap=0.0)
+    log = ProgressLog(lines.append, "session 7: ", min_gap=0.0)
     for d in np.linspace(0, 1, 101):
         log(_ev(float(d)))
     assert len(lines) == 10 and all(ln.startswith("session 7: [1/2] rnn (fastgrnn)") for ln in lines)
     assert [ln.split("  ")[1] for ln in lines] == [f"{p}%" for p in range(10, 101, 10)]
     quiet = []
-    log = ServerProgressLog(quiet.append, "session 8: ")  # default: at most one line per 5 s
+    log = ProgressLog(quiet.append, "session 8: ")  # default: at most one line per 5 s
     for d in np.linspace(0, 1, 101):
         log(_ev(float(d)))
     assert quiet == []

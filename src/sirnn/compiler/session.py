@@ -47,7 +47,7 @@ from ..protocols.party import Party
 from ..protocols.share import reveal, share_input
 from ..transport.handshake import _frame_limit, handshake
 from .program import FORMAT_VERSION, Program
-from .progress import ServerProgressLog
+from .progress import ProgressLog
 from .runtime import ProgressEvent, decode_output, encode_input, execute
 
 __all__ = ["SERVICE", "format_bytes", "server_session", "client_session", "serve", "infer", "InferenceResult",
@@ -378,7 +378,7 @@ def _run_logged(n: int, chan, program: Program, max_batch: int, log) -> dict:
     log(f"session {n}: client {peer} connected")
     try:
         s = server_session(chan, program, max_batch=max_batch,
-                           progress=ServerProgressLog(log, f"session {n}: "))
+                           progress=ProgressLog(log, f"session {n}: "))
         if s["status"] == "ok":
             log(f"session {n}: ok — batch {s['batch']}, {s['seconds']:.2f} s, sent "
                 f"{format_bytes(s['bytes_sent'])}, received {format_bytes(s['bytes_recv'])}, {s['rounds']} rounds")
