@@ -65,11 +65,16 @@ def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch
         prog = Program.load(program_bytes_path)
         summaries = [server_session(chan, prog, max_batch=batch) for _ in range(sessions)]
         return {"sessions": summaries, "peak_rss_bytes": _peak_rss()}
+    from sirnn.compiler.progress import ProgressLog
+
     outs, reps = [], []
     for i in range(sessions):
         before = chan.snapshot()
         t0 = time.perf_counter()
-        res = client_session(chan, x[i * batch:(i + 1) * batch], report=True)
+        # long sessions: a progress line on stderr every 10 % (at most one per 5 s)
+        progress = ProgressLog(lambda m: print(m, file=sys.stderr, flush=True),
+                                     f"   session {i + 1}/{sessions}: ")
+        res = client_session(chan, x[i * batch:(i + 1) * batch], report=True, progress=progress)
         used = chan.stats - before
         outs.append(np.asarray(res.output))
         reps.append({"seconds": time.perf_counter() - t0, "bytes": used.bytes_sent + used.bytes_recv,

@@ -17,15 +17,18 @@ bytes and each party's peak memory are extrapolated linearly from batches 1 and 
 batch-128 session runs only if the estimate fits ``--max-seconds`` and 60 % of the available
 memory (``--google30-128 run`` forces it, ``skip`` never runs it). Heads: the ONNX model is
 generated (``examples/paper_models.py``, needs torch) if absent, and compiled; today's importer
-refuses it, and the row records the error and every op it lacks (``paper_models.importer_gaps``).
+refuses it, and the row records the error and every op it lacks (``paper_models.importer_gaps``);
+meanwhile its conv + RNNPool front (the part that compiles) is measured on a 40×48 crop and
+extrapolated to the full image (:func:`heads_front_estimate`; ``--no-front`` skips it).
 
 The paper's figures: 4-core 3.7 GHz Xeon, LAN (377 MB/s, 0.8 ms RTT). ``--net SPEC`` is the hook
 for running the sessions through a network emulation relay (not in this version: it says so).
 
 Usage::
 
-    python benchmarks/paper.py [--only industrial72 google30 heads] [--google30-128 auto|run|skip]
-                               [--max-seconds 300] [--json benchmarks/paper.json] [--net SPEC]
+    python benchmarks/paper.py [--only industrial72 google30 heads] [--batches 1 128]
+                               [--google30-128 auto|run|skip] [--max-seconds 300] [--no-front]
+                               [--json benchmarks/paper.json] [--net SPEC]
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from models import RNNPool, count_params  # noqa: E402
+from train import write_sources  # noqa: E402
 
 OPSET = 17
 IN_HW = (240, 320)
@@ -295,6 +296,7 @@ def build_heads(out_root: Path, n_calib: int, seed: int = 0, write_onnx: bool = 
                       "model.onnx": "ONNX export of the float model (regenerate: python examples/paper_models.py)"},
             "torch_version": torch.__version__}
     (d / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_sources(d, d.name, HEADS_SOURCES)
     np.save(d / "calib_x.npy", calib)
     np.save(d / "samples_x.npy", sample)
     np.save(d / "samples_logits.npy", logits.astype(np.float32))

@@ -108,7 +108,30 @@ INDUSTRIAL72_SOURCES = {
     "classes = 2": "NOT FOUND; stand-in (the argmax over the classes costs little either way)",
     "full rank W, U": "NOT FOUND (no rank flags published for Industrial-72); stand-in: full rank",
 }
-SOURCES = {"fastgrnn_industrial72_untrained": INDUSTRIAL72_SOURCES}
+GOOGLE30_SOURCES = {
+    "input 32, hidden 100, W rank 16, U rank 35, 20 % non-zero weights":
+        "github:mpc-msri/EzPC SIRNN/README.md: SIRNN's Google-30 model is trained with EdgeML's "
+        "`fastcell_example.py -id 32 -hd 100 -rW 16 -rU 35 -sU 0.2 -sW 0.2`",
+    "T = 99 timesteps, 30 classes, argmax output":
+        "github:mpc-msri/EzPC FSS/benchmarks/google30.ezpc (the Google-30 benchmark in EzPC): client "
+        "input X int64_al[3168*1] = 99 x 32, `for i=[0:99]` over the timesteps, FC int64_al[100*30], "
+        "ArgMax(1, 30, ...); its W1 32x16, W2 16x100, U1 100x35, U2 35x100 (row vectors) are our "
+        "W2.T, W1.T, U2.T, U1.T",
+    "dense weights": "stand-in: sirnn multiplies dense matrices (the sparsity pattern would not change "
+                     "its cost); the weights are random (Google-30 is not available offline)",
+}
+
+SOURCES = {"fastgrnn_industrial72_untrained": INDUSTRIAL72_SOURCES,
+           "fastgrnn_google30_lowrank_untrained": GOOGLE30_SOURCES}
+
+
+def write_sources(d: Path, title: str, sources: dict[str, str]) -> None:
+    """``d/SOURCES.md``: each shape fact of a paper-shaped model and where it comes from."""
+    lines = [f"# {title}: where each shape fact comes from", "",
+             "Generated with the model (also in `model.json` under `\"sources\"`); NOT FOUND marks a stand-in.", "",
+             "| fact | source (repository, file: what it says) |", "| --- | --- |"]
+    lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in sources.items()]
+    (d / "SOURCES.md").write_text("\n".join(lines) + "\n")
 
 WEIGHT_MEANING = {
     "W": "input matrix (H, D), applied as W @ x",
@@ -305,6 +328,8 @@ def run_one(name: str, cfg: dict, out_root: Path, budget_s: float | None) -> dic
     meta_json = json.dumps(meta, indent=1)
     np.savez_compressed(d / "weights.npz", __meta__=np.array(meta_json), **weights)
     (d / "model.json").write_text(meta_json + "\n")
+    if name in SOURCES:
+        write_sources(d, name, SOURCES[name])
     np.save(d / "calib_x.npy", calib.astype(np.float32))
     np.save(d / "samples_x.npy", sx.astype(np.float32))
     np.save(d / "samples_y.npy", sy.astype(np.int64))

@@ -88,3 +88,31 @@ def tiny_compiled(directory):
     path = directory / "tiny.sirnn"
     prog.save(path)
     return prog, path
+
+
+class ServedInThread:
+    """``with ServedInThread(program) as port:`` — :func:`sirnn.compiler.serve` for one session in
+    a thread of this process (unit tests of the CLI client; the server's log is discarded)."""
+
+    def __init__(self, program, sessions: int = 1):
+        import threading
+
+        from sirnn.compiler import serve
+
+        self._up = threading.Event()
+        self._port = None
+        self._thread = threading.Thread(target=serve, args=(program,), daemon=True, kwargs=dict(
+            port=0, max_sessions=sessions, log=lambda m: None, on_listening=self._listening))
+
+    def _listening(self, host, port):
+        self._port = port
+        self._up.set()
+
+    def __enter__(self) -> int:
+        self._thread.start()
+        if not self._up.wait(30):
+            raise TimeoutError("the server did not start listening")
+        return self._port
+
+    def __exit__(self, *exc):
+        self._thread.join(30)

@@ -59,10 +59,12 @@ def test_heads_generator_rebuilds_the_saved_output():
     torch = pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "examples"))
     from models import count_params
-    from paper_models import HeadsNet, synthetic_images
+    from paper_models import IN_HW, HeadsFront, HeadsNet, synthetic_images
 
     torch.manual_seed(0)
     net = HeadsNet().eval()
+    front = HeadsFront(net)
+    assert front.patches(IN_HW) == 29 * 39 and front.patches((40, 48)) == 4 * 5
     meta = json.loads((HEADS / "model.json").read_text())
     assert count_params(net) == meta["num_parameters"] == 338_538
     x = synthetic_images(1, 1)

@@ -62,32 +62,18 @@ def test_unwritable_plot_path_is_a_clear_error(tmp_path):
 def test_infer_plot_from_the_cli(tmp_path, capsys):
     """`sirnn infer --plot FILE` against a server (a thread here) writes the per-layer picture."""
     pytest.importorskip("matplotlib")
-    import threading
-
     import numpy as np
-    from modelhelp import fastgrnn_model, inputs
+    from modelhelp import ServedInThread, fastgrnn_model, inputs
 
     from sirnn.cli.main import main
-    from sirnn.compiler import compile_model, serve
+    from sirnn.compiler import compile_model
 
     fm = fastgrnn_model(T=4)
-    prog = compile_model(fm, inputs(fm, 64))
     np.save(tmp_path / "x.npy", inputs(fm, 1, seed=3)[0])
-    up = threading.Event()
-    where = {}
-
-    def listening(host, port):
-        where["port"] = port
-        up.set()
-
-    t = threading.Thread(target=serve, args=(prog,), kwargs=dict(port=0, max_sessions=1, log=lambda m: None,
-                                                                 on_listening=listening), daemon=True)
-    t.start()
-    assert up.wait(30)
     out = tmp_path / "infer.png"
-    assert main(["infer", "--port", str(where["port"]), "--input", str(tmp_path / "x.npy"), "--plot", str(out),
-                 "--no-progress"]) == 0
-    t.join(30)
+    with ServedInThread(compile_model(fm, inputs(fm, 64))) as port:
+        assert main(["infer", "--port", str(port), "--input", str(tmp_path / "x.npy"), "--plot", str(out),
+                     "--no-progress"]) == 0
     assert out.read_bytes().startswith(PNG)
     cap = capsys.readouterr()
     assert f"wrote {out}" in cap.err and "rnn" in cap.out and "total" in cap.out

@@ -5,10 +5,11 @@ import io
 import json
 
 import numpy as np
+import pytest
 
 from sirnn.cli.model import ProgressLine
 from sirnn.compiler import ProgressEvent, compile_model
-from sirnn.compiler.progress import ProgressClock, ServerProgressLog, progress_text
+from sirnn.compiler.progress import ProgressClock, ProgressLog, progress_text
 from sirnn.compiler.runtime import NONLINEAR_WORK, op_work
 from modelhelp import fastgrnn_model, inputs
 
@@ -60,13 +61,37 @@ def test_client_json_progress_lines():
 
 def test_server_log_a_line_per_tenth_and_none_for_short_sessions():
     lines = []
-    log = ServerProgressLog(lines.append, "session 7: ", min_gap=0.0)
+    log = ProgressLog(lines.append, "session 7: ", min_gap=0.0)
     for d in np.linspace(0, 1, 101):
         log(_ev(float(d)))
     assert len(lines) == 10 and all(ln.startswith("session 7: [1/2] rnn (fastgrnn)") for ln in lines)
     assert [ln.split("  ")[1] for ln in lines] == [f"{p}%" for p in range(10, 101, 10)]
     quiet = []
-    log = ServerProgressLog(quiet.append, "session 8: ")  # default: at most one line per 5 s
+    log = ProgressLog(quiet.append, "session 8: ")  # default: at most one line per 5 s
     for d in np.linspace(0, 1, 101):
         log(_ev(float(d)))
     assert quiet == []
+
+
+@pytest.mark.timeout(120)
+def test_infer_json_streams_progress_events(tmp_path, capsys):
+    """`sirnn infer --json`: one JSON progress object per event on stderr, the result on stdout."""
+    from modelhelp import ServedInThread
+
+    from sirnn.cli.main import main
+
+    fm = fastgrnn_model(T=4)
+    np.save(tmp_path / "x.npy", inputs(fm, 1, seed=3)[0])
+    with ServedInThread(compile_model(fm, inputs(fm, 64))) as port:
+        assert main(["infer", "--port", str(port), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+    cap = capsys.readouterr()
+    result = json.loads(cap.out)
+    events = [json.loads(line) for line in cap.err.splitlines()]
+    assert all(e["event"] == "progress" for e in events)
+    assert [e["name"] for e in events if e["op"] == "phase"] == ["handshake + program", "OT set-up", "share input",
+                                                                 "reveal output"]
+    steps = [e["step"] for e in events if e["op"] == "fastgrnn"]
+    assert steps == [0, 1, 2, 3, 4]
+    total = result["bytes_sent"] + result["bytes_recv"]
+    assert events[-1]["percent"] == 100.0 and 0 <= total - events[-1]["bytes"] < 1000  # all but the reveal
+    assert [e["bytes"] for e in events] == sorted(e["bytes"] for e in events)

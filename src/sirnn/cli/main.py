@@ -23,9 +23,8 @@ def _bench(args) -> int:
 
 
 def _precision(args) -> int:
-    from .precision import format_precision, precision_report
-
     from ..errors import InputError
+    from .precision import format_precision, precision_report
 
     arrays = {} if args.plot else None
     try:

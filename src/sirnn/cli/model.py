@@ -137,8 +137,10 @@ class ProgressLine:
             if ev.step % every and ev.step != ev.steps:
                 return
         line = f"{self.prefix}: {progress_text(rec)}"
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + line)
+        if self.tty:  # one line, cut to the terminal's width (a wrapped line could not be rewritten)
+            import shutil
+
+            self.stream.write("\r\x1b[2K" + line[:shutil.get_terminal_size().columns - 1])
             self.dirty = True
         else:
             self.stream.write(line + "\n")

@@ -1,7 +1,7 @@
 """Progress of a long inference, for people and programs: :class:`ProgressClock` turns the
 :class:`~sirnn.compiler.runtime.ProgressEvent` s of a session into records (position, percent,
 seconds, ETA, bytes so far), :func:`progress_text` into one line of text, and
-:class:`ServerProgressLog` into server log lines at a modest rate.
+:class:`ProgressLog` into log lines at a modest rate (the server's log, benchmarks).
 
 The percentage is the program's estimated work done (:func:`sirnn.compiler.runtime.op_work`: a
 static per-op cost from the public structure); the ETA extrapolates the time spent since the
@@ -16,7 +16,7 @@ from typing import Callable
 
 from .runtime import ProgressEvent
 
-__all__ = ["ProgressClock", "progress_text", "ServerProgressLog"]
+__all__ = ["ProgressClock", "progress_text", "ProgressLog"]
 
 
 class ProgressClock:
@@ -59,10 +59,11 @@ def progress_text(rec: dict) -> str:
     return f"{where}  {rec['percent']:.0f}%  {rec['seconds']:.1f} s{eta}, {format_bytes(rec['bytes'])}"
 
 
-class ServerProgressLog:
-    """A server session's progress in its log: a line when the work done passes another
-    ``step_percent`` (at most one per ``min_gap`` seconds), or after ``max_gap`` seconds of
-    silence — so short sessions log nothing extra and long ones a line every few seconds."""
+class ProgressLog:
+    """A session's progress in a log (the server's, a benchmark's): a line when the work done
+    passes another ``step_percent`` (at most one per ``min_gap`` seconds), or after ``max_gap``
+    seconds of silence — so short sessions log nothing extra and long ones a line every few
+    seconds."""
 
     def __init__(self, log: Callable[[str], None], prefix: str, step_percent: float = 10.0,
                  min_gap: float = 5.0, max_gap: float = 60.0):

@@ -61,7 +61,9 @@ def op_work(program: Program, op: Op) -> float:
     """A rough per-sample cost of ``op`` in multiply-accumulates, a non-linear element counting
     :data:`NONLINEAR_WORK`: what progress fractions and ETAs are estimated from (the program's
     public structure only; never used for anything but progress)."""
-    size = lambda shape: float(np.prod(shape, dtype=np.float64))  # noqa: E731
+    def size(shape) -> float:
+        return float(np.prod(shape, dtype=np.float64))
+
     out = size(program.tensors[op.outputs[0]].shape) if op.outputs else 0.0
     ps = program.op_params(op)
     mats = sum(size(p.shape) for r, p in ps.items() if r in _MATRICES)

@@ -50,7 +50,7 @@ from ..errors import ParameterError, PeerGoneError, ProgramError, ServerBusyErro
 from ..transport.channel import HEADER
 from ..transport.handshake import notice_bytes
 from .program import Program
-from .progress import ServerProgressLog
+from .progress import ProgressLog
 from .session import DEFAULT_MAX_BATCH, format_bytes, server_session
 
 __all__ = ["serve", "ServeLimits"]
@@ -571,7 +571,7 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
             parent.finish({"status": "empty", "seconds": time.monotonic() - started})
             return 0
         chan = listener.open(sock, limits.handshake_timeout + 1.0)
-        progress = ServerProgressLog(lambda line: parent.send(ev="log", line=line), "")
+        progress = ProgressLog(lambda line: parent.send(ev="log", line=line), "")
         summary.update(server_session(chan, program, max_batch=max_batch, admit=admit, progress=progress))
     except ServerBusyError as e:
         summary.update(status="busy", reason=str(e), seconds=time.monotonic() - started)
