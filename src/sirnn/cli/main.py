@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--opt", action="append", metavar="KEY=VALUE", help="block-specific option")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
     b.add_argument("--ot", choices=("ferret", "iknp"), default=None,
-                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default ferret)")
+                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default iknp)")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_bench)

@@ -1,13 +1,13 @@
 """The OT engine of one party: OTs of every kind in both directions, set up once per session.
 
-Two engines (``kind``), chosen per session (both parties must agree; the handshake's parameters
-should include it):
+Two engines (``kind``), chosen per session (both parties must agree; ``Party.setup`` checks it):
 
-* ``"ferret"`` (default) — silent OT: Ferret COTs (ot/ferret.py) are generated in rounds, without
+* ``"ferret"`` — silent OT: Ferret COTs (ot/ferret.py) are generated in rounds, without
   any input, at set-up and again whenever a round is used up; every OT consumes precomputed COTs:
   random OT = COT hashed with the TCCR hash (receiver's choice derandomised with one bit), chosen
   and correlated OT on top, and 1-of-N OT from log2 N random OTs.
-* ``"iknp"`` — IKNP OT extension for 1-of-2 OTs and KK13 for 1-of-N, extended on demand.
+* ``"iknp"`` (default, see :data:`DEFAULT_KIND`) — IKNP OT extension for 1-of-2 OTs and KK13
+  for 1-of-N, extended on demand.
 
 Set-up bootstraps everything from 128 public-key base OTs (Chou–Orlandi):
 
@@ -68,7 +68,11 @@ ONE = np.uint64(1)
 _KK_CHUNK_KEYS = 1 << 18  # sender hashes at most this many (instance, candidate) pads at a time
 _HASH_ROWS = 1 << 14  # pads hashed per call (arrays of 256 KiB stay in cache)
 KINDS = ("ferret", "iknp")  #: OT engines
-DEFAULT_KIND = "ferret"  #: the default engine (see benchmarks/RESULTS.md, "Silent OT")
+#: The default engine: IKNP, measured faster end to end on this project's machine (2 cores,
+#: loopback): Ferret's set-up round and its COT generation cost more CPU than IKNP's extension for
+#: the 1-of-N-heavy math functions, while its 2–7× fewer bytes are almost free on loopback. On a
+#: real network the bytes decide: pick ``kind="ferret"`` (benchmarks/RESULTS.md, "Silent OT").
+DEFAULT_KIND = "iknp"
 
 
 def _pad8(n: int) -> int:
