@@ -334,8 +334,12 @@ class OTEngine:
     def rcot_recv(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Random correlated OT, receiver side: returns (b (n,) uint8, M (n, 2) uint64)."""
         if self.kind == "ferret":
-            b, ticket = self._need(self._fr).take(n)
-            return b, self._fr.blocks(ticket)[0]
+            fr, bits, blocks = self._need(self._fr), [np.empty(0, np.uint8)], [np.empty((0, 2), np.uint64)]
+            for lo in range(0, n, fr.p.usable):  # a round at a time: its blocks are coded in one pass
+                b, ticket = fr.take(min(fr.p.usable, n - lo))
+                bits.append(b)
+                blocks.append(fr.blocks(ticket)[0])
+            return np.concatenate(bits), np.concatenate(blocks)
         c = self.prg.bits(n)
         return c, self._iknp_recv_pads(c)[0]
 
