@@ -2,14 +2,17 @@
 """Run the benchmark suite: every configuration below via ``sirnn bench ... --json`` (two OS
 processes over loopback each), ``--repeat`` times (default 3), and report the median.
 
-    python benchmarks/run_all.py [--repeat 3] [--only relu6,cot [--merge]] [--out benchmarks/results.json]
+    python benchmarks/run_all.py [--repeat 3] [--only relu6,cot [--merge]] [--ot ferret,iknp]
+                                 [--out benchmarks/results.json]
 
 Writes all runs and the medians to ``--out`` and prints a Markdown table (the one in
 ``benchmarks/RESULTS.md``). Bytes and rounds are deterministic; seconds and set-up seconds are
 the medians of the runs; mismatches is the worst run's; ``load`` is the 1-minute load average
 when the configuration started (the machine may be shared). ``--merge`` keeps the other
-configurations' results already in ``--out`` (to re-measure a few rows). Exit status 1 if any
-run mismatched.
+configurations' results already in ``--out`` (to re-measure a few rows). ``--ot`` runs every
+configuration on each named OT engine (``--ot X`` appended; default: both, Ferret first), so each
+row has its IKNP twin; "offline s" is set-up plus Ferret refills, "online B/elem" the bytes
+without them. Exit status 1 if any run mismatched.
 """
 
 from __future__ import annotations
@@ -82,7 +85,18 @@ def _math_configs() -> list:
 
 
 # (arguments of `sirnn bench`, comparison text from the median report or None)
+def _rcot(rep):
+    """Random COT generation: throughput and bits per COT (the silent-OT targets)."""
+    bits = 8 * rep["bytes_per_element"]
+    cpu = f" ({_fmt_rate(rep['n'] / rep['cpu_seconds'])}/s per CPU second)" if rep.get("cpu_seconds") else ""
+    setup = rep["offline"]["bytes"] - rep["offline"]["refill_bytes"]  # both directions' set-up
+    return (f"{_rate('COT', 10e6)(rep)}{cpu}; {bits:.2f} bits/COT (with the whole session set-up: "
+            f"{8 * (rep['bytes_sent']['total'] + setup) / rep['n']:.2f}); "
+            f"target ≤ 1 bit {'✓' if bits <= 1 else '✗'}")
+
+
 CONFIGS: list[tuple[str, object]] = [
+    ("rcot --n 16777216", _rcot),
     ("cot --n 1048576 --bits 32", _rate("COT", 2e6)),
     ("kkot --n 262144 --N 16 --bits 8", _rate("OT", 2e5)),
     ("kkot --n 65536 --N 256 --bits 16", _rate("OT")),
@@ -127,8 +141,12 @@ def run_one(args: str, timeout: float) -> dict:
 
 def median_report(runs: list[dict]) -> dict:
     rep = dict(runs[0])
-    for k in ("seconds", "setup_seconds", "warmup_seconds"):
-        rep[k] = statistics.median(r[k] for r in runs)
+    for k in ("seconds", "setup_seconds", "warmup_seconds", "cpu_seconds"):
+        if k in rep:
+            rep[k] = statistics.median(r[k] for r in runs)
+    for part in ("offline", "online"):
+        if part in rep:
+            rep[part] = dict(rep[part], seconds=statistics.median(r[part]["seconds"] for r in runs))
     rep["throughput_per_s"] = rep["n"] / rep["seconds"]
     rep["mismatches"] = max(r.get("mismatches", 0) for r in runs)
     if len({r["bytes_sent"]["total"] for r in runs}) != 1 or len({r["rounds"] for r in runs}) != 1:
@@ -142,12 +160,16 @@ def config_text(args: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| function | config | seconds | setup s | bytes/elem | rounds | mismatches | load | vs. reference / target |",
-           "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+    out = ["| function | config | seconds | setup s | bytes/elem | rounds | offline s | online B/elem "
+           "| mismatches | load | vs. reference / target |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
         m = r["median"]
+        off, on = m.get("offline"), m.get("online")
+        split = (f"{off['seconds']:.3f} | {on['bytes_per_element']:,.1f}" if off and on else "– | –")
         out.append(f"| {m['function']} | `{config_text(r['args'])}` | {m['seconds']:.3f} | {m['setup_seconds']:.3f} "
-                   f"| {m['bytes_per_element']:,.1f} | {m['rounds']} | {m['mismatches']} | {r['load']:.1f} | {r['compare']} |")
+                   f"| {m['bytes_per_element']:,.1f} | {m['rounds']} | {split} | {m['mismatches']} | {r['load']:.1f} "
+                   f"| {r['compare']} |")
     return "\n".join(out)
 
 
@@ -186,9 +208,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--merge", action="store_true", help="keep the other results already in --out")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
+    ap.add_argument("--ot", default="ferret,iknp", help="comma-separated OT engines to run each configuration on")
     a = ap.parse_args(argv)
     only = set(a.only.split(",")) if a.only else None
-    configs = [(args, cmp) for args, cmp in CONFIGS if only is None or args.split()[0] in only]
+    engines = a.ot.split(",")
+    every = [(f"{args} --ot {e}", cmp) for args, cmp in CONFIGS for e in engines]
+    configs = [(args, cmp) for args, cmp in every if only is None or args.split()[0] in only]
 
     info = {"date": _now(), "machine": machine(), "code": code_version(), "repeat": a.repeat,
             "loadavg_before": loadavg()}
@@ -208,7 +233,7 @@ def main(argv=None) -> int:
         med = median_report(runs)
         rows[args] = {"args": args, "command": f"sirnn bench {args} --json", "median": med, "runs": runs,
                       "compare": cmp(med) if cmp else "", "load": load, "date": _now()}
-    rows = [rows.get(args) or old[args] for args, _ in CONFIGS if args in rows or args in old]
+    rows = [rows.get(args) or old[args] for args, _ in every if args in rows or args in old]
     info["loadavg_after"] = loadavg()
     a.out.write_text(json.dumps({**info, "results": rows}, indent=1) + "\n")
     repeats = "/".join(str(k) for k in sorted({len(r["runs"]) for r in rows}))

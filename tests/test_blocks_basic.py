@@ -5,7 +5,6 @@ These building blocks use every OT variant, so they run on both OT engines in th
 
 import numpy as np
 import pytest
-from conftest import ENGINES, make_parties
 
 from blockhelp import BITWIDTHS, all_splits, combine, edge_values, random_ring, run2, shares
 from sirnn import ALICE, BOB
@@ -15,12 +14,9 @@ from sirnn.protocols.ring import U64, mask, to_signed
 from sirnn.protocols.share import reveal, share_input
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def parties(request):
-    pair = make_parties(request.param)
-    yield pair
-    for ch in pair.channels:
-        ch.close()
+@pytest.fixture(scope="module")
+def parties(parties_both):
+    return parties_both
 
 
 def inputs(rng, bits, n=300):

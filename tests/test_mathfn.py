@@ -9,6 +9,13 @@ from sirnn.mathfn import exp as expmod
 from sirnn.protocols.backend import ClearBackend, clear
 
 
+@pytest.fixture(scope="module")
+def parties(parties_both):
+    """Both OT engines in the default suite: the math functions mix every OT variant in both
+    directions (Ferret refills included)."""
+    return parties_both
+
+
 def _inputs(rng, bits, lo, hi, n=600):
     edge = np.array([lo, hi, 0, -1, 1, lo + 1, hi - 1], dtype=np.int64)
     edge = edge[(edge >= lo) & (edge <= hi)]
@@ -92,3 +99,31 @@ def test_nexp_positive_inputs_follow_the_documented_rule(parties, rng):
     want = np.exp(-((1 << 16) - x) / 2.0**12)
     mx, _ = ulp_stats(got, 16, 12, want)
     assert mx <= 2.0
+
+
+def _drain(p, left):
+    """Use up the current Ferret rounds of both directions but ``left`` COTs each."""
+    for end, send in ((p.ot._fs, True), (p.ot._fr, False)) if p.is_alice else ((p.ot._fr, False), (p.ot._fs, True)):
+        m = end.end - end.pos - left
+        p.ot.rcot_send(m) if send else p.ot.rcot_recv(m)
+    return [e.rounds for e in (p.ot._fs, p.ot._fr)]
+
+
+@pytest.mark.parametrize("left", [10, 3000, 30000])
+def test_exp_across_ferret_refills(rng, left):
+    """Refills of both directions in the middle of a function (and of mul's two-way COT round,
+    where each party receives before it sends) keep the channel in step: the secure result is
+    still the cleartext one (before rot_recv_start, this desynchronised the channel)."""
+    from conftest import make_parties
+
+    pair = make_parties("ferret")
+    try:
+        before = pair.run(_drain, left)
+        x = _inputs(rng, 16, -(1 << 15), (1 << 15) - 1, n=300)
+        sec, got, _ = run_both(pair, expmod.exp_saturating, x, 16, 12, rng, bits_out=16, scale_out=12)
+        assert (sec == got).all()
+        after = pair.run(lambda p: [e.rounds for e in (p.ot._fs, p.ot._fr)])
+        assert all(a[0] > b[0] and a[1] > b[1] for a, b in zip(after, before))  # refilled both ways
+    finally:
+        for ch in pair.channels:
+            ch.close()

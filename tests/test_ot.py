@@ -292,3 +292,17 @@ def test_bad_inputs_are_rejected(ot_pair):
         e.kkot_send(np.zeros((3, 5), np.uint64), 4)
     with pytest.raises(ParameterError, match="choices"):
         e.recv(np.array([2]), 4)
+
+
+def test_random_cots(ot_pair):
+    """rcot_send/rcot_recv: M_i = K_i ⊕ b_i·Δ with one Δ per direction, uniform-looking choice
+    bits; for Ferret across a round boundary (more COTs than a round holds)."""
+    e = ot_pair.contexts[0]
+    n = e.ferret_params.usable + 5 if e.kind == "ferret" else 5000
+    for sender in (0, 1):
+        res = ot_pair.run_split(*[(lambda x: x.rcot_send(n)) if r == sender else (lambda x: x.rcot_recv(n))
+                                  for r in (0, 1)])
+        (delta, k), (b, m) = res[sender], res[1 - sender]
+        assert k.shape == m.shape == (n, 2) and b.shape == (n,)
+        assert (m == k ^ (b.astype(np.uint64)[:, None] * delta)).all()
+        assert abs(b.mean() - 0.5) < 0.01

@@ -137,8 +137,8 @@ def _variants(role, chan, specs, mismatch_first: bool, engine: str = "ferret"):
 def _die_mid_extension(role, chan, how, report_file):
     """BOB sends the extension matrix U of a large COT batch and then fails (``raise``) or
     vanishes (``exit``, likely before all of U is on the wire); ALICE, in the middle of the
-    same two-way COT, records what she gets and how fast."""
-    party = Party.setup(role, chan, params=PARAMS)
+    same two-way COT, records what she gets and how fast (IKNP: the engine with a matrix U)."""
+    party = Party.setup(role, chan, params=PARAMS, ot="iknp")
     n = 1 << 18
     rng = np.random.default_rng(role)
     choice = rng.integers(0, 2, n, dtype=np.uint64)

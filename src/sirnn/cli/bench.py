@@ -56,14 +56,14 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     chan.recv_bytes(2)
     before = chan.snapshot()
     off0 = party.ot.offline
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     out = case.run(party, inputs, opts)
-    seconds = time.perf_counter() - t1
+    seconds, cpu_seconds = time.perf_counter() - t1, time.process_time() - c1
     used = chan.stats - before
     off1 = party.ot.offline
     refill = {k: off1[k] - off0[k] for k in off0}  # COT rounds run during the protocol
     return {"seconds": seconds, "setup_seconds": setup_seconds, "warmup_seconds": warmup_seconds, "bytes_sent": used.bytes_sent,
-            "rounds": used.rounds, "messages": used.messages_sent, "setup_bytes": setup_bytes,
+            "cpu_seconds": cpu_seconds, "rounds": used.rounds, "messages": used.messages_sent, "setup_bytes": setup_bytes,
             "refill_seconds": refill["seconds"], "refill_bytes": refill["bytes_sent"], "out": out}
 
 
@@ -91,6 +91,8 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
         "n": n,
         **{k: v for k, v in full.items() if k != "n"},
         "seconds": max(a["seconds"], b["seconds"]),
+        # CPU time of the busier party's process (all its threads): robust to a shared machine
+        "cpu_seconds": max(a["cpu_seconds"], b["cpu_seconds"]),
         "setup_seconds": max(a["setup_seconds"], b["setup_seconds"]),
         "warmup_seconds": max(a["warmup_seconds"], b["warmup_seconds"]),
         "bytes_sent": {"alice": a["bytes_sent"], "bob": b["bytes_sent"], "total": total},

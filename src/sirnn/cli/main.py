@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a block-specific option (repeatable)")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
     b.add_argument("--ot", choices=("ferret", "iknp"), default=None,
-                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default ferret)")
+                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default iknp)")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
     b.add_argument("--net", type=net_profile_arg, metavar="PROFILE", help=NET_HELP)
     b.add_argument("--json", action="store_true", help="print one JSON object")

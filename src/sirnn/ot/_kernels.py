@@ -150,3 +150,30 @@ def ggm_children(tree, half, s, e, low_mask, sums):  # pragma: no cover - compil
         sums[a, 0, 1] = l1
         sums[a, 1, 0] = r0
         sums[a, 1, 1] = r1
+
+
+@numba.njit(cache=True, nogil=True)
+def option_pads(g, n_opt):  # pragma: no cover - compiled
+    """1-of-N from random OTs: pad[i·N + x] = ⊕_j g[i, j, bit j of x] for every option x.
+
+    ``g``: (n, k, 2, 2) uint64 keys [instance, OT j, bit value, word]. Each pad is one earlier
+    pad ⊕ (g[i, j, 0] ⊕ g[i, j, 1]) for the lowest set bit j of x: N XORs per instance."""
+    n, k = g.shape[0], g.shape[1]
+    out = np.empty((n * n_opt, 2), dtype=np.uint64)
+    for i in range(n):
+        base = i * n_opt
+        a = np.uint64(0)
+        b = np.uint64(0)
+        for j in range(k):
+            a ^= g[i, j, 0, 0]
+            b ^= g[i, j, 0, 1]
+        out[base, 0] = a
+        out[base, 1] = b
+        for x in range(1, n_opt):
+            j = 0
+            while not (x >> j) & 1:
+                j += 1
+            prev = base + (x ^ (1 << j))
+            out[base + x, 0] = out[prev, 0] ^ g[i, j, 0, 0] ^ g[i, j, 1, 0]
+            out[base + x, 1] = out[prev, 1] ^ g[i, j, 0, 1] ^ g[i, j, 1, 1]
+    return out

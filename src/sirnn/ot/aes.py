@@ -91,15 +91,16 @@ class CRHash:
     """Hashes from fixed-key AES π (Guo–Katz–Wang–Yu, S&P 2020), batch-oriented.
 
     * :meth:`hash128` / :meth:`hash_expand` / :meth:`hash_pads` — the *tweakable* circular
-      correlation-robust hash ``TCCR(x, t) = π(π(x) ⊕ t) ⊕ π(x)`` (GKWY §7.4). Security claim
-      (GKWY, Thm. 7.3, in the random-permutation model for π): for a secret uniform R, the outputs
-      ``TCCR(w_j ⊕ R, t_j)`` on adversarially chosen, pairwise distinct (w_j, t_j) — with a given
-      tweak used with one w only — are indistinguishable from random, up to about q·p / 2^128 for q
-      oracle and p permutation queries. That is exactly what OT extension needs: the pads
+      correlation-robust hash ``TCCR(x, t) = π(π(x) ⊕ t) ⊕ π(x)`` (GKWY's TCCR construction).
+      Security claim (proven by GKWY in the random-permutation model for π): for a secret uniform
+      R, the outputs ``TCCR(w_j ⊕ R, t_j)`` on adversarially chosen (w_j, t_j) — each tweak used
+      with one w only — are indistinguishable from random; the advantage is of the order of
+      (oracle queries × permutation queries) / 2^128 (GKWY give the exact bound; with Ferret's
+      Δ of 127 secret bits, / 2^127). That is exactly what OT extension needs: the pads
       q_i ⊕ x·Δ of instance i share one tweak i and differ in the secret Δ. Cost: two AES calls
       per 128-bit output block for the first block, one more per further block.
     * :meth:`ccr` — the untweaked circular correlation-robust hash ``π(σ(x)) ⊕ σ(x)`` with the
-      linear orthomorphism ``σ(a‖b) = (a ⊕ b)‖a`` (GKWY §7.3, MMO^σ); one AES call. Used inside
+      linear orthomorphism ``σ(a‖b) = (a ⊕ b)‖a`` (GKWY's MMO^σ); one AES call. Used inside
       the Half-Tree GGM expansion of Ferret (ot/ferret.py), whose proof asks for CCR.
 
     Blocks are ``(n, 2)`` uint64 arrays (low, high 64-bit halves of a 128-bit block). Tweaks are

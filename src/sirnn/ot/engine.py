@@ -1,13 +1,13 @@
 """The OT engine of one party: OTs of every kind in both directions, set up once per session.
 
-Two engines (``kind``), chosen per session (both parties must agree; the handshake's parameters
-should include it):
+Two engines (``kind``), chosen per session (both parties must agree; ``Party.setup`` checks it):
 
-* ``"ferret"`` (default) — silent OT: Ferret COTs (ot/ferret.py) are generated in rounds, without
+* ``"ferret"`` — silent OT: Ferret COTs (ot/ferret.py) are generated in rounds, without
   any input, at set-up and again whenever a round is used up; every OT consumes precomputed COTs:
   random OT = COT hashed with the TCCR hash (receiver's choice derandomised with one bit), chosen
   and correlated OT on top, and 1-of-N OT from log2 N random OTs.
-* ``"iknp"`` — IKNP OT extension for 1-of-2 OTs and KK13 for 1-of-N, extended on demand.
+* ``"iknp"`` (default, see :data:`DEFAULT_KIND`) — IKNP OT extension for 1-of-2 OTs and KK13
+  for 1-of-N, extended on demand.
 
 Set-up bootstraps everything from 128 public-key base OTs (Chou–Orlandi):
 
@@ -58,6 +58,7 @@ from .aes import PRG, CRHash
 from .baseot import base_ot_recv, base_ot_send
 from .bitmatrix import hadamard_codewords, hadamard_columns, pack_bits
 from .extension import ExtReceiver, ExtSender
+from ._kernels import option_pads
 from .ferret import FerretReceiver, FerretSender, bootstrap_receiver, bootstrap_sender, ferret_params
 
 IKNP_WIDTH = 128
@@ -65,8 +66,13 @@ KK_WIDTH = 256
 MAX_LOG_N = 8
 ONE = np.uint64(1)
 _KK_CHUNK_KEYS = 1 << 18  # sender hashes at most this many (instance, candidate) pads at a time
+_HASH_ROWS = 1 << 14  # pads hashed per call (arrays of 256 KiB stay in cache)
 KINDS = ("ferret", "iknp")  #: OT engines
-DEFAULT_KIND = "ferret"  #: the default engine (see benchmarks/RESULTS.md, "Silent OT")
+#: The default engine: IKNP, measured faster end to end on this project's machine (2 cores,
+#: loopback): Ferret's set-up round and its COT generation cost more CPU than IKNP's extension for
+#: the 1-of-N-heavy math functions, while its 2–7× fewer bytes are almost free on loopback. On a
+#: real network the bytes decide: pick ``kind="ferret"`` (benchmarks/RESULTS.md, "Silent OT").
+DEFAULT_KIND = "iknp"
 
 
 def _pad8(n: int) -> int:
@@ -328,8 +334,12 @@ class OTEngine:
     def rcot_recv(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Random correlated OT, receiver side: returns (b (n,) uint8, M (n, 2) uint64)."""
         if self.kind == "ferret":
-            b, ticket = self._need(self._fr).take(n)
-            return b, self._fr.blocks(ticket)[0]
+            fr, bits, blocks = self._need(self._fr), [np.empty(0, np.uint8)], [np.empty((0, 2), np.uint64)]
+            for lo in range(0, n, fr.p.usable):  # a round at a time: its blocks are coded in one pass
+                b, ticket = fr.take(min(fr.p.usable, n - lo))
+                bits.append(b)
+                blocks.append(fr.blocks(ticket)[0])
+            return np.concatenate(bits), np.concatenate(blocks)
         c = self.prg.bits(n)
         return c, self._iknp_recv_pads(c)[0]
 
@@ -492,11 +502,11 @@ class OTEngine:
         d = self._f_recv_flips(n * k)
         fs = self._need(self._fs)
         q, idx = fs.take(n * k)
-        q ^= d.astype(np.uint64)[:, None] * fs.delta
+        q = q ^ (d.astype(np.uint64)[:, None] * fs.delta)
         if self._f_offsets is None:
             self._f_offsets = np.stack([np.zeros_like(fs.delta), fs.delta])
         g = self.hash.hash_pads(q, self._f_offsets, idx, self._domain(False, self.role, True), 16)
-        g = g.view(np.uint64).reshape(n, k, 2, 2)  # [instance, j, bit value, word]
+        g = np.ascontiguousarray(g).view(np.uint64).reshape(n, k, 2, 2)  # [instance, j, bit value, word]
         tags = idx[::k] << np.uint64(MAX_LOG_N)  # (instance's first COT, option): a unique tweak
         dom = self._domain(True, self.role, True)
         count = int(math.prod(mshape))
@@ -505,11 +515,11 @@ class OTEngine:
             msgs = msgs.astype(value_dtype(bits), copy=False)
         opts = np.arange(n_opt, dtype=np.uint64)
         for lo, hi in self._kk_chunks(n, n_opt):
-            pads = g[lo:hi, 0]  # (m, 2, 2): options of bit 0; then double per bit
-            for j in range(1, k):
-                pads = (g[lo:hi, j][:, :, None, :] ^ pads[:, None]).reshape(hi - lo, 2 << j, 2)
-            raw = self.hash.hash_expand(pads.reshape(-1, 2), (tags[lo:hi, None] | opts).ravel(), dom,
-                                        count * ((bits + 7) // 8))
+            pads = option_pads(g[lo:hi], n_opt)  # (m·N, 2), row i·N + x
+            tweaks = (tags[lo:hi, None] | opts).ravel()
+            raw = np.concatenate([self.hash.hash_expand(pads[a:a + _HASH_ROWS], tweaks[a:a + _HASH_ROWS], dom,
+                                                        count * ((bits + 7) // 8))
+                                  for a in range(0, pads.shape[0], _HASH_ROWS)])  # cache-sized pieces
             keys = _bytes_to_values(raw, count, bits, narrow).reshape((hi - lo, n_opt) + mshape)
             keys ^= msgs[lo:hi]
             self.chan.send(keys, bits)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..transport.packing import pack, unpack, unpack_at
 from .aes import CRHash
+from ._kernels import option_pads
 from .bitmatrix import transpose_bits
 from .ferret import ggm_recv, ggm_send, lpn_encode
 
@@ -25,6 +26,7 @@ def warm_up() -> float:
     idx = np.arange(2, dtype=np.uint64)
     for w in (2, 4):
         h.hash_pads(np.zeros((2, w), np.uint64), np.zeros((2, w), np.uint64), idx, 0, 40)
+    option_pads(np.zeros((1, 2, 2, 2), np.uint64), 4)
     lpn_encode(np.zeros((2, 2), np.uint64), np.zeros((2, 2), np.uint64))
     lpn_encode(np.zeros(2, np.uint8), np.zeros(2, np.uint8))
     ggm_recv(h, np.zeros((1, 2), np.uint8), ggm_send(h, np.ones(2, np.uint64), np.zeros((1, 2), np.uint64), 2)[1], 2)
