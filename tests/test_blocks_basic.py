@@ -161,7 +161,7 @@ def test_lut_many_one_round_trip(iknp_parties, rng):
     assert sa.bytes_sent + sb.bytes_sent == pytest.approx(3 * n * (256 + 256 * bits) / 8, rel=0.02)
 
 
-def test_lut_many_per_table_widths(parties, rng):
+def test_lut_many_per_table_widths(iknp_parties, rng):
     """Tables with their own output widths (and a vector table) in one round trip: each ==
     lut_ref, the bytes of the separate calls, 2 rounds."""
     d, n, widths = 6, 200, [5, 21, 9]
@@ -179,7 +179,7 @@ def test_lut_many_per_table_widths(parties, rng):
             return out, p.chan.stats - st
         return go
 
-    (a, sa), (b, sb) = parties.run_split(side(i0), side(i1))
+    (a, sa), (b, sb) = iknp_parties.run_split(side(i0), side(i1))
     for t, i, x, y, w in zip(tables, idx, a, b, widths):
         assert x.bits == w and ((x.data + y.data) & mask(w) == lutmod.lut_ref(t, i, w)).all()
     assert max(sa.rounds, sb.rounds) == 2
