@@ -124,7 +124,10 @@ def _raw_server(port_q, pings: int, size: int) -> None:
         c.sendall(c.recv(1))
     got, buf = 0, bytearray(1 << 20)
     while got < size:
-        got += c.recv_into(buf)
+        n = c.recv_into(buf)
+        if not n:  # the client gave up
+            return
+        got += n
     c.sendall(b"k")
     c.close()
 
