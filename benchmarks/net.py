@@ -34,8 +34,9 @@ Usage::
                              [--google30-batches 1 8] [--google30-lowrank]
                              [--json benchmarks/net.json] [--merge] [--table]
 
-Approximate time today (2-core machine): loopback + relay + lan ≈ 5 min in all; wan ≈ 15 min
-(Google-30 batch 1 ≈ 2.5 min, batch 8 ≈ 5 min). ``--merge`` keeps the other rows/settings
+Time: the WAN rows are mostly latency — Google-30 batch 1 ≈ 2.5 min, batch 8 ≈ 4 min, the
+bundled models ≈ 5.5 min, the math rows ≈ 1.5 min; all rows and settings took 48 min on a
+heavily loaded 2-core machine (2026-12-02; skip WAN with ``--settings loopback relay lan``). ``--merge`` keeps the other rows/settings
 already in ``--json`` (re-measure a few). Results are written after every row.
 """
 
