@@ -17,7 +17,8 @@ the same run + rounds · one-way delay + bytes_up / bw_up + bytes_down / bw_down
 is a one-way flight of messages; the issue's rough figure charges a whole RTT per round, shown as
 ``model_rtt_seconds``).
 
-Rows (``--rows``): ``math`` — exp, sigmoid, tanh, rsqrt at 16-bit in/out, scale 12, N = 65,536
+Rows (``--rows``): ``relay`` — the relay alone on plain sockets (ping-pong and stream, direct
+and through the relay in each setting); ``math`` — exp, sigmoid, tanh, rsqrt at 16-bit in/out, scale 12, N = 65,536
 (``sirnn bench``'s machinery, :func:`sirnn.cli.bench.run_bench`); ``models`` — each bundled model
 on its first ``--model-batch`` bundled samples, one session (``benchmarks/e2e.py``'s
 ``run_secure``); ``google30`` — the Google-30-shaped FastGRNN
@@ -31,10 +32,11 @@ Usage::
     python benchmarks/net.py [--settings loopback relay lan wan] [--rows relay math models google30]
                              [--only SUBSTRING ...] [--n 65536] [--model-batch 1]
                              [--google30-batches 1 8] [--google30-lowrank]
-                             [--json benchmarks/net.json] [--merge]
+                             [--json benchmarks/net.json] [--merge] [--table]
 
-Approximate time today (2-core machine): loopback + relay + lan ≈ 5 min in all; wan ≈ 15 min
-(Google-30 batch 1 ≈ 2.5 min, batch 8 ≈ 5 min). ``--merge`` keeps the other rows/settings
+Time: the WAN rows are mostly latency — Google-30 batch 1 ≈ 2.5 min, batch 8 ≈ 4 min, the
+bundled models ≈ 5.5 min, the math rows ≈ 1.5 min; all rows and settings took 48 min on a
+heavily loaded 2-core machine (2026-12-02; skip WAN with ``--settings loopback relay lan``). ``--merge`` keeps the other rows/settings
 already in ``--json`` (re-measure a few). Results are written after every row.
 """
 
@@ -43,6 +45,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import subprocess
 import sys
@@ -124,18 +127,25 @@ def _raw_server(port_q, pings: int, size: int) -> None:
         c.sendall(c.recv(1))
     got, buf = 0, bytearray(1 << 20)
     while got < size:
-        got += c.recv_into(buf)
+        n = c.recv_into(buf)
+        if not n:  # the client gave up
+            return
+        got += n
     c.sendall(b"k")
     c.close()
 
 
-def relay_raw(net: str | None, pings: int = 1000, size: int = 1 << 30) -> dict:
+def relay_raw(net: str | None, pings: int = 1000) -> dict:
     """Plain sockets, a server process and this process as the client, directly or through a
-    relay process: the median 1-byte ping-pong time and the throughput of ``size`` bytes."""
+    relay process: the median 1-byte ping-pong time and the upload throughput of 1 GiB (or of
+    4 s at the profile's rate, if that is less)."""
     import multiprocessing as mp
     import socket
 
     from sirnn.transport.netem import RelayProcess
+
+    rate = math.inf if net is None else NetworkProfile.parse(net).bw_up
+    size = min(1 << 30, int(rate * 4) >> 22 << 22) if math.isfinite(rate) else 1 << 30
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -182,24 +192,25 @@ def add_model(results: list[dict]) -> None:
                                                           r["bytes_down"])
         r.update(model_seconds=m["total"], model_latency=m["latency"], model_transfer=m["transfer"],
                  model_compute=m["compute"], model_rtt_seconds=m["issue_total"],
-                 ratio=r["seconds"] / m["total"])
+                 model_duplex_seconds=m["duplex_total"], ratio=r["seconds"] / m["total"])
 
 
 def table(results: list[dict], settings: list[str]) -> str:
-    """Markdown: a row per benchmark; per setting the measured time (and for networked settings
-    the model and measured/model)."""
+    """Markdown: a row per benchmark (bytes in MB = 10^6 B, as network rates are); per setting
+    the measured time, and for networked settings the model (with the two directions' bytes
+    overlapping – one after the other) and measured / model (serial)."""
     rows = list(dict.fromkeys(r["row"] for r in results))
     by = {(r["row"], r["setting"]): r for r in results}
-    head = ["row", "rounds", "bytes up / down"]
+    head = ["row", "rounds", "MB up / down"]
     for s in settings:
-        head += [s] if SETTINGS.get(s, "") is None else [f"{s}", f"{s} model", "ratio"]
+        head += [s] if SETTINGS.get(s, "") is None else [f"{s}", f"{s} model (duplex–serial)", "ratio"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         any_r = next((by[row, s] for s in settings if (row, s) in by), None)
         if any_r is None:
             continue
         cells = [row, f"{any_r['rounds']:,}",
-                 f"{format_bytes(any_r['bytes_up'])} / {format_bytes(any_r['bytes_down'])}"]
+                 f"{any_r['bytes_up'] / 1e6:,.1f} / {any_r['bytes_down'] / 1e6:,.1f}"]
         for s in settings:
             r = by.get((row, s))
             t = "–" if r is None else f"{r['seconds']:.2f} s" + (" ✗" if r["mismatches"] else "")
@@ -208,7 +219,8 @@ def table(results: list[dict], settings: list[str]) -> str:
             elif r is None or "model_seconds" not in r:
                 cells += [t, "–", "–"]
             else:
-                cells += [t, f"{r['model_seconds']:.2f} s", f"{r['ratio']:.2f}"]
+                lo = r.get("model_duplex_seconds", r["model_seconds"])
+                cells += [t, f"{lo:.1f}–{r['model_seconds']:.1f} s", f"{r['ratio']:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -239,7 +251,7 @@ def main(argv=None) -> int:
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), metavar="S",
                     help="network settings, in this order (default: loopback relay lan wan); NAME:PROFILE "
                          "for another profile")
-    ap.add_argument("--rows", nargs="+", default=["math", "models", "google30"],
+    ap.add_argument("--rows", nargs="+", default=["relay", "math", "models", "google30"],
                     choices=["relay", "math", "models", "google30"],
                     help="relay: the relay alone on plain sockets (ping-pong, 1 GiB stream)")
     ap.add_argument("--only", nargs="+", default=None, metavar="SUBSTRING",
@@ -250,7 +262,13 @@ def main(argv=None) -> int:
     ap.add_argument("--google30-lowrank", action="store_true", help="also the rank 16/35 Google-30 model")
     ap.add_argument("--json", type=Path, default=HERE / "net.json")
     ap.add_argument("--merge", action="store_true", help="keep other results already in --json")
+    ap.add_argument("--table", action="store_true", help="only print the table of --json")
     args = ap.parse_args(argv)
+    if args.table:
+        res = json.loads(args.json.read_text())["results"]
+        add_model(res)
+        print(table(res, list(dict.fromkeys(r["setting"] for r in res))))
+        return 0
     settings = _settings(args.settings)
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "code": _commit(), "command": " ".join(["python", "benchmarks/net.py", *(argv or sys.argv[1:])]),

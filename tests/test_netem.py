@@ -45,6 +45,7 @@ def test_profile_text_and_model():
     m = NetworkProfile.parse("wan").model_seconds(2.0, 100, 12_500_000, 25_000_000)
     assert m["latency"] == pytest.approx(2.0) and m["transfer"] == pytest.approx(3.0)
     assert m["total"] == pytest.approx(7.0) and m["issue_total"] == pytest.approx(9.0)
+    assert m["duplex_total"] == pytest.approx(6.0)
     assert NetworkProfile.of(None) is None and NetworkProfile.parse("rtt=0ms").is_null
 
 

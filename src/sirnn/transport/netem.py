@@ -183,14 +183,16 @@ class NetworkProfile:
         A round (a flight of messages in one direction) costs one one-way delay (the mean of the
         two directions'). The bytes are counted serially in both directions (``up`` bytes at the
         up rate plus ``down`` bytes at the down rate): an upper bound, since the two directions
-        of a full-duplex link overlap when both parties send at once. Returns the parts and the
-        total; ``issue_total`` is the same with a whole RTT per round.
+        of a full-duplex link overlap when both parties send at once; ``duplex_total`` counts
+        only the slower direction (the bound if they always overlapped). Returns the parts and
+        the totals; ``issue_total`` is the serial total with a whole RTT per round.
         """
         latency = rounds * self.rtt / 2
-        transfer = bytes_up / self.bw_up + bytes_down / self.bw_down
-        return {"compute": compute, "latency": latency, "transfer": transfer,
-                "total": compute + latency + transfer,
-                "issue_total": compute + 2 * latency + transfer}
+        up, down = bytes_up / self.bw_up, bytes_down / self.bw_down
+        return {"compute": compute, "latency": latency, "transfer": up + down,
+                "total": compute + latency + up + down,
+                "duplex_total": compute + latency + max(up, down),
+                "issue_total": compute + 2 * latency + up + down}
 
 
 def _sleep_until(t: float) -> None:
