@@ -242,6 +242,17 @@ class InstNormConv(nn.Module):
         return self.fc(self.rnn(y.transpose(1, 2))[0][:, -1])
 
 
+class GroupNormConv(nn.Module):
+    """Conv1d → GroupNorm (2 groups) → ReLU → mean over time → Linear."""
+
+    def __init__(self, C=4, K=4):
+        super().__init__()
+        self.conv, self.norm, self.fc = nn.Conv1d(C, 6, 3, padding=1), nn.GroupNorm(2, 6), nn.Linear(6, K)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.norm(self.conv(x))).mean(-1))
+
+
 class L2Embed(nn.Module):
     """LSTM → Linear embedding → L2 normalisation (a speaker-embedding style head)."""
 
@@ -320,6 +331,8 @@ ZOO = {
     "lstm_l2_embedding": ("LSTM → Linear → L2 normalisation", lambda: L2Embed(), (6, 4), False, ()),
     "gru_external_data": ("GRU with its weights in ONNX external data (model.onnx.data)",
                           lambda: SeqHead(_rnn("gru", 4, 8)), (6, 4), False, ("external",)),
+    # (append new models here: the seed of a model is 100 + its position)
+    "groupnorm_conv": ("Conv1d → GroupNorm → ReLU → mean over time", lambda: GroupNormConv(), (4, 8), False, ()),
 }
 
 
@@ -363,7 +376,7 @@ def build(name: str, entry, seed: int) -> dict:
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-            if isinstance(m, (nn.LayerNorm, nn.InstanceNorm1d)) and m.weight is not None:
+            if isinstance(m, (nn.LayerNorm, nn.InstanceNorm1d, nn.GroupNorm)) and m.weight is not None:
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.3, 0.3)
     d = ROOT / name
