@@ -100,7 +100,7 @@ import numpy as np
 
 from ...errors import ProgramError
 from ..floatir import FloatModel, FloatOp
-from . import ops  # noqa: F401 - fills the op registry
+from . import ops as _handlers  # noqa: F401 - importing it fills the op registry
 from .context import Context
 from .graph import Graph, evaluate, live_order, node_label, read_graph, require_onnx, shape_of
 from .passes import PASSES

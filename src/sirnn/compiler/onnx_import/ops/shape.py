@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....errors import ProgramError
-from ..context import Context, batch_after, reshape_to, sample_axis, slice_ir
+from ..context import Context, reshape_to, sample_axis, slice_ir
 from ..graph import index_range, node_attrs, node_label
 from ..registry import onnx_op
 
