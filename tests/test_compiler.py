@@ -179,7 +179,7 @@ def test_choose_fmt():
     assert choose_fmt(0.2, 16, 1, max_scale=12) == (16, 12)
     assert choose_fmt(3.2, 24, 1) == (24, 20)
     with pytest.raises(ProgramError, match=r"tensor 'h': .* 1e\+06 needs 22 bits .*raise --bits"):
-        choose_fmt(1e6, 16, 1, what="h")  # 2^20 ≤ 1e6 < 2^21: 21 integer bits + headroom
+        choose_fmt(1e6, 16, 1, what="tensor 'h'")  # 2^20 ≤ 1e6 < 2^21: 21 integer bits + headroom
     with pytest.raises(ProgramError, match="not finite"):
         choose_fmt(float("inf"), 16, 1)
 

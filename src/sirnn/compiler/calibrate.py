@@ -18,8 +18,12 @@ Rules (SeeDot-style; :class:`CompileConfig` holds the knobs):
 * ``softmax`` / ``l2norm`` outputs: ``act_bits`` bits at the largest scale that holds 1.0 (they
   are bounded by 1 by construction: no headroom bit) (internal formats: :mod:`sirnn.nn.norm`); ``rnnpool``: two FastGRNN cells
   calibrated like the ``fastgrnn`` op (rnn1's x is the input's format, rnn2's x is rnn1's h).
-* format-preserving ops (relu, max-pooling, reshape/flatten/transpose/slice) keep their input's
-  format; ``argmax`` outputs an unsigned index; where an op needs its inputs in one format
+* the ops whose output format is free (arithmetic of two tensors, math functions, normalize,
+  reductions, average pooling, ...) get their output's calibrated format; ``normalize`` also
+  records the range of 1/√(var + eps) (FloatModel.run's ``cell_stats``) for the format of that
+  internal tensor; ``pad`` is lowered to ``gather`` (its constant at the input's scale);
+* format-preserving ops (relu, abs, neg, clip, max-pooling, reduce max, reshape/flatten/
+  transpose/slice, gather) keep their input's format; ``argmax`` outputs an unsigned index; where an op needs its inputs in one format
   (concat, GRU's x and h) a ``requant`` op is inserted.
 
 There is no saturation in fixed point (a value outside its format wraps around): headroom is the
@@ -37,7 +41,7 @@ from ..errors import ProgramError
 from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
 from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell, RNNCell
 from .floatir import FloatModel, FloatOp, load_float_model
-from .ops import Op, TensorSpec, cell_formats_to, index_bits_for
+from .ops import Op, TensorSpec, _jsonable, cell_formats_to, index_bits_for
 from .program import Program
 
 __all__ = ["CompileConfig", "choose_fmt", "collect_ranges", "compile_model", "compare", "LOWER"]
@@ -61,8 +65,9 @@ def choose_fmt(max_abs: float, bits: int, headroom_bits: int = 1, max_scale: int
                min_scale: int = 0, what: str | None = None, flag: str = "--bits (CompileConfig.act_bits)") -> Fmt:
     """``bits`` bits at the largest scale whose range keeps ``max_abs`` with ``headroom_bits``
     spare integer bits (at most ``max_scale``, at least ``min_scale``). ``what`` names the tensor
-    in the error raised when the range does not fit (with the bits it would need and ``flag``)."""
-    who = f"tensor {what!r}: " if what else ""
+    (e.g. "tensor 'h'") in the error raised when the range does not fit (with the bits it would
+    need and the ``flag`` that raises them)."""
+    who = f"{what}: " if what else ""
     if not np.isfinite(max_abs):
         raise ProgramError(f"{who}the calibrated range is not finite (the float model yields inf or "
                            "NaN on the calibration data)")
@@ -117,7 +122,7 @@ class _Lowering:
     def act_fmt(self, t: str, bits: int | None = None, max_scale: int | None = None) -> Fmt:
         cfg = self.cfg
         ms = cfg.max_scale if max_scale is None else (max_scale if cfg.max_scale is None else min(max_scale, cfg.max_scale))
-        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms, what=t)
+        return choose_fmt(self.ranges.get(t, 0.0), bits or cfg.act_bits, cfg.headroom_bits, ms, what=f"tensor {t!r}")
 
     def declare(self, t: str, shape, fmt: Fmt, signed: bool = True) -> None:
         self.tensors[t] = TensorSpec(tuple(shape), fmt[0], fmt[1], signed)
@@ -134,7 +139,7 @@ class _Lowering:
                 n += 1
             name = f"{name}_{n}"
         self.names.add(name)
-        o = Op(op, name, list(inputs), list(outputs), dict(attrs or {}), dict(params or {}))
+        o = Op(op, name, list(inputs), list(outputs), _jsonable(dict(attrs or {})), dict(params or {}))
         self.ops.append(o)
         return o
 
@@ -168,8 +173,9 @@ class _Lowering:
         s = min(P, fit_scale(float(np.abs(b).max()) if b.size else 0.0, L))
         return Param(b.shape, L, s, quantize(b, L, s))
 
-    def const(self, y: np.ndarray, bits: int, max_scale: int | None = None) -> Param:
-        s = fit_scale(float(np.abs(y).max()) if y.size else 0.0, bits)
+    def const(self, y: np.ndarray, bits: int, max_scale: int | None = None, what: str = "a parameter") -> Param:
+        m = float(np.abs(y).max()) if y.size else 0.0
+        s = choose_fmt(m, bits, 0, what=what, flag="--w-bits (CompileConfig.w_bits)").scale
         if max_scale is not None:
             s = max(0, min(s, max_scale))
         return Param(y.shape, bits, s, quantize(y, bits, s))
@@ -213,16 +219,40 @@ def _lower_binary(L, fop):
             op, y = "add", -y
         if op == "mul":
             cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
-            p = L.const(y, L.cfg.w_bits, cap)
+            p = L.const(y, L.cfg.w_bits, cap, f"parameter {fop.name}.y")
         elif op == "div":
             raise ProgramError(f"{fop.name}: div by a parameter: multiply by its reciprocal instead")
         else:
-            p = L.const(y, L.cfg.w_bits, max(out.scale, xs.scale))
+            p = L.const(y, L.cfg.w_bits, max(out.scale, xs.scale), f"parameter {fop.name}.y")
         params["y"] = L.param(fop.name, "y", p)
     elif op == "mul":
         ins = _fit_product(L, fop, ins, out)
     L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], out)
-    L.emit(op, fop.name, ins, fop.outputs, {}, params)
+    attrs = _div_plan(L, fop, out) if op == "div" else {}
+    L.emit(op, fop.name, ins, fop.outputs, attrs, params)
+
+
+RECIP_MAX_BITS = 32  #: widest shared reciprocal of a broadcast denominator
+
+
+def _div_plan(L, fop, out: Fmt) -> dict:
+    """A division whose denominator is broadcast (each y used ≥ 4 times): {"recip": [bits,
+    scale]}, the format of a shared 1/y computed once per denominator and multiplied in (SiRNN
+    division is num × reciprocal; here the reciprocal is shared); otherwise {} (mathfn.div per
+    output). The format keeps |x|·ULP(1/y) ≤ ¼ ULP of the output over the calibrated |x|, and
+    the calibrated max |1/y| with the headroom bit; wider than RECIP_MAX_BITS: {}."""
+    xs, ys = L.spec(fop.inputs[0]), L.spec(fop.inputs[1])
+    n_out = int(np.prod(L.shapes[fop.outputs[0]], dtype=np.int64))
+    st = L.cells.get(fop.name, {})
+    rmax = st.get("rden_max")
+    if n_out < 4 * ys.size or rmax is None or not np.isfinite(rmax):
+        return {}
+    xmax = L.ranges.get(fop.inputs[0], 0.0)
+    sr = out.scale + 2 + (max(0, int(np.ceil(np.log2(xmax)))) if xmax > 0 else 0)
+    rb = sr + max(0, int(np.ceil(np.log2(rmax * (1 + 2.0**-8))))) + 1 + L.cfg.headroom_bits
+    if rb > RECIP_MAX_BITS or out.bits + xs.scale + sr - out.scale > min(64, xs.bits + rb):
+        return {}
+    return {"recip": [int(rb), int(sr)]}
 
 
 def _fit_product(L, fop, ins, out: Fmt) -> list[str]:
@@ -260,7 +290,7 @@ def _lower_prelu(L, fop):
     xs = L.spec(fop.inputs[0])
     out = L.act_fmt(fop.outputs[0])
     cap = xs.bits + L.cfg.w_bits - out.bits + out.scale - xs.scale
-    slope = L.param(fop.name, "slope", L.const(fop.params["slope"], L.cfg.w_bits, cap))
+    slope = L.param(fop.name, "slope", L.const(fop.params["slope"], L.cfg.w_bits, cap, f"parameter {fop.name}.slope"))
     L.declare(fop.outputs[0], xs.shape, out)
     L.emit("prelu", fop.name, fop.inputs, fop.outputs, {}, {"slope": slope})
 
@@ -273,6 +303,9 @@ def _lower_normalize(L, fop):
     out = L.act_fmt(fop.outputs[0])
     st = L.cells.get(fop.name, {})
     rmax, rmin = st.get("rstd_max", 1.0), st.get("rstd_min", 1.0)
+    if not np.isfinite(rmax) or rmin <= 0:
+        raise ProgramError(f"{fop.name}: 1/√(var + eps) is not finite on the calibration data (a constant "
+                           "slice with eps = 0): give normalize a positive eps")
     ib = max(0, int(np.ceil(np.log2(rmax * (1 + 2.0**-8))))) + 1 + L.cfg.headroom_bits
     sr = out.scale + 2 + max(0, int(np.ceil(-np.log2(rmin))))
     rb = min(28, sr + ib)
@@ -563,8 +596,26 @@ def compile_model(model, calib, config: CompileConfig | None = None, **overrides
                 config={"act_bits": cfg.act_bits, "w_bits": cfg.w_bits, "headroom_bits": cfg.headroom_bits,
                         "pre": [cfg.pre_bits, cfg.pre_max_scale], "gate": list(cfg.gate),
                         "fuse_tanh": cfg.fuse_tanh})
-    return Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
+    prog = Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
                    meta=meta, input_max_abs=ranges.get(fm.input, 0.0))
+    _dry_run(prog, x[:1])
+    return prog
+
+
+def _dry_run(prog: Program, x: np.ndarray) -> None:
+    """Run the cleartext interpreter on one calibration sample, so that an op whose formats
+    exceed what its protocols support (e.g. a math function's internal rings beyond 64 bits at
+    wide activations) is a ProgramError naming the op at compile time, not at inference."""
+    from ..errors import ParameterError
+    from .runtime import evaluate_clear
+
+    at: list = []
+    try:
+        evaluate_clear(prog, x, progress=lambda ev: at.append(ev) if not ev.step else None)
+    except ParameterError as e:
+        where = f"op {at[-1].name!r} ({at[-1].op})" if at else "the program"
+        raise ProgramError(f"{where} cannot run at its compiled formats: {e} (lower --bits / "
+                           "CompileConfig.act_bits)") from None
 
 
 def compare(model, program: Program, x) -> dict:

@@ -10,9 +10,9 @@ Parameter conventions (PyTorch's):
 
 * ``linear``: W (out, in), b (out,) — y = x·Wᵀ + b over the last axis;
 * ``matmul``: W (in, out), optional b (out,) — y = x·W + b;
-* ``conv2d``: W (OC, C, kh, kw), b (OC,); attrs stride, padding (int or pair); x (C, H, W);
+* ``conv2d``: W (OC, C/groups, kh, kw), b (OC,); attrs stride, padding, dilation, groups; x (C, H, W);
 * ``add`` / ``mul``: a second input tensor, or a parameter y broadcast to x;
-* ``maxpool2d``: attrs kernel, stride (default kernel), no padding;
+* ``maxpool2d``: attrs kernel, stride (default kernel), padding, dilation (see below);
 * ``fastgrnn``: W (H, D) or W1 (H, r), W2 (r, D); U (H, H) or U1, U2; b_z, b_h (H,); zeta, nu
   (scalars: the effective ζ, ν, i.e. EdgeML's sigmoid(zeta), sigmoid(nu));
 * ``lstm``: W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,), gates i, f, g, o (torch.nn.LSTM);
@@ -113,6 +113,17 @@ def _binary(fn, op, ins):
     x, y = ins[0], _second(op, ins)
     nd = max(x.ndim, y.ndim)
     return fn(_align(x, nd), _align(y, nd))
+
+
+def _div(op, ins, stats=None):
+    """x / y; ``stats`` gets the range of |1/y| (the compiler's format for a shared reciprocal)."""
+    if stats is not None:
+        a = np.abs(_second(op, ins))
+        a = a[a > 0]
+        if a.size:
+            stats["rden_max"] = max(stats.get("rden_max", 0.0), float(1.0 / a.min()))
+            stats["rden_min"] = min(stats.get("rden_min", np.inf), float(1.0 / a.max()))
+    return _binary(np.divide, op, ins)
 
 
 def _matmul(op, ins):
@@ -366,7 +377,7 @@ FLOAT_OPS: dict[str, Callable] = {
     "add": lambda op, ins, st: _binary(np.add, op, ins),
     "sub": lambda op, ins, st: _binary(np.subtract, op, ins),
     "mul": lambda op, ins, st: _binary(np.multiply, op, ins),
-    "div": lambda op, ins, st: _binary(np.divide, op, ins),
+    "div": lambda op, ins, st: _div(op, ins, st),
     "relu": lambda op, ins, st: np.maximum(ins[0], 0.0),
     "maxpool2d": lambda op, ins, st: _maxpool(op, ins[0]),
     "avgpool2d": lambda op, ins, st: _avgpool(op, ins[0]),
@@ -406,8 +417,8 @@ FLOAT_OPS: dict[str, Callable] = {
 }
 
 #: ops whose float function fills ``cell_stats`` (per op name): the cells, rnnpool
-#: ({"rnn1": {...}, "rnn2": {...}}) and normalize (range of 1/√(var + eps))
-STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize")
+#: ({"rnn1": {...}, "rnn2": {...}}), normalize (range of 1/√(var + eps)) and div (of |1/y|)
+STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize", "div")
 
 
 # ---------------------------------------------------------------------------------------------

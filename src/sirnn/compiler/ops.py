@@ -9,9 +9,12 @@ Conventions
   signed(x)/2^scale in Z_{2^bits}. The only unsigned tensors are ``argmax`` indices (scale 0).
 * Parameters are server-held integer tensors (:class:`~sirnn.nn.fixed.Param`: shape, bits,
   scale, values); an op names them by *role* (e.g. ``{"W": "fc1.W", "b": "fc1.b"}``).
-* Where an op's output format is free (``linear``, ``conv2d``, ``add``, ``mul``, ``sigmoid``,
-  ``tanh``, ``requant``) the declared output tensor's format is the target; elsewhere (``relu``,
-  pooling, plumbing, the recurrent cells) it is fixed by the input and must match.
+* Where an op's output format is free (``linear``, ``conv2d``, ``add``, ``sub``, ``mul``,
+  ``div``, ``matmul``, the math functions, ``leakyrelu``, ``prelu``, ``hardsigmoid``,
+  ``hardswish``, ``softplus``, ``normalize``, ``reduce`` sum/mean/l2, ``avgpool2d``,
+  ``requant``) the declared output tensor's format is the target; elsewhere (``relu``, ``abs``,
+  ``neg``, ``clip``, max-pooling, ``reduce`` max, plumbing and ``gather``, the recurrent cells)
+  it is fixed by the input and must match.
 
 Adding an op: give it an :class:`OpDef` here (``register``), a runner in
 :data:`sirnn.compiler.runtime.RUNNERS`, and, for the compiler, a float function and a lowering
@@ -123,11 +126,13 @@ class Op:
 
 
 def _jsonable(v):
-    """Attributes as plain JSON values (tuples → lists, numpy scalars → Python)."""
+    """Attributes as plain JSON values (tuples → lists, numpy arrays and scalars → Python)."""
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
     if isinstance(v, np.generic):
         return v.item()
     return v
@@ -291,6 +296,12 @@ def _check_binary(op, ins, outs, p, kind):
         _acc_fits(op, o, x.scale + y_fmt[1], x.bits, y_fmt[0], "x ⊙ y")
     if kind == "div" and x.bits + y_fmt[0] > 65:
         _fail(op, f"division of {x.bits}-bit by {y_fmt[0]}-bit values needs at most 65 bits together")
+    if kind == "div" and "recip" in op.attrs:
+        r = op.attrs["recip"]
+        if not isinstance(r, (list, tuple)) or len(r) != 2 or not all(isinstance(v, int) for v in r) \
+                or not 4 <= r[0] <= 32 or not 0 <= r[1] <= r[0] - 2:
+            _fail(op, f"attribute recip must be the [bits, scale] of the shared 1/y (bits 4..32), got {r!r}")
+        _acc_fits(op, o, x.scale + r[1], x.bits, r[0], "x ⊙ 1/y")
 
 
 def _check_matmul(op, ins, outs, p):
@@ -375,7 +386,7 @@ def _axes_of(op, nd: int, key: str = "axes") -> tuple:
 
 
 def _check_reduce(op, ins, outs, p):
-    from ..nn.norm import REDUCE_KINDS
+    from ..nn.norm import L2_MAX_OUT_BITS, REDUCE_KINDS
 
     (x,), (o,) = ins, outs
     _signed_in(op, ins)
@@ -394,6 +405,8 @@ def _check_reduce(op, ins, outs, p):
         _out_shape(op, o, shape)
     if kind == "l2" and 2 * x.bits > 64:
         _fail(op, f"input of {x.bits} bits: its squares need more than 64 bits")
+    if kind == "l2" and o.bits > L2_MAX_OUT_BITS:
+        _fail(op, f"an l2 output of {o.bits} bits is wider than {L2_MAX_OUT_BITS} (mathfn.sqrt's rings)")
 
 
 def _check_normalize(op, ins, outs, p):
@@ -484,12 +497,8 @@ def _check_argmax(op, ins, outs, p):
 
 
 def _check_math(op, ins, outs, p):
-    (x,), (o,) = ins, outs
-    _signed_in(op, ins)
-    _out_shape(op, o, x.shape)
-    if o.bits < o.scale + 2:
-        _fail(op, f"output format ({o.bits}, {o.scale}) has no room for the integer bit and sign")
-    if op.op == "tanh" and x.scale < 1:
+    _check_free(op, ins, outs, p)
+    if op.op == "tanh" and ins[0].scale < 1:
         _fail(op, "tanh needs an input scale ≥ 1")
 
 
@@ -780,8 +789,9 @@ for _d in (
           doc="x − y (two tensors, or a server-held y; numpy broadcasting either way)"),
     OpDef("mul", (1, 2), optional=("y",), check=lambda *a: _check_binary(*a, "mul"),
           doc="x ⊙ y elementwise (two tensors, or a server-held y; numpy broadcasting either way)"),
-    OpDef("div", (2, 2), check=lambda *a: _check_binary(*a, "div"),
-          doc="x / y elementwise, broadcasting (SiRNN division of x by |y|, sign by a MUX)"),
+    OpDef("div", (2, 2), attrs=("recip",), check=lambda *a: _check_binary(*a, "div"),
+          doc="x / y elementwise, broadcasting (SiRNN division of x by |y|, sign by a MUX; with "
+              "recip [bits, scale]: one shared 1/y per denominator times x)"),
     OpDef("matmul", (2, 2), check=_check_matmul,
           doc="x @ y of two tensors (numpy matmul on per-sample shapes; one Hadamard product + local sums)"),
     OpDef("relu", (1, 1), check=_check_same, doc="max(x, 0)"),

@@ -169,7 +169,14 @@ def _mul(ctx, op, ins):
 
 @runner("div")
 def _div(ctx, op, ins):
-    return [pointwise.div(ctx.be, *_operands(ctx, op, ins)[:2], _out(ctx, op).fmt)]
+    """x / y: SiRNN division per output element; with attr ``recip`` (a broadcast denominator)
+    the signed reciprocal of each denominator once, in that format, then one multiplication."""
+    out = _out(ctx, op).fmt
+    if "recip" not in op.attrs:
+        return [pointwise.div(ctx.be, *_operands(ctx, op, ins)[:2], out)]
+    x, y, shape = _operands(ctx, op, ins, broadcast=False)
+    r = pointwise.reciprocal(ctx.be, y, Fmt(*op.attrs["recip"]))
+    return [layers.mul(ctx.be, layers.broadcast(x, shape), layers.broadcast(r, shape), out)]
 
 
 @runner("matmul")

@@ -2,8 +2,14 @@
 
 * :mod:`sirnn.nn.fixed` — formats (:class:`Fmt`), server-held parameters (:class:`Param`),
   requantisation rules (:func:`requant`).
-* :mod:`sirnn.nn.layers` — linear, conv2d, relu, maxpool2d, argmax, elementwise add/mul.
-* :mod:`sirnn.nn.norm` — softmax and L2 normalisation over the last axis.
+* :mod:`sirnn.nn.layers` — linear, conv2d (groups, dilation), relu, max/avg pooling, argmax,
+  elementwise add/mul, matmul of two shared tensors, multiplication by public constants.
+* :mod:`sirnn.nn.norm` — softmax and L2 normalisation over the last axis; reductions (sum,
+  mean, max, l2) and normalisation (LayerNorm-style) over the last axis.
+* :mod:`sirnn.nn.pointwise` — abs, clip, leaky ReLU, PReLU, hard sigmoid/swish, softplus
+  (approximate), exp, sqrt, rsqrt, reciprocal, division.
+* :mod:`sirnn.nn.movement` — the local data-movement kernel (gather by an index map; padding,
+  sliding windows).
 * :mod:`sirnn.nn.rnn` — FastGRNN, LSTM and GRU cells, :func:`rnn_over_time`, float references.
 * :mod:`sirnn.nn.meter` — per-section time / bytes / rounds.
 """

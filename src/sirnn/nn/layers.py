@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..mathfn import logistic
 from ..protocols.backend import Backend
+from ..protocols.mul import matmul_cost_bits, matmul_known_cost_bits, mul_cost_bits, mul_known_cost_bits
 from ..protocols.share import Share, concat
 from .fixed import Fmt, Param, acc_bits, add_known, align_scale, requant
 from .movement import gather, gather_data, pads4, window_index
@@ -137,6 +138,14 @@ def _pair(v, what: str, minimum: int = 0) -> tuple[int, int]:
     return int(t[0]), int(t[1])
 
 
+def conv_groups_plan(OC: int, G: int, K: int, M: int, x_bits: int, bits_out: int, w_bits: int) -> str:
+    """``block_diag`` or ``elementwise`` for a grouped convolution (see :func:`conv2d`): the one
+    with fewer bits by the protocols' cost functions (K = C/G·kh·kw, M = N·Ho·Wo)."""
+    blk = matmul_known_cost_bits(OC, G * K, M, x_bits, bits_out, w_bits)
+    elt = mul_known_cost_bits(x_bits, bits_out, w_bits, count=OC * K * M)
+    return "block_diag" if blk <= elt else "elementwise"
+
+
 def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride=1, padding=0,
            dilation=1, groups: int = 1, rounding: str = "nearest") -> Share:
     """2-D convolution (cross-correlation, as torch.nn.Conv2d / ONNX Conv) of shared x (C, H, W)
@@ -144,13 +153,13 @@ def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride
     an int, a pair or (top, left, bottom, right); dilation an int or a pair.
     Output (OC, Ho, Wo) or (N, OC, Ho, Wo).
 
-    groups = 1: im2col (local), one matmul_known W (OC, C·kh·kw) · patches, bias by ALICE, one
-    rounding. groups > 1 (depthwise included): im2col per group (local), then one elementwise
-    mul_known of the OC·(C/groups)·kh·kw·Ho·Wo products (each output channel against its group's
-    patches, one call: the rounds of a single product) and a local sum over the window; bias, one
-    rounding. For depthwise that is exactly the per-group matmul's cost; for OC/groups = a > 1 a
-    per-group matmul_known would share each patch entry's COT among a outputs (cheaper in bytes,
-    ×groups in rounds).
+    im2col (local), then one multiplication call, bias by ALICE, one rounding. groups = 1: one
+    matmul_known W (OC, C·kh·kw) · patches. groups > 1 (depthwise included), whichever costs fewer
+    bits (:func:`conv_groups_plan`): one matmul_known with the groups' kernels on the diagonal of
+    an (OC, C·kh·kw) matrix (public zeros elsewhere; wins when OC/groups is large), or one
+    elementwise mul_known of the OC·(C/groups)·kh·kw·Ho·Wo products (each output channel against
+    its group's patches) and a local sum over the window (wins for depthwise). Either way the
+    rounds of a single product.
 
     Note: im2col repeats input entries; matmul_known's wraps and COTs are per patch entry.
     """
@@ -171,10 +180,15 @@ def conv2d(be: Backend, x: Share, W: Param, b: Param | None, out: Fmt, *, stride
     cols, ho, wo = im2col(data, kh, kw, st, pads4(padding), dil)
     P = W.scale + x.scale
     L = acc_bits(Fmt(*out), P)
-    if groups == 1:
-        acc = affine(be, [(_reshaped(W, (OC, C * kh * kw)), x.like(cols))], L, bias=b)
+    G, K, M = groups, Cg * kh * kw, N * ho * wo
+    if G == 1:
+        acc = affine(be, [(_reshaped(W, (OC, K)), x.like(cols))], L, bias=b)
+    elif conv_groups_plan(OC, G, K, M, x.bits, L, W.bits) == "block_diag":
+        # the groups' kernels on the diagonal, public zeros elsewhere (the server's matrix)
+        Wm = Param((OC, G * K), W.bits, W.scale,
+                   None if W.values is None else _block_diag(W.values.reshape(G, OC // G, K)))
+        acc = affine(be, [(Wm, x.like(cols))], L, bias=b)
     else:
-        G, K, M = groups, Cg * kh * kw, N * ho * wo
         per = cols.reshape(G, 1, K, M)  # each output channel against its group's patches
         xg = x.like(np.ascontiguousarray(np.broadcast_to(per, (G, OC // G, K, M)).reshape(OC, K, M)))
         Wv = W.at(be)
@@ -270,7 +284,7 @@ def scale_public(be: Backend, x: Share, c, out: Fmt, *, sum_last: bool = False, 
     _check_x(x, "scale_public x")
     out = Fmt(*out).check("scale_public output")
     c = np.asarray(c, np.float64)
-    res_shape = x.shape[:-1] if sum_last else x.shape
+    res_shape = tuple(np.broadcast_shapes(x.shape[:-1] if sum_last else x.shape, c.shape))
     if not np.all(np.isfinite(c)):
         raise ParameterError("scale_public: the constant must be finite")
     if not c.any():
@@ -355,29 +369,64 @@ def broadcast(x: Share, shape) -> Share:
     return x if x.shape == shape else x.like(np.ascontiguousarray(np.broadcast_to(x.data, shape)))
 
 
+def matmul_plan(B: int, a: int, b: int, c: int, m: int, n: int, bits_out: int) -> str:
+    """How :func:`matmul` multiplies B independent (a, b)·(b, c) products of m-bit by n-bit shares
+    into ``bits_out`` bits, whichever costs the fewest bits (all take the rounds of one product):
+    ``hadamard`` (all B·a·b·c products in one :meth:`Backend.mul`), ``x_diag`` (one
+    :meth:`Backend.matmul` of the block-diagonal (B·a, B·b) x by the stacked (B·b, c) y) or
+    ``y_diag`` (the stacked (a, B·b) x by the block-diagonal (B·b, B·c) y). B = 1 is a plain
+    matmul."""
+    costs = {"hadamard": mul_cost_bits(m, n, bits_out, count=B * a * b * c),
+             "x_diag": matmul_cost_bits(B * a, B * b, c, m, n, bits_out),
+             "y_diag": matmul_cost_bits(a, B * b, B * c, m, n, bits_out)}
+    return min(costs, key=costs.get)
+
+
+def _block_diag(v: np.ndarray) -> np.ndarray:
+    """(B, p, q) → the block-diagonal (B·p, B·q) with public zeros off the diagonal (local)."""
+    B, p, q = v.shape
+    d = np.zeros((B, p, B, q), v.dtype)
+    r = np.arange(B)
+    d[r, :, r, :] = v
+    return d.reshape(B * p, B * q)
+
+
 def matmul(be: Backend, x: Share, y: Share, out: Fmt, *, rounding: str = "nearest") -> Share:
     """Product of two shared matrices, batched: x (..., a, b) @ y (..., b, c) → (..., a, c) in
     ``out`` (leading axes broadcast as numpy's matmul).
 
-    All a·b·c products of every batch entry in one Hadamard :meth:`Backend.mul` (x and y
-    broadcast to (..., a, b, c), local) into out.bits + (x.scale + y.scale − out.scale) bits, a
-    local sum over b, one rounding: the rounds of a single multiplication whatever the batch.
-    (:meth:`Backend.matmul` of one (a, b)·(b, c) pair amortises each entry's COTs over a row or
-    column and is cheaper in bytes, but is 2-D only: a batch would cost its rounds per matrix.)"""
+    The B products (B = the number of batch entries) are computed into out.bits + (x.scale +
+    y.scale − out.scale) bits by one multiplication call — one Hadamard :meth:`Backend.mul` of
+    all products (then a local sum over b) or one :meth:`Backend.matmul` with either operand
+    block-diagonal, whichever :func:`matmul_plan` finds cheapest in bits (Backend.matmul amortises
+    each entry's COTs over a row or a column, so it wins for few, larger matrices) — then one
+    rounding. Every plan computes the same exact sums mod 2^ring, so the result does not depend
+    on the plan."""
     _check_x(x, "matmul x"), _check_x(y, "matmul y")
     if len(x.shape) < 2 or len(y.shape) < 2 or x.shape[-1] != y.shape[-2]:
         raise ParameterError(f"matmul: shapes {x.shape} and {y.shape} do not fit (..., a, b) @ (..., b, c)")
     try:
-        lead = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+        lead = tuple(np.broadcast_shapes(x.shape[:-2], y.shape[:-2]))
     except ValueError:
         raise ParameterError(f"matmul: batch axes of {x.shape} and {y.shape} do not broadcast") from None
     a, b, c = x.shape[-2], x.shape[-1], y.shape[-1]
-    full = lead + (a, b, c)
-    xs = broadcast(x.like(x.data[..., None]), full)
-    ys = broadcast(y.like(y.data[..., None, :, :]), full)
+    B = int(np.prod(lead, dtype=np.int64))
     L = acc_bits(Fmt(*out), x.scale + y.scale, cap=x.bits + y.bits)
-    p = be.mul(xs, ys, L)
-    return requant(be, p.like(p.data.sum(axis=-2)).with_meta(signed=True), out, rounding)
+    xs = broadcast(x, lead + (a, b)).data.reshape(B, a, b)
+    ys = broadcast(y, lead + (b, c)).data.reshape(B, b, c)
+    plan = matmul_plan(B, a, b, c, x.bits, y.bits, L)
+    if plan == "hadamard":
+        full = (B, a, b, c)
+        p = be.mul(broadcast(x.like(xs[..., None]), full), broadcast(y.like(ys[:, None]), full), L)
+        z = p.data.sum(axis=-2)
+    elif plan == "x_diag":
+        p = be.matmul(x.like(_block_diag(xs)), y.like(ys.reshape(B * b, c)), L)
+        z = p.data.reshape(B, a, c)
+    else:
+        p = be.matmul(x.like(xs.transpose(1, 0, 2).reshape(a, B * b)), y.like(_block_diag(ys)), L)
+        z = p.data.reshape(a, B, c).transpose(1, 0, 2)
+    acc = p.like(np.ascontiguousarray(z).reshape(lead + (a, c))).with_meta(signed=True)
+    return requant(be, acc, out, rounding)
 
 
 def sigmoid(be: Backend, x: Share, out: Fmt, *, extra_scale: int = logistic.EXTRA_SCALE,

@@ -121,19 +121,22 @@ def l2_normalise(be: Backend, x: Share, out: Fmt) -> Share:
 # reductions and normalisation over the last axis (the runtime moves the reduced axes there)
 # ---------------------------------------------------------------------------------------------
 REDUCE_KINDS = ("sum", "mean", "max", "l2")
-SQ_MAX_BITS = 40  #: sums of squares wider than this are truncated before sqrt / rsqrt (as l2norm)
+SQ_MAX_BITS = 40     #: sums of squares wider than this are truncated before sqrt / rsqrt (as l2norm)
+SQRT_RING_BITS = 60  #: mathfn.sqrt's rings fit 64 bits when input bits + output bits ≤ this (measured)
+L2_MAX_OUT_BITS = SQRT_RING_BITS - 32  #: widest reduce-l2 output (its input keeps ≥ 32 bits)
+VAR_MAX_BITS = 36    #: ring of the squared deviations before their mean (room for 1/K in 64 bits)
 
 
-def _sum_squares(be: Backend, x: Share) -> Share:
+def _sum_squares(be: Backend, x: Share, max_bits: int = SQ_MAX_BITS) -> Share:
     """Σ x² over the last axis, exact at scale 2·x.scale in 2·x.bits + ⌈log2 K⌉ bits (one
-    multiplication, one cheap zero extension, a local sum), truncated (TR) to SQ_MAX_BITS bits."""
+    multiplication, one cheap zero extension, a local sum), truncated (TR) to ``max_bits``."""
     K = x.shape[-1]
     if 2 * x.bits + _clog2(K) > 64:
         raise ParameterError(f"sum of squares of {x.bits}-bit values over {K} needs more than 64 bits")
     sq = be.mul(x, x, 2 * x.bits).with_meta(signed=True)
     ss = _lastaxis_sum(be, sq, K)
-    if ss.bits > SQ_MAX_BITS:
-        ss = be.tr(ss, ss.bits - SQ_MAX_BITS).with_meta(signed=True)
+    if ss.bits > max_bits:
+        ss = be.tr(ss, ss.bits - max_bits).with_meta(signed=True)
     return ss
 
 
@@ -154,7 +157,9 @@ def reduce_last(be: Backend, x: Share, kind: str, out: Fmt) -> Share:
     if kind == "max":
         return requant(be, be.maxpool(x, axis=-1), out)
     if kind == "l2":
-        return sqrt(be, _sum_squares(be, x), out.bits, out.scale)
+        if out.bits > L2_MAX_OUT_BITS:
+            raise ParameterError(f"reduce l2: output of {out.bits} bits is wider than {L2_MAX_OUT_BITS}")
+        return sqrt(be, _sum_squares(be, x, min(SQ_MAX_BITS, SQRT_RING_BITS - out.bits)), out.bits, out.scale)
     raise ParameterError(f"reduce: kind must be one of {', '.join(REDUCE_KINDS)}, got {kind!r}")
 
 
@@ -163,8 +168,9 @@ def normalize(be: Backend, x: Share, out: Fmt, *, eps: float, rstd: Fmt) -> Shar
 
     1. mean = round(Σx · 1/K) in x's format (:func:`~sirnn.nn.layers.scale_public`: one sign
        extension, one TR); d = x − mean locally (|d| < 2^{bits−1} by the headroom bit);
-    2. d² by one multiplication into 2·bits (exact, scale 2s); var = round(Σd² · 1/K) at (2·bits,
-       2s) (a zero extension with a public-zero MSB, one TR); + eps (public, rounded at 2s);
+    2. d² by one multiplication into 2·bits (exact, scale 2s; truncated to VAR_MAX_BITS when
+       wider); var = round(Σd² · 1/K) in that format (a zero extension with a public-zero MSB,
+       one TR); + eps (public, rounded at var's scale);
     3. r = 1/√(var + eps) by mathfn.rsqrt into ``rstd`` (chosen by the compiler from the
        calibrated range of r: it saturates, exactly, above the format's largest value);
     4. out = d ⊙ r (r ≥ 0: cheap wrap), one rounding.
@@ -180,7 +186,9 @@ def normalize(be: Backend, x: Share, out: Fmt, *, eps: float, rstd: Fmt) -> Shar
     mean = scale_public(be, x, 1.0 / K, fx, sum_last=True)
     d = x - broadcast(mean.like(mean.data[..., None]), x.shape)
     sq = be.mul(d, d, 2 * x.bits).with_meta(signed=True)
-    var = scale_public(be, sq, 1.0 / K, Fmt(2 * x.bits, 2 * x.scale), sum_last=True, nonneg=True)
+    if sq.bits > VAR_MAX_BITS:
+        sq = be.tr(sq, sq.bits - VAR_MAX_BITS).with_meta(signed=True)
+    var = scale_public(be, sq, 1.0 / K, Fmt(sq.bits, sq.scale), sum_last=True, nonneg=True)
     var = var.add_public(int(round(float(eps) * 2.0**var.scale)))
     r = rsqrt(be, var, rstd[0], rstd[1])
     return mul(be, d, broadcast(r.like(r.data[..., None]), x.shape), out, y_nonneg=True)

@@ -10,25 +10,28 @@ Sign-driven ones use one MSB and MUXes (plus public multiplications, :func:`laye
 * ``hardsigmoid`` clip(α·x + β, 0, 1) = α·clip(x, −β/α, (1 − β)/α) + β (the clip on x, then one
   public affine map), ``hardswish`` x·hardsigmoid(x) (one more multiplication).
 
-The math-library ones: ``exp`` (any sign, saturating), ``sqrt``, ``rsqrt``, ``reciprocal`` and
-``div`` (SiRNN division; a signed denominator by |y| and the sign restored with a MUX).
+The math-library ones: ``exp`` (any sign, saturating), ``sqrt``, ``rsqrt``, ``reciprocal`` (either
+sign) and ``div`` (SiRNN division; a signed denominator by |y| and the sign restored with a MUX;
+the compiler's runtime divides by a broadcast denominator as x × its shared ``reciprocal``).
 
-``softplus`` is an approximation, named so: log(1 + e^x) = max(x, 0) + log1p(e^{−|x|}) with
-e^{−|x|} ∈ (0, 1) from rExp and log1p read from a table over its top ``table_bits`` bits (value at
-the bucket's midpoint of log1p); error ≤ 2^{−table_bits−1} (bucket) + rExp's error + ½ ULP.
-Measured against numpy float64 (log(1 + e^x) by np.logaddexp) over all 32,768 inputs of a
-(16, 12) input with |x| < 8 (one headroom bit), output (16, 12): table_bits 8 (default): max
-abs error 2.17·10⁻³ (8.9 ULP), mean 8.2·10⁻⁴; table_bits 10: max 6.3·10⁻⁴, mean 2.1·10⁻⁴;
-table_bits 6: max 8.5·10⁻³ (tests/test_ir_ops.py::test_softplus_error_bound).
+``softplus`` is an approximation, named so: log(1 + e^x) = max(x, 0) + log1p(u), u = e^{−|x|}
+∈ (0, 1) from rExp, and log1p(u) by the minimax line of its bucket among 2^``table_bits``
+buckets of u (line error ≤ 1.5·10⁻⁵ at 6 bits, 2.3·10⁻⁴ at 4), plus rExp's error and the
+roundings. Measured against numpy float64 (np.logaddexp(0, x)) over all 32,768 inputs of a
+(16, 12) input with |x| < 8 (one headroom bit), output (16, 12): table_bits 6 (default) max abs
+error 1.75·10⁻⁴ = 0.72 ULP, mean 6.2·10⁻⁵; table_bits 4: max 3.7·10⁻⁴ (1.5 ULP); input (16, 11)
+→ output (16, 10): max 1.04 ULP (tests/test_ir_ops.py::test_softplus_error_bound).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from ..errors import ParameterError
 from ..mathfn import div as _div, exp_saturating, reciprocal as _recip, rsqrt as _rsqrt, sqrt as _sqrt
-from ..mathfn.common import fixed_table
+from ..mathfn.common import fixed_table, to_format, zeros_msb
 from ..mathfn.exp import nexp_mid
 from ..protocols.backend import Backend
 from ..protocols.share import Share, concat
@@ -38,7 +41,7 @@ from .layers import _check_x, mul, mul_known, scale_public
 __all__ = ["abs_", "clip", "clip_bounds", "leaky_relu", "prelu", "hardsigmoid", "hardswish", "softplus",
            "exp", "sqrt", "rsqrt", "reciprocal", "div", "SOFTPLUS_TABLE_BITS"]
 
-SOFTPLUS_TABLE_BITS = 8
+SOFTPLUS_TABLE_BITS = 6
 
 
 def _sign_select(be: Backend, b: Share, pos: Share, neg: Share) -> Share:
@@ -130,30 +133,57 @@ def hardswish(be: Backend, x: Share, out: Fmt) -> Share:
     return mul(be, x, hs, out)
 
 
-def softplus_table(table_bits: int, scale: int) -> np.ndarray:
-    """Bucket i of e ∈ [i, i + 1)·2^{−t} → the midpoint of log1p over the bucket, at ``scale``."""
-    i = np.arange(1 << table_bits, dtype=np.float64)
-    lo, hi = np.log1p(i / 2**table_bits), np.log1p((i + 1) / 2**table_bits)
-    return fixed_table((lo + hi) / 2, scale)
+@lru_cache(maxsize=None)
+def softplus_lines(t: int, s: int, sa: int, sb: int) -> np.ndarray:
+    """Per bucket i of u = e^{−|x|} ∈ [i, i + 1)·2^{−t} (f = the low s bits of u at scale t + s):
+    the minimax line log1p(u) ≈ α_i + d_i·f/2^{t+s} (chord slope d_i, centred offset), as
+    integers (A = round(α·2^sa), B = round(d·2^sb)). Shape (2^t, 2), int64."""
+    n, fmax = 1 << t, (1 << s) - 1
+    fs = np.unique(np.round(np.linspace(0, fmax, min(fmax + 1, 4097))))
+    u = np.arange(n)[:, None] / 2.0**t + fs[None, :] / 2.0**(t + s)
+    G = np.log1p(u)
+    d = (G[:, -1] - G[:, 0]) / fmax if fmax else np.zeros(n)
+    D = G - (G[:, :1] + d[:, None] * fs[None, :])
+    alpha = G[:, 0] + (D.max(axis=1) + D.min(axis=1)) / 2
+    return np.stack([fixed_table(alpha, sa), fixed_table(d * 2.0**(t + s), sb)], axis=1)
 
 
 def softplus(be: Backend, x: Share, out: Fmt, *, table_bits: int = SOFTPLUS_TABLE_BITS) -> Share:
-    """softplus(x) = log(1 + e^x) ≈ max(x, 0) + T[⌊e^{−|x|}·2^t⌋] (approximation; module doc).
-    b = MSB(x); max(x, 0) and −|x| from one MUX call; e^{−|x|} by rExp at scale t + 3 (capped
-    below 1); one TR to its top t bits; one 1-of-2^t LUT into ``out``; max(x, 0) rounded to
-    ``out`` and added."""
+    """softplus(x) = log(1 + e^x) ≈ max(x, 0) + log1p(u), u = e^{−|x|} (approximation; module
+    doc). b = MSB(x); max(x, 0) and −|x| from one MUX call; u by rExp at scale m = out.scale + 3
+    (capped below 1); one TR splits u into its top t = ``table_bits`` bits (the bucket) and the
+    low bits f (local); one 1-of-2^t LUT gives the bucket's line (A, B); A + B·f by one small
+    multiplication (operands with public-zero MSBs, A added locally in its ring), rounded into
+    ``out`` by one TR (and a cheap extension), added to max(x, 0) rounded to ``out``."""
     _check_x(x, "softplus x")
     out = Fmt(*out).check("softplus output")
     t = int(table_bits)
+    m = out.scale + 3
+    s = m - t
+    if t < 1 or s < 1:
+        raise ParameterError(f"softplus: table_bits must lie in 1..{m - 1}, got {table_bits!r}")
+    sa, sb = out.scale + 3, out.scale + 3
     b = be.msb(x)
     sel = be.select(_stack([b, b]), _stack([x, x + x]))
     pos = x - sel.like(sel.data[0])              # x·(1 − b) = max(x, 0)
     nabs = -x + sel.like(sel.data[1])            # −x + 2b·x = −|x|
-    mid = t + 3
-    e = nexp_mid(be, nabs, mid, below_one=True)  # < 2^mid, ring mid + 2
-    idx = be.tr(e, mid - t).reduce(t).with_meta(scale=0, signed=False)
-    lg = be.lut(softplus_table(t, out.scale), idx, out.bits, scale=out.scale, signed=True)
-    return requant(be, pos, out) + lg
+    u = nexp_mid(be, nabs, m, below_one=True)    # < 2^m, ring m + 2
+    idx = be.tr(u, s)                            # ⌊u / 2^s⌋ < 2^t, ring t + 2
+    R = m + sb + 2                               # the line's ring at scale m + sb
+    f = u.reduce(s + t + 1).with_meta(scale=0) - _shifted(idx, s, s + t + 1)  # u mod 2^s, MSB zero
+    ab = be.lut(softplus_lines(t, s, sa, sb), idx.reduce(t).with_meta(scale=0, signed=False), sb + 2)
+    z = zeros_msb(be, x.shape)
+    p = be.mul(f, ab[..., 1], R, msb_x=z, msb_y=z)                 # d·f at scale m + sb
+    a = _shifted(ab[..., 0], m + sb - sa, R)                       # A at scale m + sb (local)
+    lg = (p + a).with_meta(scale=m + sb, signed=False)             # log1p(u) ≤ log 2
+    return requant(be, pos, out) + to_format(be, lg, out.bits, out.scale, vmax=1 << (m + sb))
+
+
+def _shifted(v: Share, k: int, bits: int) -> Share:
+    """v·2^k as a ``bits``-bit share, locally: exact when v's ring width + k ≥ bits (the shares'
+    wrap 2^{v.bits} vanishes mod 2^bits)."""
+    assert v.bits + k >= bits
+    return Share((v.data << np.uint64(k)) & np.uint64((1 << bits) - 1), bits, 0, False, v.role)
 
 
 def exp(be: Backend, x: Share, out: Fmt) -> Share:
