@@ -533,3 +533,27 @@ def test_registry_documents_every_handler():
     for op, mapping in rows:
         assert mapping, f"{op}: handler without a docstring"
         assert f"`{op}`" in doc, f"{op} missing from docs/onnx_ops.md"
+
+
+@needs_onnx
+def test_runtime_initial_states_are_refused_clearly():
+    """An initial state fed as a second graph input, or computed from the input, is named in the
+    error (several client inputs are not supported; constant initial states are)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(14)
+    T, D, H = 3, 2, 3
+    inits = dict(W=rng.normal(size=(1, 4 * H, D)), R=rng.normal(size=(1, 4 * H, H)), ax=np.array([0]))
+    nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]),
+             _n("LSTM", ["xt", "W", "R", "", "", "h0"], ["y"], hidden_size=H)]
+    m = _model(nodes, inits, (T, D))
+    m.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, H]))
+    with pytest.raises(ProgramError, match=r"exactly one input tensor, it has 2: \['x', 'h0'\].*initial states"):
+        onnx_import.load_onnx(m)
+    nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]), _n("Slice", ["xt", "z", "o", "z"], "x0"),
+             _n("Tanh", ["x0"], "t0"), _n("Slice", ["t0", "z", "h", "two"], "h0"),
+             _n("LSTM", ["xt", "W", "R", "", "", "h0"], ["y"], hidden_size=H)]
+    inits.update(z=np.array([0]), o=np.array([1]), h=np.array([H]), two=np.array([2]))
+    inits["W"] = rng.normal(size=(1, 4 * H, D))
+    with pytest.raises(ProgramError, match=r"'n_y' \(LSTM\): initial_h is a runtime tensor"):
+        onnx_import.load_onnx(_model(nodes, inits, (T, D)))
