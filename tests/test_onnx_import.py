@@ -557,3 +557,28 @@ def test_runtime_initial_states_are_refused_clearly():
     inits["W"] = rng.normal(size=(1, 4 * H, D))
     with pytest.raises(ProgramError, match=r"'n_y' \(LSTM\): initial_h is a runtime tensor"):
         onnx_import.load_onnx(_model(nodes, inits, (T, D)))
+
+
+@needs_onnx
+def test_index_maps_gather_expand_tile():
+    """Gather at scattered or 2-D constant indices, Expand (adding an axis) and Tile become one
+    ``gather`` each (index map from running the node on the input's element indices)."""
+    nodes = [_n("Gather", ["x", "gi"], "g", axis=2),                     # (1, 3, 2, 2) from (1, 3, 4)
+             _n("Expand", ["g", "shp"], "e"),                            # (2, 1, 3, 2, 2): an axis before the batch
+             _n("Transpose", ["e"], "et", perm=[1, 0, 2, 3, 4]),          # batch first again
+             _n("Tile", ["et", "rep"], "tl"),                             # (1, 2, 3, 2, 4)
+             _n("Gather", ["x", "g2"], "g2o", axis=1),                    # (1, 2, 4): rows 2, 0
+             _n("Flatten", ["tl"], "f1"), _n("Flatten", ["g2o"], "f2"), _n("Concat", ["f1", "f2"], "y", axis=1)]
+    inits = dict(gi=np.array([[3, 0], [1, 1]]), shp=np.array([2, 1, 1, 1, 1]), rep=np.array([1, 1, 1, 1, 2]),
+                 g2=np.array([2, 0]))
+    fm = _check(_model(nodes, inits, (3, 4)), (3, 4))
+    assert [o.op for o in fm.ops].count("gather") == 4
+    x = np.random.default_rng(15).normal(size=(16, 3, 4))
+    prog = compile_model(fm, x)
+    assert (evaluate_clear(prog, x) == prog_float_exact(fm, prog, x)).all()
+
+
+def prog_float_exact(fm, prog, x):
+    """Data movement only: the fixed-point output is the float output rounded to its format."""
+    o = prog.output_spec
+    return np.round(fm.run(x) * 2.0 ** o.scale) / 2.0 ** o.scale
