@@ -80,7 +80,7 @@ Structure
    at batch 1);
 2. the passes of :data:`PASSES` (:mod:`.passes`), in order: ``fold_constants`` (constant and
    shape-arithmetic folding), ``fuse_cells`` (unrolled FastGRNN chains and RNNPool regions → one
-   fused node each), ``fuse_layernorm`` (a decomposed LayerNorm → ``LayerNormalization``),
+   fused node each), ``fuse_elman`` (an unrolled Elman RNN → ``rnn``), ``fuse_layernorm`` (a decomposed LayerNorm → ``LayerNormalization``),
    ``fuse_softplus_threshold``; ``fuse_cells=False`` skips the fusions;
 3. :func:`.registry.check_supported`: one error naming every node no handler maps, before any IR
    is emitted;
