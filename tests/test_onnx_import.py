@@ -520,3 +520,65 @@ def test_torch_export_helper(tmp_path):
         with torch.no_grad():
             np.testing.assert_allclose(fm.run(x.numpy()), model(x).numpy(), atol=1e-5)
     assert fm.ops[2].attrs == {"patch": 4, "stride": 3} and fm.ops[2].name == "rnnpool"
+
+
+def test_registry_documents_every_handler():
+    """Every ONNX op with a handler has its mapping documented next to it (the handler's
+    docstring) and appears in the ONNX-op column of docs/onnx_ops.md."""
+    from sirnn.compiler.onnx_import.registry import op_table
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "onnx_ops.md").read_text()
+    rows = op_table()
+    assert len(rows) == len(onnx_import.SUPPORTED_OPS) >= 50
+    for op, mapping in rows:
+        assert mapping, f"{op}: handler without a docstring"
+        assert f"`{op}`" in doc, f"{op} missing from docs/onnx_ops.md"
+
+
+@needs_onnx
+def test_runtime_initial_states_are_refused_clearly():
+    """An initial state fed as a second graph input, or computed from the input, is named in the
+    error (several client inputs are not supported; constant initial states are)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(14)
+    T, D, H = 3, 2, 3
+    inits = dict(W=rng.normal(size=(1, 4 * H, D)), R=rng.normal(size=(1, 4 * H, H)), ax=np.array([0]))
+    nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]),
+             _n("LSTM", ["xt", "W", "R", "", "", "h0"], ["y"], hidden_size=H)]
+    m = _model(nodes, inits, (T, D))
+    m.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, H]))
+    with pytest.raises(ProgramError, match=r"exactly one input tensor, it has 2: \['x', 'h0'\].*initial states"):
+        onnx_import.load_onnx(m)
+    nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]), _n("Slice", ["xt", "z", "o", "z"], "x0"),
+             _n("Tanh", ["x0"], "t0"), _n("Slice", ["t0", "z", "h", "two"], "h0"),
+             _n("LSTM", ["xt", "W", "R", "", "", "h0"], ["y"], hidden_size=H)]
+    inits.update(z=np.array([0]), o=np.array([1]), h=np.array([H]), two=np.array([2]))
+    inits["W"] = rng.normal(size=(1, 4 * H, D))
+    with pytest.raises(ProgramError, match=r"'n_y' \(LSTM\): initial_h is a runtime tensor"):
+        onnx_import.load_onnx(_model(nodes, inits, (T, D)))
+
+
+@needs_onnx
+def test_index_maps_gather_expand_tile():
+    """Gather at scattered or 2-D constant indices, Expand (adding an axis) and Tile become one
+    ``gather`` each (index map from running the node on the input's element indices)."""
+    nodes = [_n("Gather", ["x", "gi"], "g", axis=2),                     # (1, 3, 2, 2) from (1, 3, 4)
+             _n("Expand", ["g", "shp"], "e"),                            # (2, 1, 3, 2, 2): an axis before the batch
+             _n("Transpose", ["e"], "et", perm=[1, 0, 2, 3, 4]),          # batch first again
+             _n("Tile", ["et", "rep"], "tl"),                             # (1, 2, 3, 2, 4)
+             _n("Gather", ["x", "g2"], "g2o", axis=1),                    # (1, 2, 4): rows 2, 0
+             _n("Flatten", ["tl"], "f1"), _n("Flatten", ["g2o"], "f2"), _n("Concat", ["f1", "f2"], "y", axis=1)]
+    inits = dict(gi=np.array([[3, 0], [1, 1]]), shp=np.array([2, 1, 1, 1, 1]), rep=np.array([1, 1, 1, 1, 2]),
+                 g2=np.array([2, 0]))
+    fm = _check(_model(nodes, inits, (3, 4)), (3, 4))
+    assert [o.op for o in fm.ops].count("gather") == 4
+    x = np.random.default_rng(15).normal(size=(16, 3, 4))
+    prog = compile_model(fm, x)
+    assert (evaluate_clear(prog, x) == prog_float_exact(fm, prog, x)).all()
+
+
+def prog_float_exact(fm, prog, x):
+    """Data movement only: the fixed-point output is the float output rounded to its format."""
+    o = prog.output_spec
+    return np.round(fm.run(x) * 2.0 ** o.scale) / 2.0 ** o.scale

@@ -61,6 +61,10 @@ def test_zoo_model_matches_onnxruntime(name, tag):
     fm, prog = _compiled(name, tag)
     assert fm.meta["batch_axis"] == (None if m["static"] else 0)
     assert fm.input_shape == tuple(m["input_shape"])
+    if name.startswith("rnn_"):  # dynamo unrolls nn.RNN: the pass fuse_elman folds it back into one rnn
+        assert [o.op for o in fm.ops].count("rnn") == 1 and "tanh" not in [o.op for o in fm.ops]
+    if tag == "ts13":  # opset 13: LayerNorm exported decomposed, fused back into one normalize
+        assert "normalize" in [o.op for o in fm.ops] and "reduce" not in [o.op for o in fm.ops]
     want = _onnxruntime(d / m["files"][tag], test, m["static"]).reshape(len(test), -1)
     np.testing.assert_allclose(fm.run(test).reshape(len(test), -1), want, atol=1e-4, rtol=1e-4)
     fixed = evaluate_clear(prog, test).reshape(len(test), -1)
@@ -77,3 +81,32 @@ def test_zoo_secure_equals_clear(parties, name):
     x = np.load(ZOO / name / "test.npy")[:1]
     out, _, _ = secure_vs_clear(parties, prog, x)
     assert (out == evaluate_clear(prog, x, raw=True)).all()
+
+
+def test_cli_batch_axis_and_inspect(tmp_path, capsys):
+    """``sirnn compile`` of a static-shape ONNX model: one sample of the full shape (inspect says
+    so); ``--batch-axis 0`` makes the first axis a batch instead; a non-ONNX model refuses it."""
+    from sirnn.cli.main import main
+    from sirnn.compiler import Program
+
+    d = ZOO / "frames_lstm_static"
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.load(d / "calib.npy")[:16])
+    assert main(["compile", str(d / "ts.onnx"), "--calib", str(calib), "-o", str(tmp_path / "m.sirnn"),
+                 "--check", "0"]) == 0
+    prog = Program.load(tmp_path / "m.sirnn")
+    assert tuple(prog.input_spec.shape) == (10, 6) and prog.meta["batch_axis"] is None
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "m.sirnn")]) == 0
+    assert "batch: none — the model's input is one sample of shape (10, 6)" in capsys.readouterr().out
+    np.save(calib, np.load(d / "calib.npy")[:16, 0])  # (16, 6): rows of a batch
+    assert main(["compile", str(d / "ts.onnx"), "--calib", str(calib), "-o", str(tmp_path / "b.sirnn"),
+                 "--check", "0", "--batch-axis", "0"]) == 2
+    assert "merging the batch axis" in capsys.readouterr().err  # the LSTM's time axis cannot be a batch
+    m = MODELS["gru_last"]
+    np.save(calib, np.load(ZOO / "gru_last" / "calib.npy")[:16])
+    assert main(["compile", str(ZOO / "gru_last" / m["files"]["ts"]), "--calib", str(calib), "-o",
+                 str(tmp_path / "g.sirnn"), "--check", "0"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "g.sirnn")]) == 0
+    assert "batch: axis 0 — send one sample (6, 4) or a batch (N,) + (6, 4)" in capsys.readouterr().out

@@ -10,7 +10,8 @@ cheap. Per model directory:
 
 * ``ts.onnx`` — ``torch.onnx.export(..., dynamo=False)`` (TorchScript), dynamic batch axis unless
   the model is a static-shape one; opset 17 (``ts13.onnx``: opset 13 for a few models, where
-  LayerNorm is decomposed and must be fused back);
+  LayerNorm is decomposed and must be fused back; ``ts18.onnx``: opset 18, reduction axes as
+  inputs); ``dynamo.onnx`` is opset 20;
 * ``dynamo.onnx`` — torch 2.x's default exporter (``dynamo=True``), dynamic batch where the model
   has one; ``external`` models keep their weights in ``dynamo.onnx.data`` (ONNX external data);
 * ``calib.npy`` (64 samples) and ``test.npy`` (8 samples), drawn from the model's input
@@ -242,6 +243,17 @@ class InstNormConv(nn.Module):
         return self.fc(self.rnn(y.transpose(1, 2))[0][:, -1])
 
 
+class GroupNormConv(nn.Module):
+    """Conv1d → GroupNorm (2 groups) → ReLU → mean over time → Linear."""
+
+    def __init__(self, C=4, K=4):
+        super().__init__()
+        self.conv, self.norm, self.fc = nn.Conv1d(C, 6, 3, padding=1), nn.GroupNorm(2, 6), nn.Linear(6, K)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.norm(self.conv(x))).mean(-1))
+
+
 class L2Embed(nn.Module):
     """LSTM → Linear embedding → L2 normalisation (a speaker-embedding style head)."""
 
@@ -283,10 +295,10 @@ ZOO = {
     "bilstm_mean": ("bidirectional LSTM, mean over time", lambda: SeqHead(_rnn("lstm", 4, 5, bidirectional=True), "mean"),
                     (6, 4), False, ()),
     "bigru_mean": ("bidirectional GRU, mean over time (issue 10)", lambda: SeqHead(_rnn("gru", 8, 6, bidirectional=True), "mean"),
-                   (8, 8), False, ()),
+                   (8, 8), False, ("ts18",)),
     "bigru_hn": ("bidirectional 2-layer GRU, final states of all directions",
                  lambda: SeqHead(_rnn("gru", 4, 5, bidirectional=True, num_layers=2), "hn", feat=20), (6, 4), False, ()),
-    "lstm_max": ("LSTM, max over time", lambda: SeqHead(_rnn("lstm", 4, 6), "max"), (6, 4), False, ()),
+    "lstm_max": ("LSTM, max over time", lambda: SeqHead(_rnn("lstm", 4, 6), "max"), (6, 4), False, ("ts18",)),
     "lstm_layernorm": ("LSTM → LayerNorm → Linear (issue 10)",
                        lambda: SeqHead(_rnn("lstm", 8, 6), norm=nn.LayerNorm(6)), (8, 8), False, ("ts13",)),
     "layernorm_gru": ("LayerNorm per timestep → GRU", lambda: LNSeq(), (6, 6), False, ("ts13",)),
@@ -320,6 +332,8 @@ ZOO = {
     "lstm_l2_embedding": ("LSTM → Linear → L2 normalisation", lambda: L2Embed(), (6, 4), False, ()),
     "gru_external_data": ("GRU with its weights in ONNX external data (model.onnx.data)",
                           lambda: SeqHead(_rnn("gru", 4, 8)), (6, 4), False, ("external",)),
+    # (append new models here: the seed of a model is 100 + its position)
+    "groupnorm_conv": ("Conv1d → GroupNorm → ReLU → mean over time", lambda: GroupNormConv(), (4, 8), False, ()),
 }
 
 
@@ -363,7 +377,7 @@ def build(name: str, entry, seed: int) -> dict:
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-            if isinstance(m, (nn.LayerNorm, nn.InstanceNorm1d)) and m.weight is not None:
+            if isinstance(m, (nn.LayerNorm, nn.InstanceNorm1d, nn.GroupNorm)) and m.weight is not None:
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.3, 0.3)
     d = ROOT / name
@@ -384,7 +398,8 @@ def build(name: str, entry, seed: int) -> dict:
     np.save(d / "test.npy", test)
     x = torch.from_numpy(calib[0] if static else calib[:2])
     files = {}
-    for tag, dyn, opset in [("ts", False, 17), ("dynamo", True, None)] + [("ts13", False, 13) for e in extra if e == "ts13"]:
+    extra_ts = [(e, False, int(e[2:])) for e in extra if e.startswith("ts")]  # e.g. ts13: opset 13
+    for tag, dyn, opset in [("ts", False, 17), ("dynamo", True, None)] + extra_ts:
         ext = dyn and "external" in extra
         try:
             _export(model, x, d / f"{tag}.onnx", dyn, static, opset, external=ext)

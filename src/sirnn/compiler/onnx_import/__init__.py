@@ -1,41 +1,47 @@
 """ONNX front-end: an ONNX float model → a :class:`~sirnn.compiler.floatir.FloatModel`.
 
 ``load_onnx(path)`` (what :func:`~sirnn.compiler.floatir.load_float_model` calls for ``.onnx``
-files) reads the graph with the ``onnx`` package
-(imported lazily: ``pip install onnx``), folds every node whose inputs are constants
-(initializers, ``Constant`` nodes, ``Shape`` of tensors whose shape is static — with the batch
-fixed to 1 — and whatever follows from them, evaluated with ``onnx.reference``), and maps the rest
-onto the float IR's op vocabulary.
+files) reads the graph with the ``onnx`` package (imported lazily: ``pip install onnx``; weights
+in ONNX external data, ``model.onnx.data``, are read with it), runs the graph passes (constant
+and shape folding, fusions), checks that every remaining node has a handler, and maps the nodes
+onto the float IR's op vocabulary, one handler per ONNX op type. Both torch exporters
+(TorchScript, ``dynamo=False``, and the dynamo exporter) and opsets 13–20 are covered by the
+conformance zoo (tests/onnx_zoo/).
 
 Batch and per-sample shapes
 ---------------------------
-The model takes one input tensor whose first axis is the batch (static 1 or symbolic); the float
-IR is per sample. Every other tensor keeps the batch as *some* axis of size 1 (not necessarily the
-first: ONNX ``LSTM`` / ``GRU`` take (T, batch, D)); the importer tracks where, and the per-sample
-tensor is the ONNX tensor at batch 1 without that axis. An op that merges the batch axis with
-other axes (a Reshape to (4, 8, 7, 7) of a (1, 4, 8, 7, 7) tensor) cannot be expressed per sample
-and is rejected, naming the node.
+The model takes one input tensor. If its first axis is symbolic (or a static 1) it is the batch
+axis and the float IR's per-sample shape is the rest; if its shape is fully static it is **one
+sample of exactly that shape** (e.g. a (T, D) sequence of audio frames: the client sends that
+shape, or a stack of them); ``batch_axis=0`` / ``None`` (``sirnn compile --batch-axis 0|none``)
+overrides, and ``meta["batch_axis"]`` records the choice. With a batch axis, every other tensor
+keeps the batch as *some* axis of size 1 (not necessarily the first: ONNX ``LSTM`` / ``GRU`` take
+(T, batch, D)); the importer tracks where, and the per-sample tensor is the ONNX tensor at batch
+1 without that axis. An op that merges the batch axis with other axes (a Reshape to (4, 8, 7, 7)
+of a (1, 4, 8, 7, 7) tensor) or reduces over it cannot be expressed per sample and is rejected,
+naming the node. Without a batch axis every ONNX tensor is its own per-sample tensor.
 
-Supported ONNX ops (anything else fails with a ProgramError naming the node)
----------------------------------------------------------------------------
-* ``Gemm`` (constant B, optional C; alpha, beta, transB) → ``linear``; ``MatMul`` with a constant
-  right operand → ``matmul`` (a following ``Add`` of a constant bias over the last axis is fused);
-* ``Conv`` (1-D or 2-D, group 1, dilation 1, symmetric padding) → ``conv2d``; ``MaxPool`` (1-D or
-  2-D, no padding), ``GlobalMaxPool`` → ``maxpool2d``; ``BatchNormalization`` (inference) →
-  ``mul`` + ``add``;
-* ``Relu``, ``Sigmoid``, ``Tanh``, ``Softmax`` (last axis), ``LpNormalization`` (p = 2, last axis)
-  → ``relu`` / ``sigmoid`` / ``tanh`` / ``softmax`` / ``l2norm``; ``ArgMax`` (last axis, first
-  index on ties; ``keepdims`` is dropped: the index is a per-sample scalar);
-* ``Add``, ``Sub``, ``Mul`` with a constant or with a tensor of the same shape, ``Div`` by a
-  constant, ``Neg`` → ``add`` / ``mul``;
-* ``Reshape``, ``Flatten``, ``Squeeze``, ``Unsqueeze``, ``Transpose``, ``Slice``, ``Split``,
-  ``Concat``, ``Gather`` with constant indices → ``reshape`` / ``flatten`` / ``transpose`` /
-  ``slice`` / ``concat``; ``Identity``, ``Dropout``, ``Cast`` to a float type → nothing;
-* ``LSTM`` (gates i, o, f, c) and ``GRU`` (gates z, r, h; ``linear_before_reset = 1``, as PyTorch
-  exports it) → ``lstm`` / ``gru`` with PyTorch's gate orders (i, f, g, o and r, z, n); forward,
-  reverse and bidirectional; ``layout`` 0 or 1; zero (or absent) initial states, no
-  ``sequence_lens`` shorter than T, default activations, no clip, no peepholes; outputs Y and Y_h
-  (Y_c, the final LSTM cell state, is not available);
+Supported ONNX ops (anything else fails with one ProgramError naming the nodes)
+------------------------------------------------------------------------------
+The handlers (:mod:`.ops`, listed by :func:`.registry.op_table`, and the ONNX-op column of
+docs/onnx_ops.md): ``Gemm``, ``MatMul`` (constant or two tensors), ``Conv`` (1-D / 2-D, groups,
+dilations, any padding), ``MaxPool`` / ``AveragePool`` / ``GlobalMaxPool`` /
+``GlobalAveragePool``, ``BatchNormalization``, ``LayerNormalization``, ``InstanceNormalization``,
+``Reduce{Sum,Mean,Max,L2}``, ``Softmax`` (any axis), ``LpNormalization``, ``ArgMax``, the
+elementwise ``Add`` / ``Sub`` / ``Mul`` / ``Div`` (numpy broadcasting), ``Neg``, ``Pow``,
+``Relu``, ``Sigmoid``, ``Tanh``, ``Exp``, ``Sqrt``, ``Reciprocal``, ``Abs``, ``Clip``,
+``LeakyRelu``, ``PRelu``, ``HardSigmoid``, ``HardSwish``, ``Softplus``, the data movement
+``Reshape``, ``Flatten``, ``(Un)Squeeze``, ``Transpose``, ``Slice``, ``Split``, ``Concat``,
+``Gather``, ``Pad``, ``Expand``, ``Tile``, the no-ops ``Identity``, ``Dropout``, ``Cast``, and
+the recurrent ``LSTM``, ``GRU``, ``RNN``:
+
+* ``LSTM`` / ``GRU`` / ``RNN`` → ``lstm`` / ``gru`` / ``rnn`` with PyTorch's gate orders (i, f, g,
+  o and r, z, n), one op per direction: forward, reverse and bidirectional, stacked layers (one
+  node each), ``layout`` 0 or 1, GRU ``linear_before_reset`` 0 or 1, RNN Tanh or Relu; initial
+  states absent, zero or constant (params ``h0`` / ``c0``); ``sequence_lens`` absent or T;
+  outputs Y, Y_h and Y_c (Y_c by a second ``lstm`` with ``state: c``). Not supported: initial
+  states that are graph inputs or computed from the input, peepholes, clip, input_forget, other
+  activations;
 * **unrolled FastGRNN** (what ``torch.onnx.export`` makes of a custom cell such as
   ``examples/models.py``): every timestep ``a = W·x_t + U·h`` (``MatMul`` by ``W.T`` — or by
   ``W2.T`` then ``W1.T`` for a low-rank W, or ``Gemm`` —, the same for U; constants added to
@@ -61,9 +67,9 @@ Supported ONNX ops (anything else fails with a ProgramError naming the node)
   comparing with the IR's ``rnnpool``; a transpose/reshape is added when the layout differs).
   Batched passes that do not form such a region fail with a ProgramError naming the node.
 
-Not expressible (the error says so): tensor × tensor MatMul, broadcasting between two tensors,
-division by a tensor, grouped convolution, pooling with padding, data-dependent indices, custom
-domains, a batch axis merged with other axes outside RNNPool.
+Not expressible (the error says so): control flow (``Loop``, ``If``, ``Scan``), data-dependent
+indices, custom domains, a batch axis merged with other axes outside RNNPool, several model
+inputs.
 
 The result is tidied: reshape chains, transposes that cancel or only move size-1 axes, and
 concatenations of adjacent slices (e.g. a stack of a cell's states) collapse; unused ops go.
@@ -74,7 +80,8 @@ Structure
    at batch 1);
 2. the passes of :data:`PASSES` (:mod:`.passes`), in order: ``fold_constants`` (constant and
    shape-arithmetic folding), ``fuse_cells`` (unrolled FastGRNN chains and RNNPool regions → one
-   fused node each); ``fuse_cells=False`` skips the fusions;
+   fused node each), ``fuse_elman`` (an unrolled Elman RNN → ``rnn``), ``fuse_layernorm`` (a decomposed LayerNorm → ``LayerNormalization``),
+   ``fuse_softplus_threshold``; ``fuse_cells=False`` skips the fusions;
 3. :func:`.registry.check_supported`: one error naming every node no handler maps, before any IR
    is emitted;
 4. emission: the live nodes in topological order, each through its handler in the op registry
@@ -93,7 +100,7 @@ import numpy as np
 
 from ...errors import ProgramError
 from ..floatir import FloatModel, FloatOp
-from . import ops  # noqa: F401 - fills the op registry
+from . import ops as _handlers  # noqa: F401 - importing it fills the op registry
 from .context import Context
 from .graph import Graph, evaluate, live_order, node_label, read_graph, require_onnx, shape_of
 from .passes import PASSES

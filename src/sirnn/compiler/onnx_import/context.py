@@ -180,6 +180,39 @@ def reshape_to(ctx: Context, node, t: str, out_full, out=None):
         ctx.bind(out or node.output[0], ctx.reshape(ir, s, out=out or node.output[0]), nb)
 
 
+def to_rank(ctx: Context, node, t: str, n: int) -> str:
+    """ONNX tensor t with leading size-1 axes up to rank n (numpy broadcasting against a constant
+    of higher rank), bound under a derived name; t itself if its rank is n or more."""
+    full = ctx.full(t)
+    if len(full) >= n:
+        return t
+    ir, b = ctx.dyn(node, t)
+    k = n - len(full)
+    name = f"{t}:rank{n}"
+    ctx.bind(name, ctx.reshape(ir, (1,) * k + ctx.ps(ir), hint=name), None if b is None else b + k)
+    return name
+
+
+def aligned(ctx: Context, node, a: str, b: str):
+    """Two ONNX tensors broadcast against each other (numpy rules: the lower rank gets leading
+    size-1 axes) → their IR tensors with the batch on one axis, and that axis."""
+    n = max(len(ctx.full(a)), len(ctx.full(b)))
+    a, b = to_rank(ctx, node, a, n), to_rank(ctx, node, b, n)
+    fa, fb = ctx.full(a), ctx.full(b)
+    try:
+        out = np.broadcast_shapes(fa, fb)
+    except ValueError:
+        raise ProgramError(f"{node_label(node)}: shapes {fa} and {fb} do not broadcast") from None
+    ia, ba = ctx.dyn(node, a)
+    ib, bb = ctx.dyn(node, b)
+    if ba == bb:
+        return ia, ib, ba
+    for r in (ba, bb):  # put both batch axes on one that is 1 in the output
+        if r is not None and out[r] == 1:
+            return ctx.rebatch(node, a, r), ctx.rebatch(node, b, r), r
+    return ctx.rebatch(node, a, None), ctx.rebatch(node, b, None), None
+
+
 def layer_name(weight: str) -> str | None:
     """The op name for a layer with the weight initializer ``weight``: its module path
     (``fc.weight`` → ``fc``, ``enc.W.T`` → ``enc``), or None (then the op is named after its

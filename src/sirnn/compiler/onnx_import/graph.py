@@ -170,7 +170,8 @@ def read_graph(model, output: str | None, batch_axis="auto") -> Graph:
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1:
         raise ProgramError(f"the ONNX model must have exactly one input tensor, it has {len(inputs)}: "
-                           f"{[i.name for i in inputs]}")
+                           f"{[i.name for i in inputs]} (several client inputs, e.g. initial states of a "
+                           "recurrent layer fed at run time, are not supported: make them initializers)")
     inp = inputs[0]
     tt = inp.type.tensor_type
     if not inp.type.HasField("tensor_type") or tt.elem_type not in FLOAT_TYPES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....errors import ProgramError
-from ..context import Context, sample_axis
+from ..context import Context, aligned, sample_axis, to_rank
 from ..graph import FLOAT_TYPES, node_attrs, node_label
 from ..registry import onnx_op
 
@@ -49,7 +49,7 @@ def _binary(ctx: Context, node):
     ca, cb = ctx.is_const(a), ctx.is_const(b)
     if ca or cb:
         t, c = (b, ctx.const(a)) if ca else (a, ctx.const(b))
-        t = _to_rank(ctx, node, t, np.ndim(c))
+        t = to_rank(ctx, node, t, np.ndim(c))
         ir, bt = ctx.dyn(node, t)
         y = ctx.per_sample_const(node, c, t)
         if op == "Add":
@@ -70,42 +70,9 @@ def _binary(ctx: Context, node):
             res = r if np.all(y == 1) else ctx.emit("mul", [r], {"y": y}, out=out)
         ctx.bind(out, res, bt)
         return
-    ia, ib, bo = _aligned(ctx, node, a, b)
+    ia, ib, bo = aligned(ctx, node, a, b)
     res = ctx.emit({"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}[op], [ia, ib], out=out)
     ctx.bind(out, res, bo)
-
-
-def _to_rank(ctx: Context, node, t: str, n: int) -> str:
-    """ONNX tensor t with leading size-1 axes up to rank n (numpy broadcasting against a constant
-    of higher rank), bound under a derived name; t itself if its rank is n or more."""
-    full = ctx.full(t)
-    if len(full) >= n:
-        return t
-    ir, b = ctx.dyn(node, t)
-    k = n - len(full)
-    name = f"{t}:rank{n}"
-    ctx.bind(name, ctx.reshape(ir, (1,) * k + ctx.ps(ir), hint=name), None if b is None else b + k)
-    return name
-
-
-def _aligned(ctx: Context, node, a: str, b: str):
-    """Two ONNX tensors broadcast against each other (numpy rules: the lower rank gets leading
-    size-1 axes) → their IR tensors with the batch on one axis, and that axis."""
-    n = max(len(ctx.full(a)), len(ctx.full(b)))
-    a, b = _to_rank(ctx, node, a, n), _to_rank(ctx, node, b, n)
-    fa, fb = ctx.full(a), ctx.full(b)
-    try:
-        out = np.broadcast_shapes(fa, fb)
-    except ValueError:
-        raise ProgramError(f"{node_label(node)}: shapes {fa} and {fb} do not broadcast") from None
-    ia, ba = ctx.dyn(node, a)
-    ib, bb = ctx.dyn(node, b)
-    if ba == bb:
-        return ia, ib, ba
-    for r in (ba, bb):  # put both batch axes on one that is 1 in the output
-        if r is not None and out[r] == 1:
-            return ctx.rebatch(node, a, r), ctx.rebatch(node, b, r), r
-    return ctx.rebatch(node, a, None), ctx.rebatch(node, b, None), None
 
 
 @onnx_op("Neg")

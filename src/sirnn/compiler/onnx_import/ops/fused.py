@@ -65,3 +65,27 @@ def rnnpool(ctx: Context, node):
         y = ctx.emit("transpose", [y], attrs={"perm": list(r.perm)}, hint=f"{r.name}.t")
     yps = tuple(ctx.g.shapes[r.y][1:])
     ctx.bind(r.y, ctx.reshape(y, yps, out=r.y), 0)
+
+
+@onnx_op("ElmanRNN", domain="sirnn")
+def elman(ctx: Context, node):
+    """An unrolled Elman RNN (pass ``fuse_elman``) → ``rnn`` (``sequence: true`` when states
+    other than the last are used) over X (T, batch, D); each used h_t bound with its exported
+    shape (…, batch, H)."""
+    c = node.payload
+    x = ctx.rebatch(c["anchor"], c["X"], 1)
+    H = c["H"]
+    params = {k: c[k] for k in ("W_ih", "W_hh", "b_ih", "b_hh")}
+    attrs = {"activation": "relu"} if c["activation"] == "relu" else {}
+    last_only = c["outs"] == [c["steps"][-1]]
+    if not last_only:
+        attrs["sequence"] = True
+    h = ctx.emit("rnn", [x], params, attrs, name=node.name, hint=f"{node.name}.h")
+    for o in c["outs"]:
+        t = c["steps"].index(o)
+        v = h if last_only else ctx.reshape(slice_ir(ctx, h, 0, range(t, t + 1), hint=f"{o}:slice"), (H,))
+        full = ctx.g.shapes.get(o) or (1, H)
+        if full[-1] != H or any(s != 1 for s in full[:-1]):
+            raise ProgramError(f"{node_label(c['anchor'])}: the RNN state {o!r} has shape {full}, expected (…, 1, {H})")
+        b = len(full) - 2
+        ctx.bind(o, ctx.reshape(v, tuple(full[:b]) + (H,), out=o), b)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....errors import ProgramError
-from ..context import Context, layer_name
+from ..context import Context, aligned, layer_name
 from ..graph import node_attrs, node_label
 from ..registry import onnx_op
 
@@ -17,9 +17,7 @@ def _matmul(ctx: Context, node):
     tensors → ``matmul`` with two inputs (batched over leading axes, the batch axes aligned)."""
     x, w = node.input
     if not ctx.is_const(w) and not ctx.is_const(x):
-        from .elementwise import _aligned
-
-        ia, ib, bo = _aligned(ctx, node, x, w)
+        ia, ib, bo = aligned(ctx, node, x, w)
         n = len(ctx.full(x))
         if bo is not None and bo >= n - 2:
             raise ProgramError(f"{node_label(node)}: the batch axis is one of the multiplied axes")
@@ -140,13 +138,12 @@ def _window(ctx: Context, node, op: str, kernel, params=None, extra=None, name=N
             params = dict(params, W=params["W"][:, :, None, :])
     else:
         x = ir
-    attrs = {"stride": st[0] if st[0] == st[1] else st}
-    sym = pads[:2] == pads[2:]
-    attrs["padding"] = (pads[0] if pads[0] == pads[1] else pads[:2]) if sym else [pads[0], pads[1], pads[2], pads[3]]
+    # padding: one int or a pair when symmetric (as before), else (top, left, bottom, right)
+    padding = (pads[0] if pads[0] == pads[1] else pads[:2]) if pads[:2] == pads[2:] else pads
     if op == "conv2d":
-        attrs = dict(attrs)
+        attrs = {"stride": st[0] if st[0] == st[1] else st, "padding": padding}
     else:
-        attrs = {"kernel": [int(v) for v in kernel], "stride": st, **({"padding": attrs["padding"]} if any(pads) else {})}
+        attrs = {"kernel": [int(v) for v in kernel], "stride": st, **({"padding": padding} if any(pads) else {})}
     if any(d != 1 for d in dl):
         attrs["dilation"] = dl
     attrs.update(extra or {})

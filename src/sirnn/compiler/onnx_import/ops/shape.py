@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....errors import ProgramError
-from ..context import Context, batch_after, reshape_to, sample_axis, slice_ir
+from ..context import Context, reshape_to, sample_axis, slice_ir
 from ..graph import index_range, node_attrs, node_label
 from ..registry import onnx_op
 
@@ -175,7 +175,8 @@ def _concat(ctx: Context, node):
 
 @onnx_op("Gather")
 def _gather(ctx: Context, node):
-    """``slice`` or ``concat`` of slices at constant indices."""
+    """``slice`` at constant indices that form a range; other constant indices (any rank) →
+    ``gather`` with the index map."""
     t, ix = node.input
     if ctx.is_const(t) or not ctx.is_const(ix):
         raise ProgramError(f"{node_label(node)}: only Gather of a tensor at constant indices is supported "
@@ -194,14 +195,11 @@ def _gather(ctx: Context, node):
         raise ProgramError(f"{node_label(node)}: indexes the batch axis")
     pa = _pa(ax, b)
     flat = [int(i) % n for i in idx.reshape(-1)]
-    if idx.ndim > 1:
-        raise ProgramError(f"{node_label(node)}: indices of rank {idx.ndim} are not supported")
-    rows = index_range(flat)
-    if rows is not None:
-        y = slice_ir(ctx, ir, pa, rows, hint=f"{out}:slice")
-    else:
-        parts = [slice_ir(ctx, ir, pa, range(i, i + 1), hint=f"{out}:{i}") for i in flat]
-        y = ctx.emit("concat", parts, attrs={"axis": pa}, hint=f"{out}:cat")
+    rows = index_range(flat) if idx.ndim <= 1 else None
+    if rows is None:
+        emit_index_map(ctx, node, t, [idx], lambda r: b if b is None or ax > b else b + idx.ndim - 1)
+        return
+    y = slice_ir(ctx, ir, pa, rows, hint=f"{out}:slice")
     if idx.ndim == 0:
         s = list(ctx.ps(y))
         del s[pa]
@@ -250,24 +248,34 @@ def _pad(ctx: Context, node):
 
 
 @onnx_op("Expand", "Tile")
-def _index_map(ctx: Context, node):
-    """``gather`` with the flat index map of the op (found by running the node on the indices of
-    its input): Expand / Tile of a tensor by constant shapes / repeats; the batch axis must stay a
-    size-1 axis in place."""
-    from ..graph import evaluate
-
-    t = node.input[0]
+def _expand(ctx: Context, node):
+    """``gather`` with the op's index map: Expand / Tile of a tensor by constant shapes / repeats
+    (the batch axis must stay a size-1 axis)."""
     if any(x and not ctx.is_const(x) for x in node.input[1:]):
         raise ProgramError(f"{node_label(node)}: the shape / repeats must be constants")
+    t = node.input[0]
+    b, n = ctx.dyn(node, t)[1], len(ctx.full(t))
+    emit_index_map(ctx, node, t, [ctx.const(x) if x else None for x in node.input[1:]],
+                   lambda r: None if b is None else b + r - n)
+
+
+def emit_index_map(ctx: Context, node, t: str, others: list, out_batch):
+    """Emit a data-movement node on ONNX tensor t (its other inputs the constants ``others``) as
+    one ``gather``: the node is run on the flat indices of t's elements, which gives, for every
+    output element, the input element it copies. ``out_batch(rank)`` is the output's batch axis
+    (the output must keep it as a size-1 axis); an identity map emits nothing."""
+    from ..graph import evaluate
+
     full = ctx.full(t)
     ir, b = ctx.dyn(node, t)
     src = np.arange(int(np.prod(full, dtype=np.int64)), dtype=np.int64).reshape(full)
-    idx = np.asarray(evaluate(node, [src] + [ctx.const(x) if x else None for x in node.input[1:]], ctx.g.opset)[0])
-    if b is not None:
-        if idx.ndim != len(full) or idx.shape[b] != 1:
-            raise ProgramError(f"{node_label(node)}: expands or tiles the batch axis")
-        idx = np.take(idx, 0, axis=b)
+    idx = np.asarray(evaluate(node, [src] + list(others), ctx.g.opset)[0])
+    nb = out_batch(idx.ndim)
+    if nb is not None:
+        if not 0 <= nb < idx.ndim or idx.shape[nb] != 1:
+            raise ProgramError(f"{node_label(node)}: copies along the batch axis (output shape {idx.shape})")
+        idx = np.take(idx, 0, axis=nb)
     if idx.shape == ctx.ps(ir) and np.array_equal(idx.reshape(-1), np.arange(idx.size)):
-        ctx.bind(node.output[0], ir, b)
+        ctx.bind(node.output[0], ir, nb)
         return
-    ctx.bind(node.output[0], ctx.emit("gather", [ir], {"index": idx}, out=node.output[0]), b)
+    ctx.bind(node.output[0], ctx.emit("gather", [ir], {"index": idx}, out=node.output[0]), nb)

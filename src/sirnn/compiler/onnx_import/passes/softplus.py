@@ -51,6 +51,9 @@ def fuse_softplus_threshold(g: Graph) -> Graph:
 def _renamed(n, alias: dict):
     from onnx import NodeProto
 
+    if not isinstance(n, NodeProto):  # a fused node of an earlier pass
+        n.input = [alias.get(t, t) for t in n.input]
+        return n
     m = NodeProto()
     m.CopyFrom(n)
     for k, t in enumerate(m.input):
