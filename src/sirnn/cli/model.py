@@ -234,14 +234,14 @@ def add_parsers(sub) -> None:
     s.add_argument("--max-sessions", type=int, dest="max_sessions", help="exit after N sessions")
     s.add_argument("--max-batch", type=int, default=4096, dest="max_batch")
     s.add_argument("--timeout", type=float, default=120.0, help="seconds of client silence before a session is dropped")
-    s.add_argument("--workers", type=int, default=None,
+    s.add_argument("--workers", type=int, default=None, metavar="N",
                    help=f"sessions run at once, each in its own process (default: the number of cores, {os.cpu_count()})")
-    s.add_argument("--queue", type=int, default=16,
+    s.add_argument("--queue", type=int, default=16, metavar="N",
                    help="clients that may wait for a free worker; beyond, a client is told the server is busy "
                         "(default 16)")
-    s.add_argument("--handshake-timeout", type=float, default=10.0, dest="handshake_timeout",
+    s.add_argument("--handshake-timeout", type=float, default=10.0, dest="handshake_timeout", metavar="SECONDS",
                    help="seconds a new connection has for its TLS handshake and hello (default 10)")
-    s.add_argument("--session-timeout", type=float, default=900.0, dest="session_timeout",
+    s.add_argument("--session-timeout", type=float, default=900.0, dest="session_timeout", metavar="SECONDS",
                    help="seconds one session may run once it leaves the queue (default 900)")
     s.add_argument("--min-rate", type=float, default=1024.0, dest="min_rate", metavar="BYTES_PER_S",
                    help="drop a session whose client sends less than this over any 10 s window (default 1024; 0: off)")

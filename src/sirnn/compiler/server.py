@@ -124,7 +124,7 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
 
     if not hasattr(os, "fork"):
         raise ParameterError("sirnn serve needs os.fork (Linux or macOS)")
-    limits = ServeLimits(workers=workers or ServeLimits.workers, queue=queue,
+    limits = ServeLimits(workers=ServeLimits.workers if workers is None else workers, queue=queue,
                          handshake_timeout=handshake_timeout, session_timeout=session_timeout,
                          min_rate=min_rate, timeout=timeout, rate_window=rate_window,
                          handshakes=handshakes)
