@@ -260,8 +260,8 @@ def main(argv=None) -> int:
     costs = {"back_to_back": session_costs(summaries[:n1]), "flood": session_costs(summaries[n1:n2])}
     if mid is not None:
         costs["mid_session_huge_frame"] = session_costs(summaries[n2:])
-        mid["note"] = ("a frame header announcing 1 GiB after the OT set-up's hello: the session process "
-                       "allocates it before checking the length (issue 12 part 2)")
+        mid["note"] = ("a frame header announcing 1 GiB after the OT set-up's hello: refused against the "
+                       "expected message size before anything is allocated")
     print(f"session processes: {costs}")
     out = {"model": args.model, "workers": args.workers, "cpu_count": os.cpu_count(),
            "command": "PYTHONPATH=src python benchmarks/soak.py " + " ".join(argv or sys.argv[1:]),

@@ -11,6 +11,7 @@ from ..errors import HandshakeError
 from ..ot import PRG, OTEngine
 from ..ot.engine import DEFAULT_KIND
 from ..transport import Channel, ChannelStats, handshake
+from ..transport.peerdata import peer_text
 
 
 @dataclass
@@ -42,10 +43,10 @@ class Party:
         engine = OTEngine(role, chan, PRG(prg.bytes(16).tobytes()), kind=ot, ferret=ferret)
         mine = f"{engine.kind}:{engine.ferret_params.name if engine.ferret_params else ''}".encode()
         chan.send_bytes(mine)
-        theirs = bytes(chan.recv_bytes(what="OT engine choice"))
+        theirs = bytes(chan.recv_bytes(what="OT engine choice", max_nbytes=64))
         if theirs != mine:
             raise HandshakeError(f"OT engine mismatch: we use {mine.decode()!r}, the peer "
-                                 f"{theirs.decode(errors='replace')!r}; pick the same --ot on both sides")
+                                 f"{peer_text(theirs)}; pick the same --ot on both sides")
         return cls(role, chan, engine.setup(), prg, peer)
 
     @property
