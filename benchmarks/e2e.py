@@ -23,7 +23,7 @@ Usage::
 
     python benchmarks/e2e.py [--batch 128] [--limit N] [--only NAME ...] [--no-google30]
                              [--only-google30] [--google30-batches 1 8] [--net PROFILE]
-                             [--json benchmarks/e2e.json]
+                             [--ot {ferret,iknp}] [--json benchmarks/e2e.json]
 
 Needs the data extras (``pip install -e '.[data]'``: sktime, scikit-image) for the test splits.
 """
@@ -54,7 +54,8 @@ GOOGLE30_LOWRANK = ROOT / "examples" / "models" / "fastgrnn_google30_lowrank_unt
 GOOGLE30_MODELS = (GOOGLE30, GOOGLE30_LOWRANK)
 
 
-def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch: int, n: int):
+def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch: int, n: int,
+           ot: str | None = None):
     """One party: ALICE serves ceil(n / batch) sessions, BOB runs them on his batches."""
     from sirnn.compiler.session import client_session, server_session
     from sirnn.ot.warmup import warm_up
@@ -63,8 +64,8 @@ def _party(role: int, chan, program_bytes_path: str, x: np.ndarray | None, batch
     sessions = -(-n // batch)
     if role == ALICE:
         prog = Program.load(program_bytes_path)
-        summaries = [server_session(chan, prog, max_batch=batch) for _ in range(sessions)]
-        return {"sessions": summaries, "peak_rss_bytes": _peak_rss()}
+        summaries = [server_session(chan, prog, max_batch=batch, ot=ot) for _ in range(sessions)]
+        return {"sessions": summaries, "ot": summaries[0]["ot"], "peak_rss_bytes": _peak_rss()}
     from sirnn.compiler.progress import ProgressLog
 
     outs, reps = [], []
@@ -108,14 +109,14 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_secure(path: Path, x: np.ndarray, batch: int, net: str | None = None) -> dict:
+def run_secure(path: Path, x: np.ndarray, batch: int, net: str | None = None, ot: str | None = None) -> dict:
     """Both parties in two processes (through an emulated network ``net``, see
     :mod:`sirnn.transport.netem`, if given); BOB's sessions summed. ``bytes_up`` is what BOB
     (the client) sent, ``bytes_down`` what he received."""
     from sirnn.transport.launch import run_two_processes
 
     t0 = time.perf_counter()
-    a, b = run_two_processes(_party, str(path), x, batch, len(x), timeout=7200.0,
+    a, b = run_two_processes(_party, str(path), x, batch, len(x), ot, timeout=7200.0,
                              channel_timeout=600.0, net=net)
     wall = time.perf_counter() - t0
     layers: dict[str, dict] = {}
@@ -131,7 +132,7 @@ def run_secure(path: Path, x: np.ndarray, batch: int, net: str | None = None) ->
             "bytes_up": sum(s["bytes_up"] for s in b["sessions"]),
             "bytes_down": sum(s["bytes_down"] for s in b["sessions"]),
             "rounds": sum(s["rounds"] for s in b["sessions"]),
-            "sessions": len(b["sessions"]), "layers": layers,
+            "sessions": len(b["sessions"]), "layers": layers, "ot": a["ot"],
             "peak_rss_bytes": {"server": a["peak_rss_bytes"], "client": b["peak_rss_bytes"]}}
 
 
@@ -143,7 +144,7 @@ def _ints(program: Program, x: np.ndarray) -> np.ndarray:
     return to_signed(raw & mask(o.bits), o.bits)
 
 
-def bench_model(name: str, batch: int, limit: int | None, net: str | None = None) -> dict:
+def bench_model(name: str, batch: int, limit: int | None, net: str | None = None, ot: str | None = None) -> dict:
     import datasets
     from float_reference import forward, load_weights
 
@@ -157,7 +158,7 @@ def bench_model(name: str, batch: int, limit: int | None, net: str | None = None
         X, y = X[:limit], y[:limit]
     fl = forward(weights, meta, X)
     clear = np.concatenate([_ints(program, X[i:i + 64]) for i in range(0, len(X), 64)])
-    sec = run_secure(model_path(name), X, batch, net)
+    sec = run_secure(model_path(name), X, batch, net, ot)
     o = program.output_spec
     sec_int = np.round(sec.pop("output") * 2.0**o.scale).astype(np.int64)
     mism = int((sec_int != clear).sum())
@@ -207,7 +208,8 @@ def compare_routes(prog: Program, model_dir: Path, x: np.ndarray) -> dict:
             "op_names": [[oa.name for oa in prog.ops], [ob.name for ob in other.ops]]}
 
 
-def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,), net: str | None = None) -> list[dict]:
+def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,), net: str | None = None,
+                   ot: str | None = None) -> list[dict]:
     """Compile ``model_dir``'s ONNX through the CLI, then one secure session per batch size."""
     path = tmp / f"{model_dir.name}.sirnn"
     cli = compile_onnx_cli(model_dir, path)
@@ -225,7 +227,7 @@ def bench_google30(tmp: Path, model_dir: Path = GOOGLE30, batches=(1,), net: str
             raise ValueError(f"batch {b} > the {len(pool)} inputs bundled with {model_dir.name}")
         x = pool[:b]
         clear = _ints(prog, x)
-        sec = run_secure(path, x, b, net)
+        sec = run_secure(path, x, b, net, ot)
         sec_int = np.round(sec.pop("output") * 2.0**prog.output_spec.scale).astype(np.int64)
         out.append({"model": model_dir.name, "n": b, "batch": b, "compile_seconds": cli["compile_seconds"],
                     "compile_route": "onnx via CLI subprocess", "compile_command": cli["command"],
@@ -252,7 +254,7 @@ def show(r: dict) -> str:
     out.append(f"   secure logits vs cleartext fixed point: {r['logit_mismatches']} mismatching value(s)")
     out.append(f"   secure: {r['seconds']:.2f} s in {r['sessions']} session(s) ({r['seconds'] / r['n']:.3f} s "
                f"per sample), {format_bytes(r['bytes'])} ({format_bytes(r['bytes'] / r['n'])} per sample), "
-               f"{r['rounds']} rounds; wall incl. process start-up {r['wall_seconds']:.2f} s")
+               f"{r['rounds']} rounds, OT engine {r['ot']}; wall incl. process start-up {r['wall_seconds']:.2f} s")
     m = r["peak_rss_bytes"]
     out.append(f"   peak memory (resident): server {format_bytes(m['server'])}, client {format_bytes(m['client'])}")
     out.append(f"   {'layer':20s} {'op':9s} {'time':>9s} {'bytes':>11s} {'rounds':>7s}")
@@ -285,19 +287,21 @@ def main(argv=None) -> int:
     ap.add_argument("--net", default=None, metavar="PROFILE",
                     help="emulated network between the parties, e.g. rtt=40ms,bw=100mbit or lan "
                          "(sirnn.transport.netem; benchmarks/net.py runs the three settings)")
+    ap.add_argument("--ot", choices=("ferret", "iknp"), default=None,
+                    help="OT engine of the sessions (default: sirnn.ot.engine.DEFAULT_KIND)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     results = []
     names = [] if args.only_google30 else (args.only if args.only is not None else bundled_models())
     for name in names:
-        r = bench_model(name, args.batch, args.limit, args.net)
+        r = bench_model(name, args.batch, args.limit, args.net, args.ot)
         print(show(r), flush=True)
         results.append(r)
     if not args.no_google30:
         g30 = []
         with tempfile.TemporaryDirectory() as tmp:
             for d in GOOGLE30_MODELS:
-                for r in bench_google30(Path(tmp), d, args.google30_batches, args.net):
+                for r in bench_google30(Path(tmp), d, args.google30_batches, args.net, args.ot):
                     print(show(r), flush=True)
                     g30.append(r)
         results += g30

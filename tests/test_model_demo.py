@@ -108,7 +108,7 @@ def test_model_demo_exits_1_when_a_secure_logit_differs(monkeypatch, capsys):
     rep = {"layers": [{"layer": "fc", "op": "linear", "seconds": 0.1, "bytes": 10, "rounds": 1}],
            "total": {"seconds": 0.1, "bytes": 10, "bytes_sent": 5, "bytes_recv": 5, "rounds": 1}}
     fake_b = {"pid": 2, "output": out, "digest": "0" * 64, "seconds": 0.1, "bytes_sent": 5,
-              "bytes_recv": 5, "rounds": 1, "report": rep}
+              "bytes_recv": 5, "rounds": 1, "report": rep, "ot": "iknp"}
     monkeypatch.setattr(launch, "run_two_processes", lambda *a, **k: ({"pid": 1}, fake_b))
     assert run_model_demo(name, n=2) == 1
     text = capsys.readouterr().out

@@ -95,6 +95,20 @@ def hex_digest(text: str) -> str:
     return t
 
 
+
+#: :data:`sirnn.ot.engine.KINDS` and ``DEFAULT_KIND``, repeated here so that parsing the command line
+#: does not import the OT engine (half a second); tests/test_serve_ot.py checks they agree
+OT_KINDS, OT_DEFAULT = ("ferret", "iknp"), "iknp"
+#: help text of ``--ot`` (``sirnn bench``, ``serve``, ``infer``, ``demo``)
+OT_HELP = ("OT engine: silent Ferret COTs (fewer bytes; for real networks) or IKNP/KK13 extension "
+           "(faster on loopback)")
+
+
+def add_ot_option(p, default: str | None, extra: str = "") -> None:
+    """``--ot {ferret,iknp}`` on the parser ``p`` (``extra``: appended to the help)."""
+    p.add_argument("--ot", choices=OT_KINDS, default=default, help=OT_HELP + extra)
+
+
 __all__ = ["Parser", "HelpFormatter", "add_command", "int_range", "positive_int", "nonneg_int",
            "bitwidth", "port", "listen_port", "positive_float", "nonneg_float",
-           "hex_digest"]
+           "hex_digest", "add_ot_option", "OT_KINDS", "OT_DEFAULT"]

@@ -32,7 +32,7 @@ from ..errors import SirnnError
 DEFAULT_MODEL = "fastgrnn_japanese_vowels"  #: the model of a bare ``sirnn demo``
 
 
-def _model_session(role: int, chan, name: str, n: int | None) -> dict:
+def _model_session(role: int, chan, name: str, n: int | None, ot: str | None = None) -> dict:
     """One party of the demo: ALICE (server) loads only the bundled program (weights), BOB
     (client) only the bundled samples; the session is :mod:`sirnn.compiler.session`'s."""
     from ..compiler.session import client_session, server_session
@@ -43,7 +43,7 @@ def _model_session(role: int, chan, name: str, n: int | None) -> dict:
     if role == ALICE:
         from ..compiler.program import Program
 
-        return {"pid": os.getpid(), "summary": server_session(chan, Program.load(model_path(name)))}
+        return {"pid": os.getpid(), "summary": server_session(chan, Program.load(model_path(name)), ot=ot)}
     s = load_samples(name)
     x = s["x"] if n is None else s["x"][:n]
     progress = None
@@ -51,18 +51,19 @@ def _model_session(role: int, chan, name: str, n: int | None) -> dict:
         from .model import ProgressLine
 
         progress = ProgressLine(prefix="sirnn demo")
-    res = client_session(chan, x, report=True, progress=progress)
+    res = client_session(chan, x, report=True, progress=progress)  # (the server's OT engine)
     if progress is not None:
         progress.done()
     return {"pid": os.getpid(), "output": np.asarray(res.output), "digest": res.digest,
             "seconds": res.seconds, "bytes_sent": res.bytes_sent, "bytes_recv": res.bytes_recv,
-            "rounds": res.rounds, "report": res.report}
+            "rounds": res.rounds, "report": res.report, "ot": res.ot}
 
 
-def run_model_demo(name: str = DEFAULT_MODEL, n: int | None = None) -> int:
+def run_model_demo(name: str = DEFAULT_MODEL, n: int | None = None, ot: str | None = None) -> int:
     """Secure inference of the bundled model ``name`` on its bundled samples (the first ``n``),
-    two processes over loopback; the referee checks the secure logits against the cleartext
-    fixed-point interpreter bit for bit (exit 1 on any difference)."""
+    two processes over loopback, on the OT engine ``ot`` (None: the default); the referee checks
+    the secure logits against the cleartext fixed-point interpreter bit for bit (exit 1 on any
+    difference)."""
     from ..compiler.runtime import evaluate_clear
     from ..compiler.session import format_report
     from ..data import ABOUT, bundled_models, load_bundled
@@ -79,7 +80,7 @@ def run_model_demo(name: str = DEFAULT_MODEL, n: int | None = None) -> int:
     program, samples = load_bundled(name)
     t0 = time.perf_counter()
     try:
-        a, b = run_two_processes(_model_session, name, n, timeout=600.0, channel_timeout=120.0)
+        a, b = run_two_processes(_model_session, name, n, ot, timeout=600.0, channel_timeout=120.0)
     except SirnnError as e:
         print(f"sirnn demo failed: {type(e).__name__}: {e}")
         return 1
@@ -117,7 +118,8 @@ def run_model_demo(name: str = DEFAULT_MODEL, n: int | None = None) -> int:
     w("")
     w(format_report(b["report"]))
     w(f"secure session (client view): {b['seconds']:.2f} s, {b['bytes_sent'] + b['bytes_recv']:,} "
-      f"bytes ({b['bytes_sent']:,} sent, {b['bytes_recv']:,} received), {b['rounds']} rounds; "
+      f"bytes ({b['bytes_sent']:,} sent, {b['bytes_recv']:,} received), {b['rounds']} rounds, "
+      f"OT engine {b['ot']}; "
       f"wall time including process start-up: {wall:.2f} s")
     w("")
     if bad:

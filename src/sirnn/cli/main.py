@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import SirnnError, TransportError
-from .args import Parser, add_command, bitwidth, int_range, nonneg_int, positive_int
+from .args import OT_DEFAULT, Parser, add_command, add_ot_option, bitwidth, int_range, nonneg_int, positive_int
 
 
 def _bench(args) -> int:
@@ -55,7 +55,7 @@ def _demo(args) -> int:
         return run_demo(DEFAULT_N if args.n is None else args.n)
     from .demo import DEFAULT_MODEL, run_model_demo
 
-    return run_model_demo(args.model or DEFAULT_MODEL, n=args.n)
+    return run_model_demo(args.model or DEFAULT_MODEL, n=args.n, ot=args.ot)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--math", action="store_true",
                    help="instead: the math library's demo (secure sigmoid and tanh of a batch, "
                         "with ULP errors and OT throughput)")
+    add_ot_option(d, OT_DEFAULT)
     d.set_defaults(func=_demo)
 
     pr = add_command(sub, "precision", "ULP error of a math function over all (or 10^6) inputs",
@@ -120,8 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--opt", action="append", metavar="KEY=VALUE", type=_key_value,
                    help="a block-specific option (repeatable)")
     b.add_argument("--dump", metavar="FILE.npz", help="math functions: save inputs and outputs")
-    b.add_argument("--ot", choices=("ferret", "iknp"), default=None,
-                   help="OT engine: silent Ferret COTs or IKNP/KK13 extension (default iknp)")
+    add_ot_option(b, None, f" (default {OT_DEFAULT})")
     b.add_argument("--tls", action="store_true", help="run over mutual TLS")
     b.add_argument("--net", type=net_profile_arg, metavar="PROFILE", help=NET_HELP)
     b.add_argument("--json", action="store_true", help="print one JSON object")

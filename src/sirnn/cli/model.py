@@ -77,7 +77,7 @@ def serve_cmd(args) -> int:
         serve(prog, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
               max_sessions=args.max_sessions, timeout=args.timeout, max_batch=args.max_batch,
               workers=args.workers, queue=args.queue, handshake_timeout=args.handshake_timeout,
-              session_timeout=args.session_timeout, min_rate=args.min_rate)
+              session_timeout=args.session_timeout, min_rate=args.min_rate, ot=args.ot)
     except SirnnError as e:
         _err("serve", e)
         return 2
@@ -167,7 +167,7 @@ def infer_cmd(args) -> int:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
                         expect_digest=args.expect_digest, report=args.report or bool(args.plot), progress=progress,
-                        timeout=args.timeout, connect_timeout=args.connect_timeout, net=args.net,
+                        timeout=args.timeout, connect_timeout=args.connect_timeout, net=args.net, ot=args.ot,
                         on_wait=lambda line: print(f"sirnn infer: {line}", file=sys.stderr, flush=True))
         finally:  # clear the progress line before anything else is printed
             if progress:
@@ -195,7 +195,7 @@ def infer_cmd(args) -> int:
         out = {**({"prediction": np.asarray(res.prediction).tolist()} if classes else {}),
                "output": np.asarray(res.output).tolist(), "digest": res.digest, "seconds": res.seconds,
                "queue_seconds": res.queue_seconds, "bytes_sent": res.bytes_sent,
-               "bytes_recv": res.bytes_recv, "rounds": res.rounds}
+               "bytes_recv": res.bytes_recv, "rounds": res.rounds, "ot": res.ot}
         labels = res.label()
         if labels is not res.prediction:
             out["label"] = np.asarray(labels).tolist()
@@ -205,8 +205,8 @@ def infer_cmd(args) -> int:
         return 0
     print(f"{'prediction' if classes else 'output'}: {_pred_text(res)}")
     queued = f" after {res.queue_seconds:.2f} s in the server's queue" if res.queue_seconds >= 0.01 else ""
-    print(f"({res.seconds:.2f} s{queued}, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds; "
-          f"model {peer_text(res.program.meta.get('name', ''))} digest {res.digest[:16]}…)")
+    print(f"({res.seconds:.2f} s{queued}, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds, OT "
+          f"engine {res.ot}; model {peer_text(res.program.meta.get('name', ''))} digest {res.digest[:16]}…)")
     if res.report is not None:
         print(format_report(res.report))
     return 0
@@ -267,7 +267,7 @@ def _batch_text(prog) -> str:
 
 
 def add_parsers(sub) -> None:
-    from .args import add_command, bitwidth, hex_digest, listen_port, nonneg_int, port, nonneg_float, positive_float, positive_int
+    from .args import OT_DEFAULT, add_command, add_ot_option, bitwidth, hex_digest, listen_port, nonneg_int, port, nonneg_float, positive_float, positive_int
 
     c = add_command(sub, "compile", "float model + calibration data → fixed-point program (.sirnn)",
                     "Compile a float model (ONNX, or sirnn's float IR as .npz/.json) with calibration "
@@ -315,6 +315,7 @@ def add_parsers(sub) -> None:
                    help="seconds one session may run once it leaves the queue")
     s.add_argument("--min-rate", type=nonneg_float, default=1024.0, dest="min_rate", metavar="BYTES_PER_S",
                    help="drop a session whose client sends less than this over any 10 s window (0: off)")
+    add_ot_option(s, OT_DEFAULT, "; announced to each client")
     s.set_defaults(func=serve_cmd)
 
     i = add_command(sub, "infer", "run one secure inference as the client (holds the input)",
@@ -344,6 +345,7 @@ def add_parsers(sub) -> None:
                    help="seconds of server silence before giving up")
     i.add_argument("--connect-timeout", type=positive_float, default=10.0, dest="connect_timeout", metavar="SECONDS",
                    help="seconds to keep retrying while nobody listens at the address")
+    add_ot_option(i, None, " (default: the one the server announces; a different one fails the session)")
     i.set_defaults(func=infer_cmd)
 
     e = add_command(sub, "eval", "run a compiled model in the clear (fixed-point interpreter, no security)",

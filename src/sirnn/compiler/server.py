@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ParameterError, PeerGoneError, ProgramError, ServerBusyError, SirnnError
+from ..ot.engine import ot_kind
 from ..transport.channel import HEADER
 from ..transport.handshake import notice_bytes
 from .program import Program
@@ -106,7 +107,8 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
           on_listening: Callable[[str, int], None] | None = None,
           stop: threading.Event | None = None, workers: int | None = None, queue: int = 16,
           handshake_timeout: float = 10.0, session_timeout: float = 900.0,
-          min_rate: float = 1024.0, rate_window: float = 10.0, handshakes: int = 64) -> list[dict]:
+          min_rate: float = 1024.0, rate_window: float = 10.0, handshakes: int = 64,
+          ot: str | None = None) -> list[dict]:
     """Serve ``program`` (a Program with values, or a path) on host:port until ``max_sessions``
     sessions (connections that got past their hello) have ended (None: forever, or until
     ``stop`` is set, SIGTERM or Ctrl-C).
@@ -116,15 +118,18 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
     run at once in forked processes, ``queue`` clients wait for a slot; ``handshake_timeout``,
     ``session_timeout``, ``min_rate`` (bytes/s from the client, over every ``rate_window``
     seconds) and ``timeout`` (seconds of silence) bound what one client can hold, ``handshakes``
-    how many connections may be in their handshake at once; see the module doc. Returns the session summaries
-    (one dict per connection; the last 1,000). Needs ``os.fork`` (Linux, macOS); run it in the
-    main thread of a process without other threads (forking a multi-threaded process is unsafe).
+    how many connections may be in their handshake at once; see the module doc. ``ot``: the
+    sessions' OT engine, "ferret" or "iknp" (None: :data:`~sirnn.ot.engine.DEFAULT_KIND`),
+    announced to each client (see :func:`~sirnn.compiler.session.server_session`). Returns the session summaries
+    (one dict per connection; the last 1,000). Needs ``os.fork`` (Linux, macOS); run it in the main thread of a
+    process without other threads (forking a multi-threaded process is unsafe).
     """
     from ..ot.warmup import warm_up
     from ..transport.tcp import listen
 
     if not hasattr(os, "fork"):
         raise ParameterError("sirnn serve needs os.fork (Linux or macOS)")
+    ot = ot_kind(ot)
     limits = ServeLimits(workers=ServeLimits.workers if workers is None else workers, queue=queue,
                          handshake_timeout=handshake_timeout, session_timeout=session_timeout,
                          min_rate=min_rate, timeout=timeout, rate_window=rate_window,
@@ -140,12 +145,12 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
     with listen(host, port, backlog=128, tls=tls, timeout=timeout) as listener:
         name = program.meta.get("name", "model")
         log(f"listening on {listener.host}:{listener.port}{' (TLS)' if tls else ''}; model {name!r}, "
-            f"digest {program.digest()[:16]}…, input {program.input_spec}")
+            f"digest {program.digest()[:16]}…, input {program.input_spec}, OT engine {ot}")
         log(f"{limits.workers} worker(s), queue {limits.queue}; deadlines: handshake {limits.handshake_timeout:g} s, "
             f"session {limits.session_timeout:g} s, min rate {limits.min_rate:g} B/s, silence {limits.timeout:g} s")
         if on_listening is not None:
             on_listening(listener.host, listener.port)
-        server = _Server(program, listener, limits, max_batch, max_sessions, log)
+        server = _Server(program, listener, limits, max_batch, max_sessions, log, ot)
         server.run(stop or threading.Event())
     log(f"stopped after {server.n} session(s)")
     return list(server.summaries)
@@ -175,9 +180,9 @@ class _Child:
 
 class _Server:
     def __init__(self, program: Program, listener, limits: ServeLimits, max_batch: int,
-                 max_sessions: int | None, log):
-        self.program, self.listener, self.limits, self.max_batch, self.log = (
-            program, listener, limits, max_batch, log)
+                 max_sessions: int | None, log, ot: str):
+        self.program, self.listener, self.limits, self.max_batch, self.log, self.ot = (
+            program, listener, limits, max_batch, log, ot)
         self.max_sessions = max_sessions  # (None: no limit)
         self.children: dict[socket.socket, _Child] = {}
         self.queue: list[_Child] = []
@@ -311,7 +316,7 @@ class _Server:
                 for other in self.children:
                     other.close()
                 code = _session_process(sock, theirs, self.listener, self.program, self.limits,
-                                        self.max_batch, t_fork)
+                                        self.max_batch, t_fork, self.ot)
             finally:
                 os._exit(code)
         theirs.close()
@@ -545,7 +550,7 @@ class _Watchdog(threading.Thread):
 
 
 def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program: Program,
-                     limits: ServeLimits, max_batch: int, t_fork: float) -> int:
+                     limits: ServeLimits, max_batch: int, t_fork: float, ot: str) -> int:
     """Body of a session's process: handshake, queue, session; returns the exit status."""
     started = time.monotonic()
     parent = _Parent(ctrl)
@@ -572,7 +577,8 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
             return 0
         chan = listener.open(sock, limits.handshake_timeout + 1.0)
         progress = ProgressLog(lambda line: parent.send(ev="log", line=line), "")
-        summary.update(server_session(chan, program, max_batch=max_batch, admit=admit, progress=progress))
+        summary.update(server_session(chan, program, max_batch=max_batch, admit=admit, progress=progress,
+                                      ot=ot))
     except ServerBusyError as e:
         summary.update(status="busy", reason=str(e), seconds=time.monotonic() - started)
     except (SirnnError, OSError) as e:

@@ -15,9 +15,11 @@ One session, message by message:
    problem it sends ``{"status": "abort"}`` (no reason: the server learns only that the client
    stopped) and raises (nothing secret has been used: no OT has run, no share was sent).
    Otherwise it sends ``{"status": "ok", "batch": N}`` (the number of samples is public) and
-   the server answers ``{"status": "ok"}`` (or refuses, e.g. a batch above its limit);
+   the server answers ``{"status": "ok", "ot": <engine>}`` (or refuses, e.g. a batch above its
+   limit): the server picks the OT engine (:data:`sirnn.ot.engine.KINDS`), the client follows it
+   unless it asked for one (a mismatch then fails in step 4, on both sides);
 4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N}`` — both
-   parties check that they run the same program — then the OT set-up;
+   parties check that they run the same program — then the OT engine choice and set-up;
 5. the client secret-shares its input, both run :func:`sirnn.compiler.runtime.execute`, and the
    output is revealed to the client only.
 
@@ -41,6 +43,7 @@ from .. import ALICE, BOB
 from ..errors import (HandshakeError, InputError, PeerGoneError, ProgramError, ProtocolError, ServerBusyError,
                       SirnnError)
 from ..nn.meter import Meter
+from ..ot.engine import DEFAULT_KIND, KINDS, ot_kind
 from ..protocols.backend import SecureBackend
 from ..protocols.party import Party
 from ..protocols.share import reveal, share_input
@@ -95,11 +98,13 @@ def _recv_json(chan, what: str, limit: int = _MAX_CONTROL) -> dict:
 # ---------------------------------------------------------------------------------------------
 def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH,
                    _seed: bytes | None = None, admit: Callable[[dict], None] | None = None,
-                   progress: Callable[[ProgressEvent], None] | None = None) -> dict:
+                   progress: Callable[[ProgressEvent], None] | None = None, ot: str | None = None) -> dict:
     """Run one session as the server (ALICE) on ``chan``; returns a summary dict with
-    ``status`` ("ok", "aborted" by the client, "refused"), ``batch``, ``seconds`` and the
+    ``status`` ("ok", "aborted" by the client, "refused"), ``batch``, ``ot``, ``seconds`` and the
     channel counters. Raises on transport/protocol failures (the caller logs them).
-    ``progress`` receives the program's :class:`ProgressEvent` s (as the client's).
+    ``progress`` receives the program's :class:`ProgressEvent` s (as the client's). ``ot``: the
+    session's OT engine, "ferret" or "iknp" (None: :data:`~sirnn.ot.engine.DEFAULT_KIND`),
+    announced to the client.
 
     ``_seed`` fixes the server's randomness: for tests only (masks repeated across sessions
     would leak differences of inputs), hence not part of the public API.
@@ -111,8 +116,9 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
     return."""
     if not program.has_values:
         raise ProgramError("the server needs the program with its parameter values")
+    ot = ot_kind(ot)
     t0 = time.perf_counter()
-    summary = {"status": None, "batch": None}
+    summary = {"status": None, "batch": None, "ot": ot}
 
     def admitted(peer):
         nonlocal t0
@@ -134,9 +140,9 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
             _send_json(chan, {"status": "refused", "reason": reason})
             summary.update(status="refused", reason=reason)
         else:
-            _send_json(chan, {"status": "ok"})
+            _send_json(chan, {"status": "ok", "ot": ot})
             summary["batch"] = N
-            party = Party.setup(ALICE, chan, seed=_seed, params={"program": digest, "batch": N})
+            party = Party.setup(ALICE, chan, seed=_seed, params={"program": digest, "batch": N}, ot=ot)
             be = SecureBackend(party)
             spec = program.input_spec
             x = share_input(party, BOB, bits=spec.bits, scale=spec.scale, signed=True,
@@ -169,6 +175,7 @@ class InferenceResult:
     report: dict | None = None   #: per-layer rows (with ``report=True``)
     warnings: list = field(default_factory=list)
     queue_seconds: float = 0.0   #: time spent in the server's queue (not included in ``seconds``)
+    ot: str = DEFAULT_KIND       #: the session's OT engine
 
     def label(self):
         """The prediction mapped through the program's ``meta["labels"]`` (if any)."""
@@ -191,11 +198,15 @@ def _abort(chan) -> None:
 
 def client_session(chan, x, *, expect_digest: str | None = None, report: bool = False,
                    progress: Callable[[ProgressEvent], None] | None = None,
-                   _seed: bytes | None = None) -> InferenceResult:
+                   _seed: bytes | None = None, ot: str | None = None) -> InferenceResult:
     """Run one session as the client (BOB) on ``chan`` with the real-valued input ``x`` (one
     sample or a batch); see the module doc. Raises :class:`InputError` (bad input) or
     :class:`ProgramError` (unexpected or invalid program) *before* any secret is used; the server
-    then learns only that the client aborted. ``_seed``: tests only (see :func:`server_session`)."""
+    then learns only that the client aborted. ``ot``: the OT engine, "ferret" or "iknp" (None:
+    the one the server announces; a different one fails the session on both sides with a
+    :class:`HandshakeError`). ``_seed``: tests only (see :func:`server_session`)."""
+    if ot is not None:
+        ot_kind(ot)
     t0 = time.perf_counter()
     meter = Meter(chan=chan) if report else None
     queue = _QueueWait(progress)
@@ -239,8 +250,12 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
         if reply["status"] != "ok":
             raise ProtocolError(f"the server refused the session: "
                                 f"{peer_text(reply.get('reason', reply['status']), 200)}")
+        announced = reply.get("ot", DEFAULT_KIND)  # (a server that announces none: the default)
+        if announced not in KINDS:
+            raise ProtocolError(f"the server announced an unknown OT engine {peer_text(announced, 40)}")
+        ot = announced if ot is None else ot
     with step("OT set-up"):
-        party = Party.setup(BOB, chan, seed=_seed, params={"program": digest, "batch": int(N)})
+        party = Party.setup(BOB, chan, seed=_seed, params={"program": digest, "batch": int(N)}, ot=ot)
     be = SecureBackend(party)
     spec = program.input_spec
     with step("share input"):
@@ -261,7 +276,7 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
             "rounds": chan.stats.rounds, "queue_seconds": queue.seconds}}
     return InferenceResult(pred, out, batched, digest, program, time.perf_counter() - t0,
                            chan.stats.bytes_sent, chan.stats.bytes_recv, chan.stats.rounds, rows, warnings,
-                           queue.seconds)
+                           queue.seconds, ot)
 
 
 class _QueueWait:
@@ -334,18 +349,20 @@ def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
           server_hostname: str | None = None, expect_digest: str | None = None,
           report: bool = False, progress: Callable[[ProgressEvent], None] | None = None,
           timeout: float = 120.0, connect_timeout: float = 30.0,
-          on_wait: Callable[[str], None] | None = None, net=None) -> InferenceResult:
+          on_wait: Callable[[str], None] | None = None, net=None, ot: str | None = None) -> InferenceResult:
     """Connect to a sirnn server and run one inference on ``x`` (the client's private input:
     one sample or a batch). TLS: ``tls_ca`` verifies the server (its self-signed certificate or
     CA); ``tls_cert``/``tls_key`` give the client's certificate for mutual TLS. While nobody
     listens, the connection is retried for ``connect_timeout`` s, telling ``on_wait`` once.
     ``net`` (a :class:`~sirnn.transport.netem.NetworkProfile` or its text, e.g.
     ``"rtt=40ms,bw=100mbit"``) runs the session through a local relay process emulating that
-    network."""
+    network. ``ot``: the OT engine (None: the server's choice; see :func:`client_session`)."""
     from ..ot.warmup import warm_up
     from ..transport.netem import NetworkProfile, RelayProcess
     from ..transport.tcp import connect, tls_client_context
 
+    if ot is not None:
+        ot_kind(ot)  # (before connecting)
     tls = None
     if tls_ca is not None or tls_cert is not None:
         tls = tls_client_context(cafile=tls_ca, certfile=tls_cert, keyfile=tls_key)
@@ -359,7 +376,7 @@ def infer(host: str, port: int, x, *, tls_ca=None, tls_cert=None, tls_key=None,
     chan = connect(host, port, timeout=timeout, connect_timeout=connect_timeout, tls=tls,
                    server_hostname=server_hostname, on_wait=on_wait)
     try:
-        return client_session(chan, x, expect_digest=expect_digest, report=report, progress=progress)
+        return client_session(chan, x, expect_digest=expect_digest, report=report, progress=progress, ot=ot)
     except PeerGoneError as e:
         if chan.stats.bytes_recv == 0:  # closed before its hello: most likely a TLS mismatch
             hint = ("it may require a client certificate signed by its CA (tls_cert/tls_key, "

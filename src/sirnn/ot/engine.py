@@ -75,6 +75,14 @@ KINDS = ("ferret", "iknp")  #: OT engines
 DEFAULT_KIND = "iknp"
 
 
+def ot_kind(kind: str | None) -> str:
+    """The OT engine ``kind`` names, checked (None: :data:`DEFAULT_KIND`)."""
+    kind = DEFAULT_KIND if kind is None else kind
+    if kind not in KINDS:
+        raise ParameterError(f"unknown OT engine {kind!r}; choose from {', '.join(KINDS)}")
+    return kind
+
+
 def _pad8(n: int) -> int:
     return (n + 7) // 8 * 8
 
@@ -147,9 +155,7 @@ class OTEngine:
                  ferret: str | None = None):
         if role not in (ALICE, BOB):
             raise ParameterError(f"role must be ALICE (0) or BOB (1), got {role!r}")
-        if kind not in KINDS:
-            raise ParameterError(f"unknown OT engine {kind!r}; choose from {', '.join(KINDS)}")
-        self.kind = kind
+        self.kind = ot_kind(kind)
         self.ferret_params = ferret_params(ferret) if kind == "ferret" else None
         self._fs: FerretSender | None = None
         self._fr: FerretReceiver | None = None
