@@ -309,31 +309,18 @@ def build_heads(out_root: Path, n_calib: int, seed: int = 0, write_onnx: bool = 
 
 
 def importer_gaps(onnx_path) -> dict:
-    """What today's sirnn ONNX importer refuses in ``onnx_path``: op types outside
-    :data:`sirnn.compiler.onnx_import.nodes.SUPPORTED_OPS` (with counts), grouped convolutions and
-    divisions by a tensor (the importer stops at the first of these; this lists them all)."""
+    """What sirnn's ONNX importer has no handler for in ``onnx_path``: op types outside
+    :func:`sirnn.compiler.onnx_import.registry.supported_ops`, with counts (the importer names
+    only the unsupported nodes and stops; this counts them all)."""
     import onnx
-    from onnx import helper
 
-    from sirnn.compiler.onnx_import.nodes import SUPPORTED_OPS
+    from sirnn.compiler.onnx_import.registry import supported_ops
 
-    m = onnx.load(str(onnx_path))
-    consts = {i.name for i in m.graph.initializer} | {o for n in m.graph.node if n.op_type == "Constant"
-                                                        for o in n.output}
+    known = set(supported_ops())
     gaps: dict[str, int] = {}
-    for n in m.graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "Constant":
-            continue
-        if n.op_type not in SUPPORTED_OPS:
-            key = n.op_type + (f" (mode {attrs['mode'].decode()})" if "mode" in attrs else "")
-        elif n.op_type == "Conv" and attrs.get("group", 1) != 1:
-            key = "Conv with group > 1 (depthwise)"
-        elif n.op_type == "Div" and n.input[1] not in consts:
-            key = "Div by a tensor"
-        else:
-            continue
-        gaps[key] = gaps.get(key, 0) + 1
+    for n in onnx.load(str(onnx_path)).graph.node:
+        if n.op_type != "Constant" and n.op_type not in known:
+            gaps[n.op_type] = gaps.get(n.op_type, 0) + 1
     return dict(sorted(gaps.items()))
 
 
