@@ -53,6 +53,16 @@ def binary(op, a_shape, b_shape, sample=_normal(), b_param=None, flip=False):
     return FloatModel(ops, "x", (2, n), "y"), sample
 
 
+def l2norm_model(shape=(3, 4)):
+    """x / ‖x‖₂ over the last axis as exporters emit it (PyTorch's L2Norm: x·x, ReduceSum, Sqrt,
+    Div by a tensor): on small vectors the norm is below ½."""
+    ops = [FloatOp("mul", ["x", "x"], "sq", name="sq"),
+           FloatOp("reduce", "sq", "ss", attrs={"kind": "sum", "axes": [-1], "keepdims": True}, name="ss"),
+           FloatOp("sqrt", "ss", "n", name="norm"),
+           FloatOp("div", ["x", "n"], "y", name="div")]
+    return FloatModel(ops, "x", shape, "y"), _uniform(0.01, 0.1, signed=True)
+
+
 rng0 = np.random.default_rng(0)
 CASES = {
     # group 1
@@ -74,6 +84,9 @@ CASES = {
     # group 2
     "exp": unary("exp", (6,), sample=_normal(1.0)),
     "sqrt": unary("sqrt", (6,), sample=_uniform(0.0, 4.0)),
+    "sqrt_small": unary("sqrt", (6,), sample=_uniform(0.0, 0.2)),
+    "exp_negative": unary("exp", (6,), sample=_uniform(-6.0, -1.0)),
+    "l2norm_small": l2norm_model(),
     "rsqrt": unary("rsqrt", (6,), sample=_uniform(0.2, 4.0)),
     "reciprocal": unary("reciprocal", (6,), sample=_uniform(0.4, 3.0, signed=True)),
     "abs": unary("abs", (6,)),
@@ -252,6 +265,19 @@ def test_float_semantics_binary_and_reductions():
     r = _run("softmax_axis0")
     e = np.exp(r["x"])
     assert np.allclose(r["y"], e / e.sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize("name,op", [("sqrt_small", "sqrt"), ("exp_negative", "exp"), ("l2norm_small", "sqrt")])
+def test_math_outputs_below_one_half_keep_the_integer_bit(compiled, name, op):
+    """A math function whose calibrated outputs stay below ½ (√ of small sums of squares, e^x of
+    negative x) gets at most scale bits − 2, the sign and integer bit its protocol needs (it used
+    to get bits − 1, which the program checks refuse)."""
+    fm, prog = compiled(name)
+    (t,) = [p.outputs[0] for p in prog.ops if p.op == op]
+    rec = {}
+    fm.run(_case(name, 64, 1)[1], record=rec)  # the calibration inputs
+    assert np.abs(rec[t]).max() < 0.5
+    assert prog.tensors[t].scale == prog.tensors[t].bits - 2
 
 
 def test_div_plans(compiled):

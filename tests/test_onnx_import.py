@@ -379,6 +379,26 @@ def test_errors_name_the_node(tmp_path):
 
 
 @needs_onnx
+def test_folding_ignores_overflow_in_discarded_branches_but_not_in_results():
+    """onnx.reference's Sigmoid evaluates exp(x) and exp(−x) and keeps one: folding σ(±100)
+    (FastGRNN's ζ, ν logits in float32) is exact and quiet; a folded constant that truly
+    overflows (e^100 in float32) is an error naming the node."""
+    import warnings
+
+    nodes = [_n("Sigmoid", ["z"], "s"), _n("Sigmoid", ["v"], "t"), _n("Sub", ["s", "t"], "g"),
+             _n("Mul", ["x", "g"], "y")]
+    m = _model(nodes, {"z": np.array([100.0]), "v": np.array([-100.0])}, (3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fm = onnx_import.load_onnx(m)
+    x = np.random.default_rng(0).normal(size=(3, 3))
+    assert np.array_equal(fm.run(x), x)  # σ(100) − σ(−100) = 1 in float32
+    nodes = [_n("Exp", ["z"], "e"), _n("Mul", ["x", "e"], "y")]
+    with pytest.raises(ProgramError, match=r"'n_e' \(Exp\): folding .* yields inf or NaN"):
+        onnx_import.load_onnx(_model(nodes, {"z": np.array([100.0])}, (3,)))
+
+
+@needs_onnx
 def test_unsupported_ops_are_named_before_any_work():
     """Control flow is refused with its reason, every unsupported dynamic node is named in one
     error; unsupported ops on constants only (shape arithmetic) are folded, not refused."""

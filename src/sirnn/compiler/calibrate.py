@@ -19,7 +19,9 @@ Rules (SeeDot-style; :class:`CompileConfig` holds the knobs):
   are bounded by 1 by construction: no headroom bit) (internal formats: :mod:`sirnn.nn.norm`); ``rnnpool``: two FastGRNN cells
   calibrated like the ``fastgrnn`` op (rnn1's x is the input's format, rnn2's x is rnn1's h).
 * the ops whose output format is free (arithmetic of two tensors, math functions, normalize,
-  reductions, average pooling, ...) get their output's calibrated format; ``normalize`` also
+  reductions, average pooling, ...) get their output's calibrated format (the math functions
+  — exp, sqrt, rsqrt, reciprocal, ... — at a scale of at most bits − 2: their protocols keep the sign
+  and an integer bit, also when the calibrated range is below ½); ``normalize`` also
   records the range of 1/√(var + eps) (FloatModel.run's ``cell_stats``) for the format of that
   internal tensor; ``pad`` is lowered to ``gather`` (its constant at the input's scale);
 * format-preserving ops (relu, abs, neg, clip, max-pooling, reduce max, reshape/flatten/
@@ -281,8 +283,11 @@ def _lower_matmul2(L, fop):
 
 
 def _lower_free(L, fop, attrs=()):
-    """Elementwise with the output format from its calibrated range."""
-    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], L.act_fmt(fop.outputs[0]))
+    """Elementwise with the output format from its calibrated range, at a scale of at most
+    bits − 2: the math functions' formats keep the sign and an integer bit (a range below ½, e.g.
+    √ of small sums of squares, would otherwise get scale bits − 1)."""
+    bits = L.cfg.act_bits
+    L.declare(fop.outputs[0], L.shapes[fop.outputs[0]], L.act_fmt(fop.outputs[0], bits, bits - 2))
     L.emit(fop.op, fop.name, fop.inputs, fop.outputs, {k: fop.attrs[k] for k in attrs if k in fop.attrs})
 
 

@@ -114,7 +114,13 @@ def constant_value(node) -> np.ndarray:
 
 
 def evaluate(node, values: list, opset: int) -> list:
-    """The outputs of one ONNX node on constant inputs (``onnx.reference``)."""
+    """The outputs of one ONNX node on constant inputs (``onnx.reference``).
+
+    Floating-point warnings are silenced during the evaluation: ``onnx.reference`` computes
+    both branches of some kernels and selects one (its Sigmoid takes exp(x) and exp(−x), so a
+    large constant such as FastGRNN's ζ logit overflows in the branch it discards). A genuine
+    overflow shows in the result instead: an output that is not finite while every input is
+    is a ProgramError naming the node."""
     from onnx import NodeProto
     from onnx.reference import ReferenceEvaluator
 
@@ -129,9 +135,19 @@ def evaluate(node, values: list, opset: int) -> list:
         if n.output[k]:
             n.output[k] = f"o{k}"
     try:
-        return ReferenceEvaluator(n, opsets={"": opset}).run(None, feeds)
+        with np.errstate(all="ignore"):
+            outs = ReferenceEvaluator(n, opsets={"": opset}).run(None, feeds)
     except Exception as e:  # noqa: BLE001 - any evaluator failure is a model problem
         raise ProgramError(f"{node_label(node)}: cannot evaluate this node on its constant inputs: {e}") from None
+    if all(_finite(v) for v in values) and not all(_finite(v) for v in outs):
+        raise ProgramError(f"{node_label(node)}: folding this node on its constant inputs yields inf or NaN "
+                           "(a floating-point overflow in the model's constants)")
+    return outs
+
+
+def _finite(v) -> bool:
+    """False only for a float array holding inf or NaN (None, integers, sequences: True)."""
+    return not (isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind in "fc" and not np.isfinite(v).all())
 
 
 def _static_shapes(model, input_name: str) -> dict:
