@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import io
 import json
+import os
 import re
 import socket
 import struct
@@ -35,16 +36,13 @@ from sirnn.protocols.ring import encode, from_int
 from sirnn.transport import (connect, handshake, inproc_pair, listen, make_self_signed_cert, run_inproc,
                              tls_client_context, tls_server_context)
 from sirnn.transport.channel import HEADER
+from servehelp import proc_kb
 from sirnn.transport.peerdata import MAX_JSON_DEPTH, json_depth, loads_json, peer_text
 
 
 def _vm_rss() -> int:
-    """This process's resident memory (bytes), from /proc/self/status."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
+    """This process's resident memory (bytes)."""
+    return proc_kb(os.getpid()) * 1024
 
 
 @contextlib.contextmanager

@@ -87,7 +87,7 @@ def serve_cmd(args) -> int:
 
 
 #: help text of ``--net`` (``sirnn bench`` and ``sirnn infer``)
-NET_HELP = ("emulate a network between the parties through a relay: e.g. rtt=40ms,bw=100mbit; fields "
+NET_HELP = ("emulate a network between the parties (a relay in its own process): e.g. rtt=40ms,bw=100mbit; fields "
             "rtt, delay (one way), delay_up, delay_down, bw, up, down (up = client to server); rates in "
             "bit/kbit/mbit/gbit or B/KB/MB/GB per second; presets lan (0.8 ms, 377 MB/s), wan (40 ms, "
             "100 Mbit/s)")
@@ -340,7 +340,7 @@ def add_parsers(sub) -> None:
     i.add_argument("--no-progress", action="store_true", dest="no_progress",
                    help="no progress display (default: layer, step, percent, ETA and bytes on stderr)")
     i.add_argument("--net", type=net_profile_arg, metavar="PROFILE",
-                   help=NET_HELP.replace("between the parties", "to the server (a local relay)"))
+                   help=NET_HELP.replace("between the parties (a relay", "to the server (a local relay"))
     i.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                    help="seconds of server silence before giving up")
     i.add_argument("--connect-timeout", type=positive_float, default=10.0, dest="connect_timeout", metavar="SECONDS",
