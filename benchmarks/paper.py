@@ -21,14 +21,16 @@ refuses it, and the row records the error and every op it lacks (``paper_models.
 meanwhile its conv + RNNPool front (the part that compiles) is measured on a 40×48 crop and
 extrapolated to the full image (:func:`heads_front_estimate`; ``--no-front`` skips it).
 
-The paper's figures: 4-core 3.7 GHz Xeon, LAN (377 MB/s, 0.8 ms RTT). ``--net SPEC`` is the hook
-for running the sessions through a network emulation relay (not in this version: it says so).
+The paper's figures: 4-core 3.7 GHz Xeon, LAN (377 MB/s, 0.8 ms RTT). ``--net lan`` runs every
+session through the network emulation relay (:mod:`sirnn.transport.netem`) at the paper's LAN
+(``--net SPEC`` any other profile, e.g. ``rtt=40ms,bw=100mbit``); ``--ot ferret|iknp`` picks the OT
+engine of the sessions (default: the server's default).
 
 Usage::
 
     python benchmarks/paper.py [--only industrial72 google30 heads] [--batches 1 128]
                                [--google30-128 auto|run|skip] [--max-seconds 300] [--no-front]
-                               [--json benchmarks/paper.json] [--net SPEC]
+                               [--json benchmarks/paper.json] [--net lan|SPEC] [--ot ferret|iknp]
 """
 
 from __future__ import annotations
@@ -66,13 +68,8 @@ PAPER = {("industrial72", 1): (3.7, 23.8 * MB), ("industrial72", 128): (13.2, 1.
 MEMORY_SHARE = 0.6  # run a session only if both parties' estimated peak fits in this share of MemAvailable
 
 
-def launcher(net: str | None):
-    """The two-process launcher of the sessions; ``net`` (a network emulation spec) is where a
-    relay between the parties plugs in. None: direct loopback."""
-    if net is None:
-        return None
-    raise SystemExit(f"--net {net}: this version of sirnn has no network emulation relay; run without --net "
-                     "(loopback) or with a version that has one")
+#: how every session runs: {"net": a network profile spec or None (loopback), "ot": engine or None}
+SESSION = {"net": None, "ot": None}
 
 
 def inputs_for(model_dir: Path, batch: int) -> tuple[np.ndarray, str]:
@@ -91,12 +88,12 @@ def session_row(name: str, prog_path: Path, batch: int, compiled: dict, model_di
     prog = Program.load(prog_path)
     x, how = inputs_for(model_dir, batch)
     clear = _ints(prog, x)
-    sec = run_secure(prog_path, x, batch)
+    sec = run_secure(prog_path, x, batch, net=SESSION["net"], ot=SESSION["ot"])
     sec_int = np.round(sec.pop("output") * 2.0**prog.output_spec.scale).astype(np.int64)
     paper_s, paper_b = PAPER.get((name, batch), (None, None))
     row = {"model": name, "model_dir": str(model_dir.relative_to(ROOT)) if model_dir.is_relative_to(ROOT) else
            str(model_dir), "batch": batch, "inputs": how,
-           "status": "measured", "compile_command": compiled["command"], "digest": prog.digest(),
+           "status": "measured", "net": SESSION["net"] or "loopback", "compile_command": compiled["command"], "digest": prog.digest(),
            "logit_mismatches": int((sec_int != clear).sum()), **sec,
            "paper_seconds": paper_s, "paper_bytes": paper_b}
     if paper_b:
@@ -211,15 +208,26 @@ def main(argv=None) -> int:
                     help="Google-30 at batch 128: run if the estimate from batches 1 and 8 fits (auto)")
     ap.add_argument("--max-seconds", type=float, default=300.0,
                     help="auto: the longest estimated Google-30 batch-128 session to run (default 300)")
-    ap.add_argument("--net", default=None, metavar="SPEC", help="network emulation between the parties "
-                    "(a relay; not in this version)")
+    ap.add_argument("--net", default=None, metavar="SPEC", help="run the sessions through the network "
+                    "emulation relay: lan (the paper's: 0.8 ms RTT, 377 MB/s), wan, or rtt=…,bw=… "
+                    "(default: direct loopback)")
+    ap.add_argument("--ot", choices=("ferret", "iknp"), default=None,
+                    help="OT engine of the sessions (default: sirnn's default)")
     ap.add_argument("--no-front", action="store_true", dest="no_front",
                     help="while Heads does not compile: skip the estimate from its conv + RNNPool front")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    launcher(args.net)
+    if args.net is not None:
+        from sirnn.errors import ParameterError
+        from sirnn.transport.netem import NetworkProfile
+
+        try:
+            args.net = str(NetworkProfile.of(args.net))
+        except ParameterError as e:
+            ap.error(f"--net: {e}")
+    SESSION.update(net=args.net, ot=args.ot)
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "nproc": os.cpu_count(),
-            "loadavg_start": os.getloadavg()[0], "net": args.net or "loopback"}
+            "loadavg_start": os.getloadavg()[0], "net": args.net or "loopback", "ot": args.ot or "default"}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
