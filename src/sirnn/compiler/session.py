@@ -18,8 +18,8 @@ One session, message by message:
    the server answers ``{"status": "ok", "ot": <engine>}`` (or refuses, e.g. a batch above its
    limit): the server picks the OT engine (:data:`sirnn.ot.engine.KINDS`), the client follows it
    unless it asked for one (a mismatch then fails in step 4, on both sides);
-4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N}`` — both
-   parties check that they run the same program — then the OT engine choice and set-up;
+4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N}`` and the OT
+   engine — both parties check that they run the same program on the same engine — then the OT set-up;
 5. the client secret-shares its input, both run :func:`sirnn.compiler.runtime.execute`, and the
    output is revealed to the client only.
 

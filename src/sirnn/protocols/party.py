@@ -7,11 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ALICE, BOB
-from ..errors import HandshakeError
 from ..ot import PRG, OTEngine
 from ..ot.engine import DEFAULT_KIND
 from ..transport import Channel, ChannelStats, handshake
-from ..transport.peerdata import peer_text
 
 
 @dataclass
@@ -35,18 +33,13 @@ class Party:
         raises :class:`~sirnn.errors.HandshakeError` on both sides before any OT runs. Then the
         OT set-up runs: base OTs and the bootstrap of the extensions in both directions.
         ``ot`` picks the OT engine ("ferret" or "iknp", see :mod:`sirnn.ot.engine`) and
-        ``ferret`` its parameter set; both parties must pick the same (checked, one message each
-        way). ``seed`` fixes this party's local randomness (tests only; None draws a fresh one).
+        ``ferret`` its parameter set; both parties must pick the same (checked in the same
+        hello). ``seed`` fixes this party's local randomness (tests only; None draws a fresh one).
         """
-        peer = handshake(chan, role, params)
         prg = PRG(seed)
         engine = OTEngine(role, chan, PRG(prg.bytes(16).tobytes()), kind=ot, ferret=ferret)
-        mine = f"{engine.kind}:{engine.ferret_params.name if engine.ferret_params else ''}".encode()
-        chan.send_bytes(mine)
-        theirs = bytes(chan.recv_bytes(what="OT engine choice", max_nbytes=64))
-        if theirs != mine:
-            raise HandshakeError(f"OT engine mismatch: we use {mine.decode()!r}, the peer "
-                                 f"{peer_text(theirs)}; pick the same --ot on both sides")
+        mine = f"{engine.kind}:{engine.ferret_params.name if engine.ferret_params else ''}"
+        peer = handshake(chan, role, params, ot=mine)
         return cls(role, chan, engine.setup(), prg, peer)
 
     @property

@@ -3,6 +3,7 @@
 Each party sends one small JSON *hello* at the same time (one round) and checks the peer's:
 
 ``{"magic": "sirnn", "version": 1, "role": 0, "digest": "<sha256 hex>", "keys": {name: digest}}``
+(plus ``"ot": "<engine>"`` when the session's OT engine rides in the hello, see :func:`handshake`)
 
 ``digest`` is the SHA-256 of a canonical JSON encoding of the public parameters (model structure,
 bitwidths, scales, ...); ``keys`` holds one digest per top-level key of a parameter dict, so a
@@ -69,12 +70,15 @@ def key_digests(params: dict | bytes | None) -> dict[str, str]:
 
 
 def make_hello(role: int, params: dict | bytes | None = None, *,
-               version: int = PROTOCOL_VERSION) -> dict:
-    """The hello this party sends."""
+               version: int = PROTOCOL_VERSION, ot: str | None = None) -> dict:
+    """The hello this party sends (``ot``: this party's OT engine choice, if it rides along)."""
     if role not in ROLE_NAMES:
         raise ParameterError(f"role must be 0 (ALICE, server) or 1 (BOB, client), got {role!r}")
-    return {"magic": MAGIC, "version": version, "role": role, "digest": params_digest(params),
-            "keys": key_digests(params)}
+    hello = {"magic": MAGIC, "version": version, "role": role, "digest": params_digest(params),
+             "keys": key_digests(params)}
+    if ot is not None:
+        hello["ot"] = ot
+    return hello
 
 
 def _parse_hello(payload: bytes) -> dict:
@@ -133,20 +137,28 @@ def _check_params(ours: dict, peer: dict) -> None:
             + "; both parties must load the same model and configuration")
 
 
+def _check_ot(ours: dict, peer: dict) -> None:
+    if "ot" in ours and peer.get("ot") != ours["ot"]:
+        raise HandshakeError(f"OT engine mismatch: we use {ours['ot']!r}, the peer "
+                             f"{peer_text(peer.get('ot'), 40)}; pick the same --ot on both sides")
+
+
 def check_hello(ours: dict, peer: dict) -> None:
     """Raise HandshakeError naming the first mismatch between our hello and the peer's."""
     _check_version(ours, peer)
     _check_roles(ours, peer)
     _check_params(ours, peer)
+    _check_ot(ours, peer)
 
 
 def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *,
               version: int = PROTOCOL_VERSION, on_notice: Callable[[dict], None] | None = None,
-              before_reply: Callable[[dict], None] | None = None) -> dict:
+              before_reply: Callable[[dict], None] | None = None, ot: str | None = None) -> dict:
     """Exchange hellos with the peer and check them; return the peer's hello.
 
     Raises HandshakeError (on both sides) if the peer is not a sirnn party, speaks another
-    protocol version, claims the same role, or holds different public parameters.
+    protocol version, claims the same role, holds different public parameters, or (``ot`` given)
+    names another OT engine.
 
     Two hooks serve a server that runs its clients' sessions one pool slot at a time:
 
@@ -158,7 +170,7 @@ def handshake(channel: Channel, role: int, params: dict | bytes | None = None, *
       ``"notice"`` key, see :func:`notice_bytes`) before its hello; each is passed to
       ``on_notice``, which may raise to end the session (e.g. the server is busy).
     """
-    ours = make_hello(role, params, version=version)
+    ours = make_hello(role, params, version=version, ot=ot)
     if before_reply is None:
         channel.send_bytes(canonical_json(ours))
     while True:
