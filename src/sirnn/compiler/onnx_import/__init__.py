@@ -149,16 +149,46 @@ def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True, bat
             g = fn(g)
     check_supported(g)
     ctx = emit(g)
-    if g.output not in ctx.t:
-        raise ProgramError(f"the ONNX output {g.output!r} was not produced")
-    out_ir = ctx.t[g.output][0]
+    outs_ir, axes = [], {}
+    for o in g.outputs:
+        if o not in ctx.t:
+            raise ProgramError(f"the ONNX output {o!r} was not produced")
+        ir, b = ctx.t[o]
+        if b is None and g.batch_axis is not None:
+            raise ProgramError(f"the ONNX output {o!r} does not depend on the batch (a constant per batch): "
+                               "not expressible per sample")
+        if ir in outs_ir or ir in g.inputs:
+            ir = ctx.emit("reshape", [ir], attrs={"shape": list(ctx.ps(ir))}, hint=o)  # a copy of its own
+        outs_ir.append(ir)
+        if b:
+            axes[o] = int(b)
+    ops = _simplify(ctx, outs_ir)
+    if len(outs_ir) > 1 or len(g.inputs) > 1 or axes:  # (version 2) outputs carry the ONNX output names
+        ops, outs_ir = _rename_outputs(ops, outs_ir, g.outputs, set(g.inputs))
     meta = {"name": name, "source": "onnx", "batch_axis": g.batch_axis,
             "onnx": {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                      "opset": int(g.opset), "input": g.input, "output": g.output,
                      "nodes": len(model.graph.node)}}
+    if len(g.inputs) > 1 or len(g.outputs) > 1:
+        meta["onnx"].update(inputs=list(g.inputs), outputs=list(g.outputs))
     if g.fused:
         meta["onnx"]["fused"] = g.fused
-    return FloatModel(_simplify(ctx, out_ir), g.input, g.input_shape, out_ir, meta)
+    batch_axes = {ir: axes[o] for o, ir in zip(g.outputs, outs_ir) if o in axes}
+    batch_axes.update({t: b for t, b in g.in_axes.items() if b})
+    return FloatModel(ops, list(g.inputs), [g.input_shapes[t] for t in g.inputs], outs_ir, meta, batch_axes)
+
+
+def _rename_outputs(ops: list[FloatOp], outs_ir: list, onnx_outs: list, inputs: set):
+    """Give the output tensors the ONNX outputs' names where those are free."""
+    used = inputs | {t for op in ops for t in op.outputs}
+    ren = {}
+    for ir, o in zip(outs_ir, onnx_outs):
+        if ir != o and o not in used and o not in ren.values():
+            ren[ir] = o
+    for op in ops:
+        op.inputs = [ren.get(t, t) for t in op.inputs]
+        op.outputs = [ren.get(t, t) for t in op.outputs]
+    return ops, [ren.get(t, t) for t in outs_ir]
 
 
 def emit(g: Graph) -> Context:
@@ -166,9 +196,10 @@ def emit(g: Graph) -> Context:
     order, live = live_order(g)
     ctx = Context(g)
     ctx.live = live
-    ctx.names.add(g.input)
-    ctx.val[g.input] = np.zeros((1,) + g.input_shape)
-    ctx.bind(g.input, g.input, g.batch_axis)
+    for t in g.inputs:
+        ctx.names.add(t)
+        ctx.val[t] = np.zeros((1,) + g.input_shapes[t])
+        ctx.bind(t, t, g.in_axes.get(t))
     for i in order:
         if i in ctx.skip:
             continue
@@ -190,7 +221,7 @@ def emit(g: Graph) -> Context:
     return ctx
 
 
-def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
+def _simplify(ctx: Context, outs_ir: list) -> list[FloatOp]:
     """Collapse chains of reshapes (reshape of a reshape = one reshape; back to the original shape
     = nothing), of transposes, concats of adjacent slices, and drop ops whose results are unused."""
     alias: dict = {}
@@ -211,7 +242,7 @@ def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
             if all(p[0] == src and p[1] == ax == op.attrs.get("axis") for p in ps) \
                     and all(ps[k][3] == ps[k + 1][2] for k in range(len(ps) - 1)):
                 start, stop = ps[0][2], ps[-1][3]
-                if (start, stop) == (0, ctx.ps(src)[ax]) and o != out_ir:
+                if (start, stop) == (0, ctx.ps(src)[ax]) and o not in outs_ir:
                     alias[o] = src
                     continue
                 op = FloatOp("slice", [src], [o], {}, {"axis": ax, "start": start, "stop": stop, "step": 1},
@@ -221,7 +252,7 @@ def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
             if src in perms:  # transpose of a transpose: one permutation
                 src, inner = perms[src]
                 p = [inner[i] for i in p]
-            if p == sorted(p) and o != out_ir:
+            if p == sorted(p) and o not in outs_ir:
                 alias[o] = src
                 continue
             moved = [a for a in p if ctx.ps(src)[a] != 1]
@@ -232,13 +263,13 @@ def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
                 perms[o] = (src, p)
         if op.op in ("reshape", "flatten"):
             src = base.get(op.inputs[0], op.inputs[0])
-            if ctx.ps(src) == ctx.ps(o) and o != out_ir:
+            if ctx.ps(src) == ctx.ps(o) and o not in outs_ir:
                 alias[o] = src
                 continue
             op.inputs = [src]
             base[o] = src
         ops.append(op)
-    used = {out_ir}
+    used = set(outs_ir)
     for op in reversed(ops):
         if op.outputs[0] in used:
             used.update(op.inputs)
