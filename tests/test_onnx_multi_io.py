@@ -280,6 +280,14 @@ def test_program_format_versions(tmp_path):
     q = Program.load(tmp_path / "p.sirnn")
     assert q.digest() == p2.digest() == Program.from_public_bytes(p2.public_bytes()).digest()
     assert q.inputs == ["x", "h0"] and q.batch_axis("h0") == 1 and q.inputs_max_abs == p2.inputs_max_abs
+    fm = load_onnx(m)  # the float IR's files keep the inputs, outputs and batch axes too (version 2)
+    fm.save(tmp_path / "f.npz")
+    from sirnn.compiler import load_float_model
+
+    fm2 = load_float_model(tmp_path / "f.npz")
+    assert (fm2.inputs, fm2.outputs, fm2.batch_axes) == (fm.inputs, fm.outputs, fm.batch_axes)
+    t = {k: np.moveaxis(v, fm.batch_axes.get(k, 0), 0) for k, v in _feeds(m, 2, 5).items()}
+    assert all((fm2.run(t)[k] == fm.run(t)[k]).all() for k in fm.outputs)
     bad = dict(d, inputs=[{"name": "x"}, {"name": "h0", "batch_axis": -1}])
     with pytest.raises(ProgramError, match="batch_axis of 'h0' must be an integer"):
         Program.from_dict(bad, None)

@@ -23,8 +23,11 @@ Parameter conventions (PyTorch's):
   (torch.nn.RNN, ONNX RNN);
 * the cells take a sequence (T, D) and output the final h (H,), or all h (T, H) with attr
   ``sequence: true``; the initial state is zero, or the optional params ``h0`` (H,) (and ``c0``
-  (H,) for ``lstm``); attr ``state: "c"`` (lstm, not with ``sequence``) outputs the final cell
-  state c instead of h.
+  (H,) for ``lstm``), or runtime tensors: further inputs (H,) listed by attr ``init`` (["h"],
+  ["h", "c"], ["c"]); attr ``state: "c"`` (lstm, not with ``sequence``) outputs the final cell
+  state c instead of h; attr ``steps`` (lstm, gru, rnn: ONNX ``sequence_lens``): per batch element
+  (or one for all) the step range [start, stop) that updates the state — elsewhere the state is
+  held and the sequence output is 0 (:func:`step_mask`).
 * ``rnnpool``: attrs patch, stride; params ``rnn1.<role>``, ``rnn2.<role>`` with the FastGRNN
   roles above (rnn1: C → h1, rnn2: h1 → h2); x (C, H, W) → (4·h2, Ho, Wo) (RNNPool, Saha et al.
   2020, as examples/models.py: rnn1 along every row and every column of each k×k patch (stride

@@ -10,11 +10,17 @@ conformance zoo (tests/onnx_zoo/).
 
 Batch and per-sample shapes
 ---------------------------
-The model takes one input tensor. If its first axis is symbolic (or a static 1) it is the batch
-axis and the float IR's per-sample shape is the rest; if its shape is fully static it is **one
-sample of exactly that shape** (e.g. a (T, D) sequence of audio frames: the client sends that
-shape, or a stack of them); ``batch_axis=0`` / ``None`` (``sirnn compile --batch-axis 0|none``)
-overrides, and ``meta["batch_axis"]`` records the choice. With a batch axis, every other tensor
+If the (first) input's first axis is symbolic (or a static 1) it is the batch axis and the float
+IR's per-sample shape is the rest; if its shape is fully static it is **one sample of exactly
+that shape** (e.g. a (T, D) sequence of audio frames: the client sends that shape, or a stack of
+them); ``batch_axis=0`` / ``None`` (``sirnn compile --batch-axis 0|none``) overrides, and
+``meta["batch_axis"]`` records the choice. **Several inputs** (e.g. ``model(x, h0)``): with a batch,
+each further input has its batch on its one symbolic axis (an LSTM's ``initial_h``
+(num_directions, batch, H): axis 1), or, fully static, on the one axis of the batch's size;
+**several outputs**: every graph output (default) or the ones named by ``output``. Inputs and
+outputs whose batch is not their first axis are listed in ``FloatModel.batch_axes`` (the client's
+arrays keep the ONNX layout; see :mod:`sirnn.compiler.program`, format version 2); such models'
+output tensors carry the ONNX output names. With a batch axis, every other tensor
 keeps the batch as *some* axis of size 1 (not necessarily the first: ONNX ``LSTM`` / ``GRU`` take
 (T, batch, D)); the importer tracks where, and the per-sample tensor is the ONNX tensor at batch
 1 without that axis. An op that merges the batch axis with other axes (a Reshape to (4, 8, 7, 7)
@@ -38,10 +44,12 @@ the recurrent ``LSTM``, ``GRU``, ``RNN``:
 * ``LSTM`` / ``GRU`` / ``RNN`` → ``lstm`` / ``gru`` / ``rnn`` with PyTorch's gate orders (i, f, g,
   o and r, z, n), one op per direction: forward, reverse and bidirectional, stacked layers (one
   node each), ``layout`` 0 or 1, GRU ``linear_before_reset`` 0 or 1, RNN Tanh or Relu; initial
-  states absent, zero or constant (params ``h0`` / ``c0``); ``sequence_lens`` absent or T;
-  outputs Y, Y_h and Y_c (Y_c by a second ``lstm`` with ``state: c``). Not supported: initial
-  states that are graph inputs or computed from the input, peepholes, clip, input_forget, other
-  activations;
+  states absent, zero or constant (params ``h0`` / ``c0``), or runtime tensors — graph inputs or
+  computed from them — (inputs of the cell, attr ``init``); ``sequence_lens`` absent, T, or
+  constant < T (attr ``steps``: a public per-sample mask; lengths that differ between samples
+  need a static batch); outputs Y, Y_h and Y_c, any of them graph outputs (Y_c by a second
+  ``lstm`` with ``state: c``; Y_h next to Y with lengths < T by a second pass too). Not
+  supported: peepholes, clip, input_forget, other activations;
 * **unrolled FastGRNN** (what ``torch.onnx.export`` makes of a custom cell such as
   ``examples/models.py``): every timestep ``a = W·x_t + U·h`` (``MatMul`` by ``W.T`` — or by
   ``W2.T`` then ``W1.T`` for a low-rank W, or ``Gemm`` —, the same for U; constants added to
@@ -68,8 +76,8 @@ the recurrent ``LSTM``, ``GRU``, ``RNN``:
   Batched passes that do not form such a region fail with a ProgramError naming the node.
 
 Not expressible (the error says so): control flow (``Loop``, ``If``, ``Scan``), data-dependent
-indices, custom domains, a batch axis merged with other axes outside RNNPool, several model
-inputs.
+indices, custom domains, a batch axis merged with other axes outside RNNPool, a runtime
+``sequence_lens``.
 
 The result is tidied: reshape chains, transposes that cancel or only move size-1 axes, and
 concatenations of adjacent slices (e.g. a stack of a cell's states) collapse; unused ops go.
@@ -135,7 +143,8 @@ def _model(source):
 def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True, batch_axis="auto") -> FloatModel:
     """An ONNX model (path, serialized bytes or ``onnx.ModelProto``) → :class:`FloatModel`.
 
-    ``output``: the ONNX output to use when the model has several. ``fuse_cells``: recognise
+    ``output``: the ONNX output(s) to use (a name or a list; default: every graph output).
+    ``fuse_cells``: recognise
     unrolled FastGRNN cells and emit one ``fastgrnn`` op per cell (default); ``False`` maps the
     unrolled graph op by op. ``batch_axis``: 0 (the input's first axis is the batch, dropped from
     the per-sample shape), None (the input is one sample of its full static shape) or "auto"
