@@ -12,11 +12,11 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from test_compiler import secure_vs_clear  # noqa: E402
+from test_compiler import secure_vs_clear
 
-from sirnn.compiler import Program, compile_model, evaluate_clear  # noqa: E402
-from sirnn.compiler.onnx_import import load_onnx  # noqa: E402
-from sirnn.errors import InputError, ProgramError  # noqa: E402
+from sirnn.compiler import Program, compile_model, evaluate_clear
+from sirnn.compiler.onnx_import import load_onnx
+from sirnn.errors import InputError, ProgramError
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
@@ -363,3 +363,49 @@ def test_cli_npz_inputs_outputs(tmp_path, capsys):
     assert main(["compile", str(tmp_path / "g.onnx"), "--calib", str(tmp_path / "x.npy"), "-o",
                  str(tmp_path / "h.sirnn")]) == 2
     assert "has 2 inputs ['x', 'h0']: calibration data must give each by name" in capsys.readouterr().err
+
+
+# ---- the cells: a shared initial state, the public mask ------------------------------------------
+def test_cells_shared_initial_state_and_local_mask(parties):
+    """nn.rnn: an LSTM cell started from the client's shares of (h0, c0) equals the cleartext run
+    from the same values; ``masked_state`` (a public per-column select) sends nothing."""
+    from sirnn import BOB
+    from sirnn.nn import rnn
+    from sirnn.nn.fixed import quantize
+    from sirnn.protocols.backend import ClearBackend, SecureBackend, clear
+    from sirnn.protocols.share import reveal, share_input
+
+    rng = np.random.default_rng(3)
+    H, D, T, B = 3, 2, 3, 4
+    f = rnn.CellFormats()
+    w = {"W_ih": rng.normal(size=(4 * H, D)) * 0.5, "W_hh": rng.normal(size=(4 * H, H)) * 0.5,
+         "b_ih": rng.normal(size=4 * H) * 0.1, "b_hh": np.zeros(4 * H)}
+    cell = rnn.LSTMCell.from_float(w, f)
+    xs = quantize(rng.normal(size=(T, D, B)), 16, 12)
+    h0, c0 = quantize(rng.normal(size=(H, B)) * 0.5, 16, 12), quantize(rng.normal(size=(H, B)) * 0.5, 16, 12)
+    active = np.array([True, False, True, False])
+
+    def run(be, x, h, c):
+        state = cell.init_state(be, B, h0=h, c0=c)
+        for t in range(T):
+            state = rnn.masked_state(cell.step(be, x[t], state), state, active if t == T - 1 else np.ones(B, bool))
+        return state
+
+    def side(p):
+        be = SecureBackend(p)
+        mine = cell if p.role == 0 else cell.spec()
+        sh = [share_input(p, BOB, v if p.role == BOB else None, bits=16, scale=12, shape=v.shape) for v in (xs, h0, c0)]
+        state = cell.init_state(be, B, h0=sh[1], c0=sh[2])
+        for t in range(T - 1):
+            state = mine.step(be, sh[0][t], state)
+        new = mine.step(be, sh[0][T - 1], state)
+        before = p.chan.stats.bytes_sent + p.chan.stats.bytes_recv
+        state = rnn.masked_state(new, state, active)
+        assert p.chan.stats.bytes_sent + p.chan.stats.bytes_recv == before  # local
+        return [reveal(p, s) for s in state]
+
+    a, _ = parties.run(side)
+    ref = run(ClearBackend(), clear(xs, 16, 12), clear(h0, 16, 12), clear(c0, 16, 12))
+    assert all((got == want.data).all() for got, want in zip(a, ref))
+    with pytest.raises(Exception, match="initial state of shape"):
+        cell.init_state(ClearBackend(), B + 1, h0=clear(h0, 16, 12))
