@@ -409,3 +409,33 @@ def test_cells_shared_initial_state_and_local_mask(parties):
     assert all((got == want.data).all() for got, want in zip(a, ref))
     with pytest.raises(Exception, match="initial state of shape"):
         cell.init_state(ClearBackend(), B + 1, h0=clear(h0, 16, 12))
+
+
+@pytest.mark.tcp
+@pytest.mark.timeout(120)
+def test_serve_infer_npz_over_tcp(tmp_path):
+    """``sirnn serve`` (its own process) and ``sirnn infer --input X.npz --save Y.npz --json``: the
+    client shares both inputs, gets both outputs, equal to ``evaluate_clear``; the server's log
+    lists the inputs."""
+    import json
+
+    from servehelp import Server, sirnn_cli
+
+    m = _rnn_model("GRU", states=("h",), outputs=("Y", "Y_h"))
+    prog = compile_model(load_onnx(m), _feeds(m, 32, 1))
+    prog.save(tmp_path / "g.sirnn")
+    t = _feeds(m, 2, 4)
+    np.savez(tmp_path / "in.npz", **t)
+    srv = Server(tmp_path / "g.sirnn", "--max-sessions", "1")
+    try:
+        assert "inputs x (5, 3)" in srv.wait_for("listening on")
+        r = sirnn_cli("infer", "--port", str(srv.port), "--input", str(tmp_path / "in.npz"), "--save",
+                      str(tmp_path / "out.npz"), "--json", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        out, want = json.loads(r.stdout), evaluate_clear(prog, t)
+        assert sorted(out["output"]) == ["hn", "y"] and out["digest"] == prog.digest()
+        with np.load(tmp_path / "out.npz") as z:
+            assert all((z[k] == want[k]).all() and np.allclose(out["output"][k], want[k]) for k in want)
+        assert srv.finish() == 0 and "session 1: ok — batch 2" in srv.log()
+    finally:
+        srv.finish(5)
