@@ -30,6 +30,7 @@ def files(tmp_path_factory):
     np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object))
     np.save(d / "strings.npy", np.array(["a", "b"]))
     np.savez(d / "arrays.npz", a=np.zeros(3))
+    np.savez(d / "strs.npz", s=np.array(["a", "b"]))
     np.save(d / "x.npy", np.zeros((29, 12)))
     np.save(d / "wrong.npy", np.zeros((3, 3)))
     np.save(d / "huge.npy", np.full((29, 12), 1e30))
@@ -63,7 +64,8 @@ BAD = [
     ["infer", "--port", "99999", "--input", "{x}"], ["infer", "--port", "0", "--input", "{x}"],
     ["infer", "--port", "5000", "--input", "{text}"], ["infer", "--port", "5000", "--input", "nosuch.npy"],
     ["infer", "--port", "5000", "--input", "{objects}"], ["infer", "--port", "5000", "--input", "{strings}"],
-    ["infer", "--port", "5000", "--input", "{arrays}"], ["infer", "--port", "5000", "--input", "{x}", "--expect-digest", "abc"],
+    ["infer", "--port", "5000", "--input", "{junk}"],
+    ["infer", "--port", "5000", "--input", "{strs}"], ["infer", "--port", "5000", "--input", "{x}", "--expect-digest", "abc"],
     ["infer", "--port", "5000", "--input", "{x}", "--timeout", "-3"],
     ["infer", "--port", "5000", "--input", "{x}", "--connect-timeout", "inf"],
     ["infer", "--port", "5000", "--input", "{x}", "--tls-ca", "nosuch.pem"],

@@ -13,7 +13,7 @@ from sirnn.compiler import (CompileConfig, FloatModel, Program, compare, compile
                             execute, load_float_model)
 from sirnn.compiler.calibrate import choose_fmt, collect_ranges
 from sirnn.compiler.floatir import cell_float
-from sirnn.compiler.runtime import encode_input
+from sirnn.compiler.runtime import encode_input, encode_inputs
 from sirnn.errors import InputError, ProgramError
 from sirnn.nn import rnn
 from sirnn.nn.meter import Meter
@@ -250,9 +250,9 @@ def test_compile_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def secure_vs_clear(parties, prog, x, meter=False):
     """Run prog securely (ALICE: full program, BOB: public copy), reveal every tensor, and compare
-    with the cleartext interpreter's tensors bit for bit. Returns (output ring, per-op cost)."""
-    q, _ = encode_input(prog, x)
-    spec = prog.input_spec
+    with the cleartext interpreter's tensors bit for bit. Returns (output ring (a dict name → ring
+    for several outputs), per-op cost). ``x``: an array, or a dict name → array (several inputs)."""
+    qs, _ = encode_inputs(prog, x)
     meters = [None, None]
     events = []
 
@@ -261,8 +261,8 @@ def secure_vs_clear(parties, prog, x, meter=False):
         mine = prog if p.role == ALICE else prog.public()
         m = Meter(be) if meter else None
         meters[p.role] = m
-        xs = share_input(p, BOB, q if p.role == BOB else None, bits=spec.bits, scale=spec.scale,
-                         shape=q.shape)
+        xs = {t: share_input(p, BOB, qs[t] if p.role == BOB else None, bits=prog.tensors[t].bits,
+                             scale=prog.tensors[t].scale, shape=qs[t].shape) for t in prog.inputs}
         trace = {}
         execute(mine, be, xs, meter=m, trace=trace,
                 progress=events.append if p.role == BOB else None)
@@ -270,13 +270,16 @@ def secure_vs_clear(parties, prog, x, meter=False):
 
     a, b = parties.run(side)
     ref = {}
-    execute(prog, ClearBackend(), clear(q, spec.bits, spec.scale), trace=ref)
+    execute(prog, ClearBackend(), {t: clear(q, prog.tensors[t].bits, prog.tensors[t].scale) for t, q in qs.items()},
+            trace=ref)
     assert a.keys() == b.keys() == ref.keys()
     for k, v in ref.items():
         assert (a[k] == v.data).all() and (b[k] == v.data).all(), k
     cost = None
     if meter:
         cost = {k: (r["bytes_sent"] + r["bytes_recv"], r["rounds"]) for k, r in meters[BOB].rows.items()}
+    if len(prog.outputs) > 1:
+        return {t: ref[t].data for t in prog.outputs}, cost, events
     return ref[prog.output].data, cost, events
 
 

@@ -556,27 +556,30 @@ def test_registry_documents_every_handler():
 
 
 @needs_onnx
-def test_runtime_initial_states_are_refused_clearly():
-    """An initial state fed as a second graph input, or computed from the input, is named in the
-    error (several client inputs are not supported; constant initial states are)."""
+def test_runtime_initial_states_are_cell_inputs():
+    """An initial state fed as a second graph input, or computed from the input, is a runtime
+    tensor: an input of the cell op (attr ``init``), not a parameter (formerly refused; the whole
+    path is tested in test_onnx_multi_io.py)."""
     from onnx import TensorProto, helper
 
     rng = np.random.default_rng(14)
-    T, D, H = 3, 2, 3
+    T, D, H = 3, 4, 3
     inits = dict(W=rng.normal(size=(1, 4 * H, D)), R=rng.normal(size=(1, 4 * H, H)), ax=np.array([0]))
     nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]),
              _n("LSTM", ["xt", "W", "R", "", "", "h0"], ["y"], hidden_size=H)]
     m = _model(nodes, inits, (T, D))
     m.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, H]))
-    with pytest.raises(ProgramError, match=r"exactly one input tensor, it has 2: \['x', 'h0'\].*initial states"):
-        onnx_import.load_onnx(m)
+    fm = onnx_import.load_onnx(m)
+    assert fm.inputs == ["x", "h0"] and fm.input_shapes["h0"] == (1, H)
+    (cell,) = [op for op in fm.ops if op.op == "lstm"]
+    assert cell.attrs["init"] == ["h"] and "h0" not in cell.params
     nodes = [_n("Transpose", ["x"], "xt", perm=[1, 0, 2]), _n("Slice", ["xt", "z", "o", "z"], "x0"),
              _n("Tanh", ["x0"], "t0"), _n("Slice", ["t0", "z", "h", "two"], "h0"),
              _n("LSTM", ["xt", "W", "R", "", "", "h0"], ["y"], hidden_size=H)]
     inits.update(z=np.array([0]), o=np.array([1]), h=np.array([H]), two=np.array([2]))
     inits["W"] = rng.normal(size=(1, 4 * H, D))
-    with pytest.raises(ProgramError, match=r"'n_y' \(LSTM\): initial_h is a runtime tensor"):
-        onnx_import.load_onnx(_model(nodes, inits, (T, D)))
+    fm = onnx_import.load_onnx(_model(nodes, inits, (T, D)))
+    assert fm.inputs == ["x"] and [op.attrs.get("init") for op in fm.ops if op.op == "lstm"] == [["h"]]
 
 
 @needs_onnx

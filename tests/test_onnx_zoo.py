@@ -34,12 +34,53 @@ def _onnxruntime(path: Path, x: np.ndarray, static: bool) -> np.ndarray:
     return sess.run(None, {"x": x})[0]
 
 
+def _data(name: str, which: str):
+    """A model's calibration or test inputs: the .npy array, or (several inputs) the .npz as a
+    dict name → array (each with its batch on the input's batch axis)."""
+    d = ZOO / name
+    if (d / f"{which}.npz").exists():
+        with np.load(d / f"{which}.npz") as z:
+            return {k: z[k] for k in z.files}
+    return np.load(d / f"{which}.npy")
+
+
+def _axes(m) -> dict:
+    return {e["name"]: e["batch_axis"] for e in m.get("inputs", []) + m.get("outputs", [])}
+
+
+def _rows(m, x, i: int, j: int):
+    """Samples i..j of the inputs x (along each input's batch axis)."""
+    if not isinstance(x, dict):
+        return x[i:j]
+    ax = _axes(m)
+    return {k: np.moveaxis(np.moveaxis(v, ax[k], 0)[i:j], 0, ax[k]) for k, v in x.items()}
+
+
+def _n(x) -> int:
+    return len(x) if not isinstance(x, dict) else None
+
+
+def _onnxruntime_all(m, path: Path, x) -> dict:
+    """Every output of a model with several inputs / outputs by name, batch-leading (run in
+    batches of its fixed batch, if it has one)."""
+    sess = ort.InferenceSession(str(path))
+    ax = _axes(m)
+    n = len(np.moveaxis(x["x"], ax["x"], 0)) if isinstance(x, dict) else len(x)
+    step = m.get("fixed_batch") or n
+    names = [o.name for o in sess.get_outputs()]
+    parts = []
+    for i in range(0, n, step):
+        xi = _rows(m, x, i, i + step)
+        parts.append(sess.run(None, xi if isinstance(xi, dict) else {"x": xi}))
+    return {k: np.concatenate([np.moveaxis(p[j], ax.get(k, 0), 0) for p in parts]) for j, k in enumerate(names)}
+
+
 def _compiled(name: str, tag: str):
     if (name, tag) not in _cache:
         m = MODELS[name]
         d = ZOO / name
-        fm = load_onnx(d / m["files"][tag])
-        _cache[(name, tag)] = fm, compile_model(fm, np.load(d / "calib.npy"))
+        fm = load_onnx(d / m["files"][tag], **m.get("load", {}))
+        _cache[(name, tag)] = fm, compile_model(fm, _data(name, "calib"))
     return _cache[(name, tag)]
 
 
@@ -47,12 +88,48 @@ def test_zoo_size_and_coverage():
     """≥ 30 models, every one exported by both exporters (kws_dscnn's TorchScript export needs
     the fixed pooling window), static-shape and external-data models included."""
     assert len(MODELS) >= 30
-    assert all({"ts", "dynamo"} <= set(m["files"]) for m in MODELS.values())
+    # (pack_padded_sequence: the dynamo exporter cannot export it; the TorchScript one can)
+    assert all({"ts", "dynamo"} <= set(m["files"]) for m in MODELS.values() if m["name"] != "bigru_packed_lens")
+    multi = [m for m in MODELS.values() if "outputs" in m]  # issue 10: several inputs / outputs, sequence_lens
+    assert any(len(m["inputs"]) == 3 for m in multi) and any(m.get("fixed_batch") for m in multi)
     assert any(m["static"] for m in MODELS.values()) and any(m["external_data"] for m in MODELS.values())
     assert (ZOO / "gru_external_data" / "dynamo.onnx.data").exists()
 
 
-@pytest.mark.parametrize("name,tag", FILES, ids=[f"{n}-{t}" for n, t in FILES])
+@pytest.mark.parametrize("name,tag", [f for f in FILES if "outputs" in MODELS[f[0]]],
+                         ids=[f"{n}-{t}" for n, t in FILES if "outputs" in MODELS[n]])
+def test_zoo_multi_io_matches_onnxruntime(name, tag):
+    """The models with several inputs or outputs (initial states as graph inputs, (logits, h_n),
+    (y, h, c), sequence_lens from pack_padded_sequence): every output of the float model agrees
+    with onnxruntime, and of the fixed point within 2 % of that output's range, same argmax."""
+    m = MODELS[name]
+    test = _data(name, "test")
+    fm, prog = _compiled(name, tag)
+    assert fm.inputs == [i["name"] for i in m["inputs"]] and fm.outputs == [o["name"] for o in m["outputs"]]
+    assert all(fm.input_shapes[i["name"]] == tuple(i["shape"]) for i in m["inputs"])
+    assert prog.fixed_batch == m.get("fixed_batch")
+    want = _onnxruntime_all(m, ZOO / name / m["files"][tag], test)
+    n = len(want[fm.output])
+    assert n >= 4
+    lead = {k: np.moveaxis(v, _axes(m)[k], 0) for k, v in test.items()} if isinstance(test, dict) else test
+    step = prog.fixed_batch or n
+    runs = [fm.run({k: v[i:i + step] for k, v in lead.items()} if isinstance(lead, dict) else lead[i:i + step])
+            for i in range(0, n, step)]  # (the float model: batch-leading)
+    got = {k: np.concatenate([r[k] for r in runs]) for k in fm.outputs}
+    fixed = [evaluate_clear(prog, _rows(m, test, i, i + step)) for i in range(0, n, step)]
+    for k in fm.outputs:
+        np.testing.assert_allclose(got[k].reshape(n, -1), want[k].reshape(n, -1), atol=1e-4, rtol=1e-4)
+        fx = np.concatenate([np.moveaxis(f[k], _axes(m).get(k, 0), 0) for f in fixed]).reshape(n, -1)
+        w = want[k].reshape(n, -1)
+        spread = float(np.ptp(w))
+        assert np.abs(fx - w).max() <= 0.02 * spread, (k, np.abs(fx - w).max(), spread)
+        assert (fx.argmax(1) == w.argmax(1)).all(), k
+
+
+SINGLE = [f for f in FILES if "outputs" not in MODELS[f[0]]]
+
+
+@pytest.mark.parametrize("name,tag", SINGLE, ids=[f"{n}-{t}" for n, t in SINGLE])
 def test_zoo_model_matches_onnxruntime(name, tag):
     m = MODELS[name]
     d = ZOO / name
@@ -76,11 +153,13 @@ def test_zoo_model_matches_onnxruntime(name, tag):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SECURE else n
                                   for n in MODELS])
 def test_zoo_secure_equals_clear(parties, name):
-    tag = "dynamo" if name.endswith("_static") or name == "gru_external_data" else "ts"
+    tag = "dynamo" if name.endswith(("_static", "_io")) or name == "gru_external_data" else "ts"
     _, prog = _compiled(name, tag)
-    x = np.load(ZOO / name / "test.npy")[:1]
+    x = _rows(MODELS[name], _data(name, "test"), 0, prog.fixed_batch or 1)
     out, _, _ = secure_vs_clear(parties, prog, x)
-    assert (out == evaluate_clear(prog, x, raw=True)).all()
+    raw = evaluate_clear(prog, x, raw=True)
+    for k in prog.outputs:  # every output (several: dicts by name)
+        assert (out[k] == raw[k]).all() if isinstance(out, dict) else (out == raw).all(), k
 
 
 def test_cli_batch_axis_and_inspect(tmp_path, capsys):

@@ -17,7 +17,12 @@ cheap. Per model directory:
 * ``calib.npy`` (64 samples) and ``test.npy`` (8 samples), drawn from the model's input
   distribution; test samples are kept only when the float model's top-2 logit margin is at least
   5 % of the logits' spread (so that "same argmax" is a meaningful check at a 2 % error bound);
-* ``models.json`` (zoo root): name, description, exporters, batch axis, file names.
+* ``models.json`` (zoo root): name, description, exporters, batch axis, file names;
+* models with several inputs or outputs (:data:`MULTI`: initial states as inputs, (logits, h_n)
+  outputs, ``sequence_lens`` from ``pack_padded_sequence``) have ``calib.npz`` / ``test.npz`` (one
+  array per input name, the batch on the input's batch axis) and list their ``inputs`` and
+  ``outputs`` in ``models.json``; a static-batch model (``fixed_batch``) is imported with the
+  ``load`` options (``batch_axis=0``) and runs exactly that many samples at once.
 """
 
 from __future__ import annotations
@@ -279,6 +284,48 @@ class DotAttention(nn.Module):
         return self.fc(torch.matmul(a, y)[:, 0])
 
 
+class GRUState(nn.Module):
+    """nn.GRU called with (x, h0), both graph inputs, returning (logits, h_n): a model that carries
+    its recurrent state across calls (issue 10: initial states as inputs, several outputs)."""
+
+    def __init__(self, D=4, H=6, K=4):
+        super().__init__()
+        self.rnn, self.fc = nn.GRU(D, H, batch_first=True), nn.Linear(H, K)
+
+    def forward(self, x, h0):
+        y, h = self.rnn(x, h0)
+        return self.fc(y[:, -1]), h
+
+
+class LSTMState(nn.Module):
+    """nn.LSTM called with (x, (h0, c0)) returning (y, (h, c)): every LSTM output a graph output."""
+
+    def __init__(self, D=4, H=5):
+        super().__init__()
+        self.rnn = nn.LSTM(D, H, batch_first=True)
+
+    def forward(self, x, h0, c0):
+        y, (h, c) = self.rnn(x, (h0, c0))
+        return y, h, c
+
+
+class PackedGRU(nn.Module):
+    """A bidirectional GRU over a padded batch of fixed lengths (pack_padded_sequence: ONNX
+    ``sequence_lens`` < T, per sample, a static batch), mean over time of the padded output →
+    Linear, and the final states."""
+
+    def __init__(self, lens=(5, 3, 2), D=4, H=5, K=4):
+        super().__init__()
+        self.rnn, self.fc = nn.GRU(D, H, batch_first=True, bidirectional=True), nn.Linear(2 * H, K)
+        self.register_buffer("lens", torch.tensor(lens))
+
+    def forward(self, x):
+        p = nn.utils.rnn.pack_padded_sequence(x, self.lens, batch_first=True, enforce_sorted=True)
+        y, h = self.rnn(p)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+        return self.fc(y.mean(1)), h
+
+
 def _rnn(kind, D, H, **kw):
     return {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind](D, H, batch_first=True, **kw)
 
@@ -334,6 +381,21 @@ ZOO = {
                           lambda: SeqHead(_rnn("gru", 4, 8)), (6, 4), False, ("external",)),
     # (append new models here: the seed of a model is 100 + its position)
     "groupnorm_conv": ("Conv1d → GroupNorm → ReLU → mean over time", lambda: GroupNormConv(), (4, 8), False, ()),
+}
+
+
+#: models with several inputs or outputs (issue 10): name → (description, constructor, inputs
+#: [(name, per-sample shape, batch axis, scale of the random values)], outputs {name: batch axis}, batch (None:
+#: dynamic; an int: a static batch of that size, imported with batch_axis=0))
+MULTI = {
+    "gru_h0_io": ("nn.GRU called with (x, h0), returning (logits, h_n)", lambda: GRUState(),
+                  [("x", (6, 4), 0, 1.0), ("h0", (1, 6), 1, 0.5)], {"y": 0, "hn": 1}, None),
+    "lstm_state_io": ("nn.LSTM called with (x, (h0, c0)), returning (y, (h, c))", lambda: LSTMState(),
+                      [("x", (6, 4), 0, 1.0), ("h0", (1, 5), 1, 0.5), ("c0", (1, 5), 1, 0.5)],
+                      {"y": 0, "hn": 1, "cn": 1}, None),
+    "bigru_packed_lens": (("bidirectional GRU over a padded batch of lengths 5, 3, 2 (pack_padded_sequence: "
+                           "sequence_lens < T), mean → Linear, and h_n"), lambda: PackedGRU(),
+                          [("x", (5, 4), 0, 1.0)], {"y": 0, "hn": 1}, 3),
 }
 
 
@@ -410,6 +472,90 @@ def build(name: str, entry, seed: int) -> dict:
             "external_data": "external" in extra, "test_samples": int(len(test))}
 
 
+def _export_multi(model, xs: dict, outputs, path: Path, dynamo: bool, static: bool, axes: dict):
+    kw = {"input_names": list(xs), "output_names": list(outputs), "dynamo": dynamo}
+    if not static:
+        if dynamo:
+            b = torch.export.Dim("batch", min=1, max=1024)
+            kw["dynamic_shapes"] = {k: {axes[k]: b} for k in xs}
+        else:
+            kw["dynamic_axes"] = {k: {b: "batch"} for k, b in list(axes.items()) + list(outputs.items())}
+    else:
+        kw["opset_version"] = 17
+    if not dynamo:
+        kw["opset_version"] = 17
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, tuple(torch.from_numpy(v) for v in xs.values()), str(path), **kw)
+    if Path(str(path) + ".data").exists():
+        import onnx
+
+        m = onnx.load(str(path))
+        os.remove(str(path) + ".data")
+        onnx.save(m, str(path))
+
+
+def _run_torch(model, xs: dict, specs, out_axes, batch) -> list:
+    """The model's outputs on xs (batch-leading per input), batch-leading, as numpy arrays, run
+    in batches of ``batch`` (a static batch) or at once."""
+    n = len(next(iter(xs.values())))
+    step = batch or n
+    outs = []
+    with torch.no_grad():
+        for i in range(0, n, step):
+            args = [torch.from_numpy(np.moveaxis(xs[k][i:i + step], 0, b)) for k, _, b, _ in specs]
+            o = model(*args)
+            outs.append([t.numpy() for t in (o if isinstance(o, tuple) else (o,))])
+    res = []
+    for j, b in enumerate(out_axes):
+        res.append(np.concatenate([np.moveaxis(o[j], b, 0) for o in outs]))
+    return res
+
+
+def build_multi(name: str, entry, seed: int) -> dict:
+    """A model with several inputs / outputs: calib.npz and test.npz (one array per input name,
+    each with its batch on the input's batch axis); test samples kept when every output's top-2
+    margin (over the sample's flattened output) is at least 5 % of that output's spread."""
+    desc, ctor, specs, outputs, batch = entry
+    torch.manual_seed(seed)
+    model = ctor().eval()
+    d = ROOT / name
+    d.mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    def draw(n):
+        return {k: (rng.normal(0, 1, (n,) + tuple(shape)) * sc).astype(np.float32) for k, shape, _, sc in specs}
+
+    calib, pool = draw(63 if batch else 64), draw(3 * 256 if batch else 256)
+    outs = _run_torch(model, pool, specs, list(outputs.values()), batch)
+    keep = np.ones(len(outs[0]), bool)
+    for o in outs:
+        f = o.reshape(len(o), -1)
+        top = np.sort(f, axis=1)
+        keep &= (top[:, -1] - top[:, -2]) / max(float(np.ptp(f)), 1e-9) >= 0.05
+    if batch:  # whole batches only (each position has its own sequence length)
+        keep = np.repeat(keep.reshape(-1, batch).all(1), batch)
+        idx = np.flatnonzero(keep)[:2 * batch]
+    else:
+        idx = np.flatnonzero(keep)[:8]
+    test = {k: v[idx] for k, v in pool.items()}
+    axes = {k: b for k, _, b, _ in specs}
+    np.savez(d / "calib.npz", **{k: np.moveaxis(v, 0, axes[k]) for k, v in calib.items()})
+    np.savez(d / "test.npz", **{k: np.moveaxis(v, 0, axes[k]) for k, v in test.items()})
+    ex = {k: np.moveaxis(v[:batch or 2], 0, axes[k]) for k, v in calib.items()}
+    files = {}
+    for tag, dyn in (("ts", False), ("dynamo", True)):
+        try:
+            _export_multi(model, ex, outputs, d / f"{tag}.onnx", dyn, batch is not None, axes)
+            files[tag] = f"{tag}.onnx"
+        except Exception as e:  # noqa: BLE001 - record which exporter cannot export the model
+            print(f"  {name} {tag}: export failed: {type(e).__name__}: {str(e)[:200]}")
+    return {"name": name, "description": desc, "static": False, "input_shape": list(specs[0][1]),
+            "inputs": [{"name": k, "shape": list(shape), "batch_axis": b} for k, shape, b, _ in specs],
+            "outputs": [{"name": k, "batch_axis": b} for k, b in outputs.items()], "files": files, "external_data": False, "test_samples": len(idx),
+            **({"fixed_batch": batch, "load": {"batch_axis": 0}} if batch else {})}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", help="regenerate only these models")
@@ -421,7 +567,12 @@ def main(argv=None):
             continue
         print(f"{name} ...", flush=True)
         index[name] = build(name, entry, seed=100 + k)
-    index = {n: index[n] for n in ZOO if n in index}
+    for k, (name, entry) in enumerate(MULTI.items()):
+        if args.only and name not in args.only:
+            continue
+        print(f"{name} ...", flush=True)
+        index[name] = build_multi(name, entry, seed=200 + k)
+    index = {n: index[n] for n in list(ZOO) + list(MULTI) if n in index}
     index_path.write_text(json.dumps(list(index.values()), indent=1) + "\n")
     print(f"{len(index)} models, {sum(len(m['files']) for m in index.values())} ONNX files → {ROOT}")
 

@@ -25,6 +25,54 @@ def _load_array(path: str, what: str) -> np.ndarray:
     return load_array(path, what, InputError)
 
 
+def _load_inputs(path: str, what: str):
+    """The arrays of a model's inputs: a .npy file (a model with one input), or an .npz with one
+    array per input name (a dict); anything else is an InputError (one line)."""
+    import zipfile
+
+    if not str(path).lower().endswith(".npz"):
+        return _load_array(path, what)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: np.asarray(z[k]) for k in z.files}
+    except FileNotFoundError:
+        raise InputError(f"no such {what} file: {path}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"cannot read the {what} file {path} as an .npz of arrays: {e}") from None
+    bad = [k for k, v in out.items() if v.dtype.kind not in "fiub"]
+    if bad:
+        raise InputError(f"the {what} file {path}: array(s) {bad} do not hold numbers")
+    return out
+
+
+def _n_samples(x) -> int:
+    v = next(iter(x.values())) if isinstance(x, dict) else x
+    return len(v)
+
+
+def _save_outputs(path: str, y) -> None:
+    """Outputs to a file: .npy (one output) or .npz (one array per output name)."""
+    if isinstance(y, dict):
+        if not path.lower().endswith(".npz"):
+            raise InputError(f"the model has {len(y)} outputs {list(y)}: save them to an .npz, not {path}")
+        np.savez(path, **{k: np.asarray(v) for k, v in y.items()})
+    elif path.lower().endswith(".npz"):
+        raise InputError(f"the model has one output: save it to a .npy, not {path}")
+    else:
+        np.save(path, np.asarray(y))
+
+
+def _outputs_json(y):
+    return {k: np.asarray(v).tolist() for k, v in y.items()} if isinstance(y, dict) else np.asarray(y).tolist()
+
+
+def _outputs_text(y) -> str:
+    if not isinstance(y, dict):
+        return f"output: {y}"
+    return "\n".join(f"output {k}: {np.array2string(np.asarray(v), precision=4, separator=', ')}"
+                     for k, v in y.items())
+
+
 # ---- compile ------------------------------------------------------------------------------------
 def compile_cmd(args) -> int:
     from ..compiler import CompileConfig, compare, compile_model, load_float_model
@@ -32,7 +80,7 @@ def compile_cmd(args) -> int:
     try:
         fm = load_float_model(args.model, **({} if args.batch_axis == "auto" else
                                               {"batch_axis": None if args.batch_axis == "none" else 0}))
-        calib = _load_array(args.calib, "calibration data")
+        calib = _load_inputs(args.calib, "calibration data")
         cfg = CompileConfig(act_bits=args.bits, w_bits=args.w_bits, headroom_bits=args.headroom,
                             fuse_tanh=not args.no_fuse_tanh)
         t0 = time.perf_counter()
@@ -43,17 +91,27 @@ def compile_cmd(args) -> int:
         _err("compile", e)
         return 2
     print(prog.summary())
-    print(f"wrote {args.output} ({_size(args.output)}) in {secs:.2f} s, calibrated on {len(calib)} samples")
+    print(f"wrote {args.output} ({_size(args.output)}) in {secs:.2f} s, calibrated on "
+          f"{prog.meta.get('calibration_samples', '?')} samples")
     if args.check:
-        x = np.asarray(calib, np.float64)
-        x = x if x.shape != fm.input_shape else x[None]
-        rep = compare(fm, prog, x[:args.check])
+        from ..compiler.calibrate import _as_calib
+
+        x = _as_calib(calib, fm)  # batch-leading
+        n = args.check if prog.fixed_batch is None else max(1, args.check // prog.fixed_batch) * prog.fixed_batch
+        x = {t: np.moveaxis(v[:n], 0, fm.batch_axes.get(t, 0)) for t, v in x.items()} if isinstance(x, dict) else x[:n]
+        rep = compare(fm, prog, x)
         if "agreement" in rep:
             print(f"fixed point vs float on {rep['samples']} calibration samples: "
                   f"{rep['agreement'] * 100:.2f}% equal predictions")
         else:
-            print(f"fixed point vs float on {rep['samples']} calibration samples: max |err| "
-                  f"{rep['max_abs_err']:.3g} (output max |y| {rep['max_abs']:.3g})")
+            for name, r in rep.get("outputs", {prog.output: rep}).items():
+                who = "" if len(prog.outputs) == 1 else f" {name}"
+                if "agreement" in r:
+                    print(f"fixed point vs float on {rep['samples']} calibration samples{who}: "
+                          f"{r['agreement'] * 100:.2f}% equal predictions")
+                else:
+                    print(f"fixed point vs float on {rep['samples']} calibration samples{who}: max |err| "
+                          f"{r['max_abs_err']:.3g} (output max |y| {r['max_abs']:.3g})")
         worst = sorted(rep["tensors"].items(), key=lambda kv: -kv[1]["ulp"])[:5]
         for name, t in worst:
             print(f"  {name:24s} max |err| {t['max_abs_err']:.3g} = {t['ulp']:.1f} ULP of "
@@ -162,7 +220,7 @@ def infer_cmd(args) -> int:
             from .plots import require_matplotlib
 
             require_matplotlib()  # fail before the session, not after it
-        x = _load_array(args.input, "input")
+        x = _load_inputs(args.input, "input")
         try:
             res = infer(args.host, args.port, x, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, server_hostname=args.server_name,
@@ -185,15 +243,22 @@ def infer_cmd(args) -> int:
 
         try:
             plot_report(res.report, args.plot, title=f"{res.program.meta.get('name', 'model')}, batch "
-                                                      f"{len(res.output) if res.batched else 1}")
+                                                      f"{_n_samples(x) if res.batched else 1}")
         except InputError as e:
             _err("infer", e)
             return 2
         print(f"sirnn infer: wrote {args.plot}", file=sys.stderr)
-    classes = not res.program.output_spec.signed  # an argmax model: a class index, else raw outputs
+    if args.save:
+        try:
+            _save_outputs(args.save, res.output)
+        except (InputError, OSError) as e:
+            _err("infer", e)
+            return 2
+    several = isinstance(res.output, dict)
+    classes = not several and not res.program.output_spec.signed  # an argmax model: a class index
     if args.json:
         out = {**({"prediction": np.asarray(res.prediction).tolist()} if classes else {}),
-               "output": np.asarray(res.output).tolist(), "digest": res.digest, "seconds": res.seconds,
+               "output": _outputs_json(res.output), "digest": res.digest, "seconds": res.seconds,
                "queue_seconds": res.queue_seconds, "bytes_sent": res.bytes_sent,
                "bytes_recv": res.bytes_recv, "rounds": res.rounds, "ot": res.ot}
         labels = res.label()
@@ -203,7 +268,7 @@ def infer_cmd(args) -> int:
             out["report"] = res.report
         print(json.dumps(out))
         return 0
-    print(f"{'prediction' if classes else 'output'}: {_pred_text(res)}")
+    print(_outputs_text(res.output) if several else f"{'prediction' if classes else 'output'}: {_pred_text(res)}")
     queued = f" after {res.queue_seconds:.2f} s in the server's queue" if res.queue_seconds >= 0.01 else ""
     print(f"({res.seconds:.2f} s{queued}, {res.bytes_sent + res.bytes_recv:,} bytes, {res.rounds} rounds, OT "
           f"engine {res.ot}; model {peer_text(res.program.meta.get('name', ''))} digest {res.digest[:16]}…)")
@@ -231,12 +296,14 @@ def eval_cmd(args) -> int:
 
     try:
         prog = Program.load(args.model)
-        x = _load_array(args.input, "input")
+        x = _load_inputs(args.input, "input")
         y = evaluate_clear(prog, x)
-    except SirnnError as e:
+        if args.save:
+            _save_outputs(args.save, y)
+    except (SirnnError, OSError) as e:
         _err("eval", e)
         return 2
-    print(json.dumps({"output": np.asarray(y).tolist()}) if args.json else f"output: {y}")
+    print(json.dumps({"output": _outputs_json(y)}) if args.json else _outputs_text(y))
     return 0
 
 
@@ -257,13 +324,31 @@ def inspect_cmd(args) -> int:
 
 
 def _batch_text(prog) -> str:
-    """How the client shapes its input: the model's per-sample shape, and whether that is the
-    model's input without its batch axis or (a fully static ONNX input) the whole input."""
-    shape = tuple(prog.input_spec.shape)
-    if prog.meta.get("batch_axis", 0) is None:
-        return (f"batch: none — the model's input is one sample of shape {shape} (static shape); "
-                f"send {shape}, or a stack (N,) + {shape} to run several")
-    return (f"batch: axis 0 — send one sample {shape} or a batch (N,) + {shape}")
+    """How the client shapes its inputs: each input's per-sample shape, and whether that is the
+    model's input without its batch axis (and where that axis goes) or (a fully static ONNX
+    input) the whole input; for several inputs or outputs one line per tensor."""
+    fixed = "" if prog.fixed_batch is None else f" (exactly N = {prog.fixed_batch}: per-sample sequence lengths)"
+    if len(prog.inputs) == 1 and len(prog.outputs) == 1 and not prog.batch_axes:
+        shape = tuple(prog.input_spec.shape)
+        if prog.meta.get("batch_axis", 0) is None:
+            return (f"batch: none — the model's input is one sample of shape {shape} (static shape); "
+                    f"send {shape}, or a stack (N,) + {shape} to run several")
+        return f"batch: axis 0 — send one sample {shape} or a batch (N,) + {shape}{fixed}"
+    static = prog.meta.get("batch_axis", 0) is None
+
+    def with_batch(t):
+        shape, b = tuple(prog.tensors[t].shape), prog.batch_axis(t)
+        return "(" + ", ".join(str(d) for d in shape[:b] + ("N",) + shape[b:]) + ")"
+
+    head = "none — every input is one sample of its static shape (or a stack (N, ...))" if static else "per tensor, below"
+    lines = [f"batch: {head}{fixed}; inputs by name (an .npz with one array per input):"]
+    for t in prog.inputs:
+        lines.append(f"  input  {t}: one sample {tuple(prog.tensors[t].shape)} or a batch {with_batch(t)}"
+                     f" (batch axis {prog.batch_axis(t)})")
+    for t in prog.outputs:
+        lines.append(f"  output {t}: {tuple(prog.tensors[t].shape)} per sample, a batch {with_batch(t)}"
+                     f" (batch axis {prog.batch_axis(t)})")
+    return "\n".join(lines)
 
 
 def add_parsers(sub) -> None:
@@ -274,7 +359,9 @@ def add_parsers(sub) -> None:
                     "data into a fixed-point program: one .sirnn file holding the public structure and "
                     "the server's integer weights (loads with numpy only).")
     c.add_argument("model", help="float model: .onnx (needs the onnx package) or .npz / .json (sirnn float model)")
-    c.add_argument("--calib", required=True, metavar="DATA.npy", help="calibration inputs, (N,) + input shape")
+    c.add_argument("--calib", required=True, metavar="DATA.npy",
+                   help="calibration inputs, (N,) + input shape; several inputs: an .npz with one array per "
+                        "input name (each with its batch axis where the model has it)")
     c.add_argument("-o", "--output", required=True, metavar="MODEL.sirnn", help="the program file to write")
     c.add_argument("--bits", type=bitwidth, default=16, help="activation bitwidth")
     c.add_argument("--w-bits", type=bitwidth, default=16, dest="w_bits", help="weight bitwidth")
@@ -325,7 +412,10 @@ def add_parsers(sub) -> None:
                     "connection or session.")
     i.add_argument("--host", default="127.0.0.1", help="the server's address")
     i.add_argument("--port", type=port, required=True, help="the server's TCP port")
-    i.add_argument("--input", required=True, metavar="X.npy", help="one sample, or a batch (N,) + input shape")
+    i.add_argument("--input", required=True, metavar="X.npy", help="one sample, or a batch (N,) + input shape; "
+                   "several inputs: an .npz with one array per input name (see `sirnn inspect`)")
+    i.add_argument("--save", metavar="Y.npy", help="also write the output to this file (.npy; several outputs: "
+                                                 ".npz, one array per output name)")
     i.add_argument("--tls-ca", dest="tls_ca", metavar="CA.pem", help="verify the server's certificate against this CA / certificate (enables TLS)")
     i.add_argument("--tls-cert", dest="tls_cert", metavar="CERT.pem", help="client certificate (mutual TLS)")
     i.add_argument("--tls-key", dest="tls_key", metavar="KEY.pem", help="client private key (mutual TLS)")
@@ -353,7 +443,10 @@ def add_parsers(sub) -> None:
                     "the output equals the secure session's bit for bit (no security: one process "
                     "holds both the weights and the input).")
     e.add_argument("model", help="compiled program (.sirnn)")
-    e.add_argument("--input", required=True, metavar="X.npy", help="one sample, or a batch (N,) + input shape")
+    e.add_argument("--input", required=True, metavar="X.npy", help="one sample, or a batch (N,) + input shape; "
+                   "several inputs: an .npz with one array per input name (see `sirnn inspect`)")
+    e.add_argument("--save", metavar="Y.npy", help="also write the output to this file (.npy; several outputs: "
+                                                 ".npz, one array per output name)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=eval_cmd)
 

@@ -96,13 +96,18 @@ def fit_scale_or_none(max_abs: float, bits: int, headroom_bits: int, min_scale: 
     return s if s >= min_scale else None
 
 
-def collect_ranges(fm: FloatModel, x: np.ndarray, batch: int = 256) -> tuple[dict, dict]:
-    """max |v| of every tensor and of every recurrent op's internals over the inputs x."""
+def collect_ranges(fm: FloatModel, x, batch: int = 256) -> tuple[dict, dict]:
+    """max |v| of every tensor and of every recurrent op's internals over the inputs x (an array,
+    or a dict input → batch-leading array)."""
     ranges: dict[str, float] = {}
     cells: dict[str, dict] = {}
-    for i in range(0, len(x), batch):
+    xs = x if isinstance(x, dict) else {fm.input: x}
+    n = len(next(iter(xs.values())))
+    fixed = _fixed_batch(fm)
+    step = fixed or batch
+    for i in range(0, n, step):
         rec: dict = {}
-        fm.run(x[i:i + batch], record=rec, cell_stats=cells)
+        fm.run({t: v[i:i + step] for t, v in xs.items()}, record=rec, cell_stats=cells)
         for k, v in rec.items():
             m = float(np.abs(v).max()) if np.size(v) else 0.0
             ranges[k] = max(ranges.get(k, 0.0), m)
@@ -491,7 +496,7 @@ def _lower_cell(L, fop):
                           else min(cfg.max_scale, max_scale or 64))
 
     h = fmt("h", cfg.act_bits)
-    if fop.op == "gru":  # one block matrix over [x; h]: one format
+    if fop.op == "gru":  # one block matrix over [x; h] (and a given initial h): one format
         h = choose_fmt(max(st.get("h", 0.0), L.ranges.get(x, 0.0)), cfg.act_bits, hdr, cfg.max_scale)
         x = L.as_fmt(x, h, fop.name)
         xs = L.spec(x)
@@ -513,12 +518,18 @@ def _lower_cell(L, fop):
     seq = bool(fop.attrs.get("sequence", False))
     T = xs.shape[0]
     attrs = {"hidden": int(H), "formats": cell_formats_to(f), "sequence": seq}
+    init = list(fop.attrs.get("init", []))
+    states = [L.as_fmt(t, f.c if k == "c" else f.h, fop.name) for k, t in zip(init, fop.inputs[1:])]
+    if init:
+        attrs["init"] = init
+    if fop.attrs.get("steps") is not None:
+        attrs["steps"] = [[int(a), int(b)] for a, b in fop.attrs["steps"]]
     # variant attributes only when they differ from the default (programs stay as before)
     for k, default in (("activation", "tanh"), ("linear_before_reset", True), ("state", "h")):
         if k in fop.attrs and fop.attrs[k] != default:
             attrs[k] = fop.attrs[k]
     L.declare(fop.outputs[0], (T, H) if seq else (H,), f.c if attrs.get("state") == "c" else f.h)
-    L.emit(fop.op, fop.name, [x], fop.outputs, attrs,
+    L.emit(fop.op, fop.name, [x] + states, fop.outputs, attrs,
            {role: L.param(fop.name, role, p) for role, p in params.items()})
 
 
@@ -564,22 +575,87 @@ def _as_float_model(model) -> FloatModel:
     return load_float_model(model)
 
 
-def _as_calib(calib, fm: FloatModel) -> np.ndarray:
+def _fixed_batch(fm: FloatModel) -> int | None:
+    """The batch size a recurrent op's per-sample step ranges fix (None: any)."""
+    for op in fm.ops:
+        steps = op.attrs.get("steps")
+        if steps is not None and len(steps) > 1:
+            return len(steps)
+    return None
+
+
+def load_calib(path) -> np.ndarray | dict:
+    """Calibration (or input) data from a file: a .npy array, or an .npz with one array per input
+    name (never unpickled)."""
+    import os
+    import zipfile
+
+    path = os.fspath(path)
+    if path.lower().endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: np.asarray(z[k]) for k in z.files}
+        except FileNotFoundError:
+            raise ProgramError(f"no such calibration data file: {path}") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ProgramError(f"cannot read the calibration data file {path} as an .npz of arrays: {e}") from None
+    return load_array(path, "calibration data")
+
+
+def _as_calib(calib, fm: FloatModel):
+    """Calibration inputs → a batch-leading float array (one input) or dict input → array (several
+    inputs; each array in the input's own layout, its batch on the input's batch axis)."""
     if isinstance(calib, (str, bytes)) or hasattr(calib, "__fspath__"):
-        calib = load_array(calib, "calibration data")
-    x = np.asarray(calib, np.float64)
-    if x.shape == fm.input_shape:
-        x = x[None]
-    if x.shape[1:] != fm.input_shape or len(x) == 0:
-        raise ProgramError(f"calibration data of shape {x.shape}: expected (N,) + {fm.input_shape}")
-    if not np.isfinite(x).all():
-        raise ProgramError("calibration data contains NaN or infinity")
-    return x
+        calib = load_calib(calib)
+    if not isinstance(calib, dict):
+        if len(fm.inputs) != 1:
+            raise ProgramError(f"the model has {len(fm.inputs)} inputs {fm.inputs}: calibration data must give "
+                               "each by name (an .npz with one array per input)")
+        calib = {fm.input: calib}
+    missing = [t for t in fm.inputs if t not in calib]
+    extra = sorted(set(calib) - set(fm.inputs))
+    if missing or extra:
+        raise ProgramError(f"calibration data: missing input(s) {missing}" if missing else
+                           f"calibration data: unexpected array(s) {extra} (the model's inputs: {fm.inputs})")
+    out, n = {}, None
+    for t in fm.inputs:
+        x = np.asarray(calib[t], np.float64)
+        shape, b = fm.input_shapes[t], fm.batch_axes.get(t, 0)
+        if x.shape == shape:
+            x = x[None]
+        elif x.ndim == len(shape) + 1:
+            x = np.moveaxis(x, b, 0)
+        who = "calibration data" if len(fm.inputs) == 1 else f"calibration data for {t!r}"
+        if x.shape[1:] != shape or len(x) == 0 or (n is not None and len(x) != n):
+            want = f"(N,) + {shape}" if b == 0 else str(shape[:b] + ("N",) + shape[b:])
+            raise ProgramError(f"{who} of shape {np.shape(calib[t])}: expected {want}"
+                               + ("" if n is None else f" with N = {n}"))
+        if not np.isfinite(x).all():
+            raise ProgramError(f"{who} contains NaN or infinity")
+        out[t], n = x, len(x)
+    fixed = _fixed_batch(fm)
+    if fixed is not None and n % fixed:
+        raise ProgramError(f"the model runs batches of exactly {fixed} samples (per-sample sequence lengths): "
+                           f"give calibration data of a multiple of {fixed} samples, not {n}")
+    return out[fm.input] if len(fm.inputs) == 1 else out
+
+
+def _rows(x, i: int, j: int):
+    return {t: v[i:j] for t, v in x.items()} if isinstance(x, dict) else x[i:j]
+
+
+def _client_layout(fm: FloatModel, x):
+    """Batch-leading inputs → the client's layout (the batch on each input's batch axis)."""
+    if not isinstance(x, dict):
+        return x
+    return {t: np.moveaxis(v, 0, fm.batch_axes.get(t, 0)) for t, v in x.items()}
 
 
 def compile_model(model, calib, config: CompileConfig | None = None, **overrides) -> Program:
     """Float model (a :class:`FloatModel` or a file path) + calibration inputs (array or .npy
-    path, (N,) + input shape) → a validated fixed-point :class:`Program` (module doc)."""
+    path, (N,) + input shape; several inputs: a dict name → array or an .npz path, each array
+    with its batch on the input's batch axis) → a validated fixed-point :class:`Program` (module
+    doc)."""
     fm = _as_float_model(model)
     x = _as_calib(calib, fm)
     cfg = replace(config or CompileConfig(), **overrides)
@@ -587,27 +663,30 @@ def compile_model(model, calib, config: CompileConfig | None = None, **overrides
         cfg = replace(cfg, gate=Fmt(*cfg.gate))
     ranges, cells = collect_ranges(fm, x, cfg.batch)
     rec: dict = {}
-    fm.run(x[:1], record=rec)
+    first = _rows(x, 0, _fixed_batch(fm) or 1)
+    fm.run(first, record=rec)
     L = _Lowering(fm, ranges, cells, cfg)
     L.shapes = {k: tuple(v.shape[1:]) for k, v in rec.items()}
-    L.declare(fm.input, fm.input_shape, L.act_fmt(fm.input))
+    for t in fm.inputs:
+        L.declare(t, fm.input_shapes[t], L.act_fmt(t))
     for fop in fm.ops:
         rule = LOWER.get(fop.op)
         if rule is None:
             _unsupported(L, fop)
         rule(L, fop)
+    n = len(x) if not isinstance(x, dict) else len(next(iter(x.values())))
     meta = dict(fm.meta)
-    meta.update(compiled_by=f"sirnn {__version__}", calibration_samples=int(len(x)),
+    meta.update(compiled_by=f"sirnn {__version__}", calibration_samples=int(n),
                 config={"act_bits": cfg.act_bits, "w_bits": cfg.w_bits, "headroom_bits": cfg.headroom_bits,
                         "pre": [cfg.pre_bits, cfg.pre_max_scale], "gate": list(cfg.gate),
                         "fuse_tanh": cfg.fuse_tanh})
-    prog = Program(input=fm.input, output=fm.output, tensors=L.tensors, ops=L.ops, params=L.params,
-                   meta=meta, input_max_abs=ranges.get(fm.input, 0.0))
-    _dry_run(prog, x[:1])
+    prog = Program(input=fm.inputs, output=fm.outputs, tensors=L.tensors, ops=L.ops, params=L.params,
+                   meta=meta, input_max_abs={t: ranges.get(t, 0.0) for t in fm.inputs}, batch_axes=fm.batch_axes)
+    _dry_run(prog, _client_layout(fm, first))
     return prog
 
 
-def _dry_run(prog: Program, x: np.ndarray) -> None:
+def _dry_run(prog: Program, x) -> None:
     """Run the cleartext interpreter on one calibration sample, so that an op whose formats
     exceed what its protocols support (e.g. a math function's internal rings beyond 64 bits at
     wide activations) is a ProgramError naming the op at compile time, not at inference."""
@@ -624,36 +703,49 @@ def _dry_run(prog: Program, x: np.ndarray) -> None:
 
 
 def compare(model, program: Program, x) -> dict:
-    """Float reference vs the cleartext fixed-point interpreter on inputs x (a batch).
+    """Float reference vs the cleartext fixed-point interpreter on inputs x (a batch; a dict name →
+    array for several inputs).
 
     Index outputs: ``agreement`` (fraction of equal predictions). Real outputs: ``max_abs_err``,
     ``mean_abs_err``, ``max_abs`` (of the float output), and ``argmax_agreement`` over the last
-    axis. ``tensors``: per tensor of the program that the float model also has, the max abs error
-    of the fixed-point value (in units of its format's ULP, 2^−scale, as ``ulp``)."""
+    axis (several outputs: these per output under ``outputs``, and the first's at the top).
+    ``tensors``: per tensor of the program that the float model also has, the max abs error of
+    the fixed-point value (in units of its format's ULP, 2^−scale, as ``ulp``)."""
     from ..protocols.ring import to_signed
     from ..protocols.backend import ClearBackend, clear
-    from .runtime import encode_input, execute
+    from .runtime import execute
 
     fm = _as_float_model(model)
     xb = _as_calib(x, fm)
     rec: dict = {}
-    want = fm.run(xb, record=rec)
-    q, _ = encode_input(program, xb)
-    spec = program.input_spec
+    wants = fm.run(xb, record=rec)
+    wants = wants if isinstance(wants, dict) else {fm.output: wants}
+    feeds = xb if isinstance(xb, dict) else {fm.input: xb}
+    shares = {}
+    for t, v in feeds.items():
+        spec = program.tensors[t]
+        shares[t] = clear(np.round(v * 2.0**spec.scale).astype(np.int64), spec.bits, spec.scale)
     trace: dict = {}
-    y = execute(program, ClearBackend(), clear(q, spec.bits, spec.scale), trace=trace)
-    out: dict = {"samples": int(len(xb))}
-    o = program.output_spec
-    if not o.signed:
-        got = y.data.astype(np.int64)
-        out["agreement"] = float((got == want).mean())
-    else:
-        got = to_signed(y.data, o.bits) / 2.0**o.scale
-        err = np.abs(got - want)
-        out.update(max_abs_err=float(err.max()), mean_abs_err=float(err.mean()),
-                   max_abs=float(np.abs(want).max()))
-        if got.ndim >= 2:
-            out["argmax_agreement"] = float((got.argmax(-1) == want.argmax(-1)).mean())
+    y = execute(program, ClearBackend(), shares if len(shares) > 1 else shares[program.input], trace=trace)
+    ys = y if isinstance(y, dict) else {program.output: y}
+    n = len(next(iter(feeds.values())))
+    per_out = {}
+    for t, want in wants.items():
+        o, r = program.tensors[t], {}
+        if not o.signed:
+            r["agreement"] = float((ys[t].data.astype(np.int64) == want).mean())
+        else:
+            got = to_signed(ys[t].data, o.bits) / 2.0**o.scale
+            err = np.abs(got - want)
+            r.update(max_abs_err=float(err.max()), mean_abs_err=float(err.mean()),
+                     max_abs=float(np.abs(want).max()))
+            if got.ndim >= 2:
+                r["argmax_agreement"] = float((got.argmax(-1) == want.argmax(-1)).mean())
+        per_out[t] = r
+    out: dict = {"samples": int(n)}
+    out.update(per_out[fm.output])
+    if len(per_out) > 1:
+        out["outputs"] = per_out
     per = {}
     for name, share in trace.items():
         t = program.tensors[name]

@@ -23,8 +23,11 @@ Parameter conventions (PyTorch's):
   (torch.nn.RNN, ONNX RNN);
 * the cells take a sequence (T, D) and output the final h (H,), or all h (T, H) with attr
   ``sequence: true``; the initial state is zero, or the optional params ``h0`` (H,) (and ``c0``
-  (H,) for ``lstm``); attr ``state: "c"`` (lstm, not with ``sequence``) outputs the final cell
-  state c instead of h.
+  (H,) for ``lstm``), or runtime tensors: further inputs (H,) listed by attr ``init`` (["h"],
+  ["h", "c"], ["c"]); attr ``state: "c"`` (lstm, not with ``sequence``) outputs the final cell
+  state c instead of h; attr ``steps`` (lstm, gru, rnn: ONNX ``sequence_lens``): per batch element
+  (or one for all) the step range [start, stop) that updates the state — elsewhere the state is
+  held and the sequence output is 0 (:func:`step_mask`).
 * ``rnnpool``: attrs patch, stride; params ``rnn1.<role>``, ``rnn2.<role>`` with the FastGRNN
   roles above (rnn1: C → h1, rnn2: h1 → h2); x (C, H, W) → (4·h2, Ho, Wo) (RNNPool, Saha et al.
   2020, as examples/models.py: rnn1 along every row and every column of each k×k patch (stride
@@ -250,10 +253,13 @@ def _maybe_lowrank(w: dict, key: str, v: np.ndarray, stats: dict | None) -> np.n
 
 
 def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequence: bool = False,
-               attrs: dict | None = None):
-    """Run a float cell over xs (N, T, D) from its initial state (zero, or params h0 / c0);
-    returns h (N, H) or (N, T, H) (attrs: ``activation`` of rnn, ``linear_before_reset`` of gru,
-    ``state`` "c" of lstm: the final c instead of h).
+               attrs: dict | None = None, h0: np.ndarray | None = None, c0: np.ndarray | None = None):
+    """Run a float cell over xs (N, T, D) from its initial state (zero, or params h0 / c0, or the
+    runtime initial states ``h0`` / ``c0`` (N, H)); returns h (N, H) or (N, T, H) (attrs:
+    ``activation`` of rnn, ``linear_before_reset`` of gru, ``state`` "c" of lstm: the final c
+    instead of h; ``steps``: per batch element (or one for all) the range [start, stop) of steps
+    that update the state — outside it the state is held and a sequence output is 0, ONNX's
+    ``sequence_lens``: :func:`step_mask`).
     ``stats`` (a dict) collects the max |value| of the cell's internal tensors: "h", "pre"
     (inputs of σ/tanh), "c" (LSTM cell state), "lowrank" (FastGRNN W2·x, U2·h)."""
     N, T, _ = xs.shape
@@ -264,8 +270,16 @@ def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequ
     attrs = attrs or {}
     h = np.zeros((H, N)) + np.asarray(w.get("h0", 0.0), np.float64).reshape(-1, 1)
     c = np.zeros((H, N)) + np.asarray(w.get("c0", 0.0), np.float64).reshape(-1, 1)
+    if h0 is not None:
+        h = h + np.asarray(h0, np.float64).T
+        _upd(stats, "h", h)
+    if c0 is not None:
+        c = c + np.asarray(c0, np.float64).T
+        _upd(stats, "c", c)
+    active = step_mask(attrs.get("steps"), T, N)
     seq = []
     for t in range(T):
+        hp, cp = h, c
         x = xs[:, t, :].T  # (D, N)
         if op == "fastgrnn":
             pre = _maybe_lowrank(w, "W", x, stats) + _maybe_lowrank(w, "U", h, stats)
@@ -302,16 +316,35 @@ def cell_float(op: str, w: dict, xs: np.ndarray, stats: dict | None = None, sequ
                 h = np.maximum(a, 0.0)
         else:
             raise ProgramError(f"{op} is not a recurrent cell")
+        if active is not None:
+            h, c = np.where(active[t], h, hp), np.where(active[t], c, cp)
         _upd(stats, "h", h)
         if sequence:
-            seq.append(h.T)
+            seq.append(h.T if active is None else np.where(active[t], h, 0.0).T)
     if sequence:
         return np.stack(seq, axis=1)
     return c.T if attrs.get("state") == "c" else h.T
 
 
+def step_mask(steps, T: int, N: int) -> np.ndarray | None:
+    """The public per-step, per-sample update mask (T, N) of a cell's ``steps`` attribute (a list
+    of [start, stop) ranges: one per batch element, or one for all), or None (every step). A list
+    of several ranges fixes the batch to its length."""
+    if steps is None:
+        return None
+    r = np.asarray(steps, np.int64).reshape(-1, 2)
+    if len(r) != 1 and len(r) != N:
+        raise ProgramError(f"the recurrent layer's sequence lengths are given for a batch of {len(r)}, "
+                           f"the input has {N} samples")
+    t = np.arange(T)[:, None]
+    return np.broadcast_to((t >= r[:, 0]) & (t < r[:, 1]), (T, N))
+
+
 def _cell(op, ins, stats=None):
-    return cell_float(op.op, op.params, ins[0], stats, bool(op.attrs.get("sequence", False)), op.attrs)
+    init = list(op.attrs.get("init", []))
+    st = dict(zip(init, ins[1:]))
+    return cell_float(op.op, op.params, ins[0], stats, bool(op.attrs.get("sequence", False)), op.attrs,
+                      st.get("h"), st.get("c"))
 
 
 def _reshape(op, x):
@@ -424,19 +457,54 @@ STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize", "div")
 
 # ---------------------------------------------------------------------------------------------
 class FloatModel:
-    """A float model: ``ops`` over named tensors from ``input`` (per-sample ``input_shape``) to
-    ``output``. ``meta`` is free-form public information (name, class labels, ...)."""
+    """A float model: ``ops`` over named tensors from its inputs (per-sample shapes) to its
+    outputs. ``meta`` is free-form public information (name, class labels, ...).
 
-    def __init__(self, ops: list[FloatOp], input: str, input_shape, output: str, meta: dict | None = None):
+    One input and one output: ``FloatModel(ops, "x", (T, D), "y")``; several:
+    ``FloatModel(ops, ["x", "h0"], [(T, D), (H,)], ["y", "hn"])`` (``inputs``, ``input_shapes``
+    (name → shape) and ``outputs`` list them; ``input`` / ``input_shape`` / ``output`` are the
+    first). ``batch_axes`` (name → axis, for inputs and outputs; default 0) says where the batch
+    axis sits in the arrays a user passes and gets (an ONNX LSTM's initial state (1, N, H): 1);
+    :meth:`run` itself is batch-leading throughout."""
+
+    def __init__(self, ops: list[FloatOp], input, input_shape, output, meta: dict | None = None,
+                 batch_axes: dict | None = None):
         self.ops = list(ops)
-        self.input = input
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.output = output
+        if isinstance(input, str):
+            input, input_shape = [input], [input_shape]
+        self.inputs = [str(t) for t in input]
+        shapes = list(input_shape)
+        if len(shapes) != len(self.inputs):
+            raise ProgramError(f"float model: {len(self.inputs)} inputs but {len(shapes)} input shapes")
+        self.input_shapes = {t: tuple(int(s) for s in sh) for t, sh in zip(self.inputs, shapes)}
+        self.outputs = [output] if isinstance(output, str) else [str(t) for t in output]
         self.meta = dict(meta or {})
+        self.batch_axes = {str(k): int(v) for k, v in (batch_axes or {}).items() if int(v) != 0}
         self.validate()
 
+    @property
+    def input(self) -> str:
+        return self.inputs[0]
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.input_shapes[self.inputs[0]]
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
+
+    @property
+    def single(self) -> bool:
+        """One input and one output (the version-1 file layout)."""
+        return len(self.inputs) == 1 and len(self.outputs) == 1
+
     def validate(self) -> "FloatModel":
-        defined = {self.input}
+        if not self.inputs or not self.outputs:
+            raise ProgramError("a float model needs at least one input and one output")
+        if len(set(self.inputs)) != len(self.inputs) or len(set(self.outputs)) != len(self.outputs):
+            raise ProgramError("float model: an input or output is listed twice")
+        defined = set(self.inputs)
         names = set()
         for i, op in enumerate(self.ops):
             where = f"float op #{i} {op.name!r} ({op.op})"
@@ -452,21 +520,46 @@ class FloatModel:
                 if t in defined:
                     raise ProgramError(f"{where}: output {t!r} is defined twice")
                 defined.add(t)
-        if self.output not in defined:
-            raise ProgramError(f"the output {self.output!r} is not computed by any op")
+        for t in self.outputs:
+            if t not in defined:
+                raise ProgramError(f"the output {t!r} is not computed by any op")
         return self
 
-    def run(self, x: np.ndarray, *, record: dict | None = None, cell_stats: dict | None = None) -> np.ndarray:
-        """Float64 forward pass on x (N,) + input_shape (or one sample); ``record`` (a dict) gets
-        every tensor, ``cell_stats`` (a dict) per recurrent op name the max |value| of its
-        internal tensors."""
-        a = np.asarray(x, np.float64)
-        single = a.shape == self.input_shape
-        if single:
-            a = a[None]
-        if a.shape[1:] != self.input_shape:
-            raise ProgramError(f"float model input of shape {a.shape}, expected (N,) + {self.input_shape}")
-        env = {self.input: a}
+    def feeds(self, x) -> tuple[dict, bool]:
+        """The inputs as batch-leading float arrays by name, and whether they were one sample
+        (no batch axis). ``x``: an array (a model with one input) or a mapping name → array
+        (every input, nothing else)."""
+        if not isinstance(x, dict):
+            if len(self.inputs) != 1:
+                raise ProgramError(f"the float model has {len(self.inputs)} inputs {self.inputs}: pass a "
+                                   "mapping name → array")
+            x = {self.input: x}
+        missing = [t for t in self.inputs if t not in x]
+        extra = sorted(set(x) - set(self.inputs))
+        if missing or extra:
+            raise ProgramError(f"float model inputs: missing {missing}, unexpected {extra}" if missing and extra
+                               else f"float model input(s) {missing} missing" if missing
+                               else f"float model has no input(s) {extra} (inputs: {self.inputs})")
+        env, single, n = {}, None, None
+        for t in self.inputs:
+            a = np.asarray(x[t], np.float64)
+            one = a.shape == self.input_shapes[t]
+            if one:
+                a = a[None]
+            if a.shape[1:] != self.input_shapes[t]:
+                raise ProgramError(f"float model input {t!r} of shape {a.shape}, expected (N,) + "
+                                   f"{self.input_shapes[t]}")
+            if (single is not None and one != single) or (n is not None and len(a) != n):
+                raise ProgramError(f"float model input {t!r}: all inputs need the same batch size")
+            single, n, env[t] = one, len(a), a
+        return env, bool(single)
+
+    def run(self, x, *, record: dict | None = None, cell_stats: dict | None = None):
+        """Float64 forward pass on x ((N,) + input shape, or one sample; a mapping name → array
+        for several inputs); returns the output, or a dict name → output for several outputs.
+        ``record`` (a dict) gets every tensor, ``cell_stats`` (a dict) per recurrent op name the
+        max |value| of its internal tensors."""
+        env, single = self.feeds(x)
         for op in self.ops:
             st = None
             if cell_stats is not None and op.op in STAT_OPS:
@@ -474,15 +567,22 @@ class FloatModel:
             env[op.outputs[0]] = FLOAT_OPS[op.op](op, [env[t] for t in op.inputs], st)
         if record is not None:
             record.update(env)
-        out = env[self.output]
-        return out[0] if single else out
+        outs = {t: env[t][0] if single else env[t] for t in self.outputs}
+        return outs[self.output] if len(self.outputs) == 1 else outs
 
     # -- files --------------------------------------------------------------------------------
     def describe(self) -> dict:
-        return {"format": "sirnn-float-model", "version": 1, "input": self.input,
-                "input_shape": list(self.input_shape), "output": self.output, "meta": self.meta,
-                "ops": [{"op": o.op, "name": o.name, "inputs": o.inputs, "outputs": o.outputs,
-                         "attrs": o.attrs, "params": sorted(o.params)} for o in self.ops]}
+        """Version 1 (one input, one output) or version 2 (lists of inputs and outputs)."""
+        ops = [{"op": o.op, "name": o.name, "inputs": o.inputs, "outputs": o.outputs,
+                "attrs": o.attrs, "params": sorted(o.params)} for o in self.ops]
+        if self.single and not self.batch_axes:
+            return {"format": "sirnn-float-model", "version": 1, "input": self.input,
+                    "input_shape": list(self.input_shape), "output": self.output, "meta": self.meta, "ops": ops}
+        return {"format": "sirnn-float-model", "version": 2,
+                "inputs": [{"name": t, "shape": list(self.input_shapes[t]), "batch_axis": self.batch_axes.get(t, 0)}
+                           for t in self.inputs],
+                "outputs": [{"name": t, "batch_axis": self.batch_axes.get(t, 0)} for t in self.outputs],
+                "meta": self.meta, "ops": ops}
 
     def save(self, path: str | os.PathLike) -> None:
         """``.npz`` (arrays) or ``.json`` (parameters as nested lists)."""
@@ -501,6 +601,8 @@ class FloatModel:
     def from_dict(cls, d: dict, arrays: dict | None = None) -> "FloatModel":
         if not isinstance(d, dict) or d.get("format") != "sirnn-float-model":
             raise ProgramError("not a sirnn float model description")
+        if d.get("version", 1) not in (1, 2):
+            raise ProgramError(f"float model format version {d.get('version')!r}: this sirnn reads 1 and 2")
         ops = []
         for od in d["ops"]:
             if isinstance(od.get("params"), dict):
@@ -511,7 +613,11 @@ class FloatModel:
                 except (KeyError, TypeError) as e:
                     raise ProgramError(f"float model: missing parameter array {e}") from None
             ops.append(FloatOp(od["op"], od["inputs"], od["outputs"], params, od.get("attrs", {}), od["name"]))
-        return cls(ops, d["input"], d["input_shape"], d["output"], d.get("meta"))
+        if d.get("version", 1) == 1:
+            return cls(ops, d["input"], d["input_shape"], d["output"], d.get("meta"))
+        axes = {i["name"]: i.get("batch_axis", 0) for i in d["inputs"] + d["outputs"]}
+        return cls(ops, [i["name"] for i in d["inputs"]], [i["shape"] for i in d["inputs"]],
+                   [o["name"] for o in d["outputs"]], d.get("meta"), axes)
 
 
 def _load_npz(path: str) -> FloatModel:

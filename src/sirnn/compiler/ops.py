@@ -627,7 +627,7 @@ def cell_formats_to(f) -> dict:
 
 
 def _check_cell(op, ins, outs, p):
-    (x,), (o,) = ins, outs
+    x, (o,) = ins[0], outs
     _signed_in(op, ins)
     try:
         f = cell_formats_from(op.attrs.get("formats"))
@@ -684,6 +684,27 @@ def _check_cell(op, ins, outs, p):
     for role in ("h0", "c0"):
         if role in p:
             shape(role, (H,))
+    init = op.attrs.get("init", [])
+    if not isinstance(init, list) or len(set(init)) != len(init) or not set(init) <= {"h", "c"} \
+            or ("c" in init and op.op != "lstm") or op.op == "fastgrnn" and init:
+        _fail(op, f"attribute init must list the runtime initial states ('h', 'c' for an lstm), got {init!r}")
+    if len(ins) != 1 + len(init):
+        _fail(op, f"takes the sequence and {len(init)} initial state(s) {init}, got {len(ins)} inputs")
+    for key, s in zip(init, ins[1:]):
+        if key + "0" in p:
+            _fail(op, f"the initial {key} is both a parameter and an input")
+        sf = f.c if key == "c" else f.h
+        if tuple(s.shape) != (H,) or (s.bits, s.scale) != tuple(sf):
+            _fail(op, f"initial state {key} must be ({H},) at the cell's {key} format {tuple(sf)}, got "
+                      f"{s.shape} at ({s.bits}, {s.scale})")
+    steps = op.attrs.get("steps")
+    if steps is not None:
+        ok = op.op != "fastgrnn" and isinstance(steps, list) and len(steps) >= 1 and all(
+            isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r) and 0 <= r[0] <= r[1] <= T
+            for r in steps)
+        if not ok:
+            _fail(op, f"attribute steps must be a list of [start, stop] step ranges within 0..{T}, got "
+                      f"{str(steps)[:80]}")
     seq = op.attrs.get("sequence", False)
     if not isinstance(seq, bool):
         _fail(op, f"attribute sequence must be true or false, got {seq!r}")
@@ -838,14 +859,15 @@ for _d in (
     OpDef("fastgrnn", (1, 1), params=CELL_PARAMS["fastgrnn"][0], optional=CELL_PARAMS["fastgrnn"][1],
           attrs=("hidden", "formats", "sequence"), check=_check_cell,
           doc="FastGRNN over a sequence (T, D) → final h (H,) or all h (T, H)"),
-    OpDef("lstm", (1, 1), params=CELL_PARAMS["lstm"][0], optional=CELL_PARAMS["lstm"][1],
-          attrs=("hidden", "formats", "sequence") + CELL_ATTRS["lstm"], check=_check_cell,
-          doc="LSTM (torch.nn.LSTMCell gates) over a sequence (optional constant h0, c0; state c: final c)"),
-    OpDef("gru", (1, 1), params=CELL_PARAMS["gru"][0], optional=CELL_PARAMS["gru"][1],
-          attrs=("hidden", "formats", "sequence") + CELL_ATTRS["gru"], check=_check_cell,
+    OpDef("lstm", (1, 3), params=CELL_PARAMS["lstm"][0], optional=CELL_PARAMS["lstm"][1],
+          attrs=("hidden", "formats", "sequence", "init", "steps") + CELL_ATTRS["lstm"], check=_check_cell,
+          doc="LSTM (torch.nn.LSTMCell gates) over a sequence (optional constant h0, c0 or initial states "
+              "as inputs (init); steps: per-sample step ranges (sequence_lens); state c: final c)"),
+    OpDef("gru", (1, 2), params=CELL_PARAMS["gru"][0], optional=CELL_PARAMS["gru"][1],
+          attrs=("hidden", "formats", "sequence", "init", "steps") + CELL_ATTRS["gru"], check=_check_cell,
           doc="GRU (torch.nn.GRUCell gates; linear_before_reset false: ONNX's default) over a sequence"),
-    OpDef("rnn", (1, 1), params=CELL_PARAMS["rnn"][0], optional=CELL_PARAMS["rnn"][1],
-          attrs=("hidden", "formats", "sequence") + CELL_ATTRS["rnn"], check=_check_cell,
+    OpDef("rnn", (1, 2), params=CELL_PARAMS["rnn"][0], optional=CELL_PARAMS["rnn"][1],
+          attrs=("hidden", "formats", "sequence", "init", "steps") + CELL_ATTRS["rnn"], check=_check_cell,
           doc="Elman RNN (tanh or relu; torch.nn.RNNCell) over a sequence"),
     OpDef("softmax", (1, 1), attrs=("axis",), check=_check_softmax,
           doc="softmax over an axis (default the last; max, nexp, local sum, div; sirnn.nn.norm)"),

@@ -7,7 +7,12 @@ File format (``.sirnn``): one zip archive holding
 * ``program.json`` — ``{"format": "sirnn-program", "version": 1, "input", "input_max_abs", "output",
   "tensors": {name: {shape, bits, scale, signed}}, "ops": [{op, name, inputs, outputs, attrs,
   params: {role: name}}], "params": {name: {shape, bits, scale}}, "meta": {...},
-  "has_values": true}``;
+  "has_values": true}``; version 2 (several inputs or outputs) has ``"inputs": [{name, max_abs,
+  batch_axis}]`` and ``"outputs": [{name, batch_axis}]`` in place of input, input_max_abs and
+  output (``batch_axis``: where the batch axis sits in the arrays the client passes and gets, e.g.
+  1 for an ONNX LSTM's initial state (num_directions, batch, H); the program itself is
+  batch-leading). A program with one input and one output, both batch-leading, is written as
+  version 1 (so its digest is what it was before version 2); both versions are read;
 * ``params.npz`` — the parameter values, one int64 array per parameter name (absent in a
   public-only file).
 
@@ -43,7 +48,7 @@ from .ops import OPS, Op, TensorSpec
 __all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program", "load_array"]
 
 FORMAT = "sirnn-program"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _JSON_NAME = "program.json"
 _PARAMS_NAME = "params.npz"
 
@@ -55,20 +60,59 @@ class Program:
     (server side, cleartext evaluation) or None (the client's public copy).
     """
 
-    def __init__(self, *, input: str, output: str, tensors: dict[str, TensorSpec], ops: list[Op],
+    def __init__(self, *, input=None, output=None, tensors: dict[str, TensorSpec], ops: list[Op],
                  params: dict[str, Param], meta: dict | None = None,
-                 input_max_abs: float | None = None, validate: bool = True):
-        self.input = input
-        self.output = output
+                 input_max_abs=None, validate: bool = True, batch_axes: dict | None = None):
+        """``input`` / ``output``: a tensor name, or a list of names (several inputs / outputs);
+        ``input_max_abs``: a number (one input) or a dict input → number (or None);
+        ``batch_axes``: tensor → the batch axis of an input or output in the client's arrays
+        (absent: 0)."""
+        self.inputs = [str(input)] if isinstance(input, str) else [str(t) for t in input]
+        self.outputs = [str(output)] if isinstance(output, str) else [str(t) for t in output]
+        if not self.inputs or not self.outputs:
+            raise ProgramError("a program needs at least one input and one output")
         self.tensors = dict(tensors)
         self.ops = list(ops)
         self.params = dict(params)
         self.meta = dict(meta or {})
-        self.input_max_abs = None if input_max_abs is None else float(input_max_abs)
+        ima = input_max_abs if isinstance(input_max_abs, dict) else {self.inputs[0]: input_max_abs}
+        self.inputs_max_abs = {t: None if ima.get(t) is None else float(ima[t]) for t in self.inputs}
+        self.batch_axes = {str(k): int(v) for k, v in (batch_axes or {}).items() if v}
         if validate:
             self.validate()
 
     # -- views ----------------------------------------------------------------------------------
+    @property
+    def input(self) -> str:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
+
+    @property
+    def input_max_abs(self) -> float | None:
+        return self.inputs_max_abs[self.inputs[0]]
+
+    @property
+    def single(self) -> bool:
+        """One input and one output, both batch-leading (a version-1 program)."""
+        return len(self.inputs) == 1 and len(self.outputs) == 1 and not self.batch_axes
+
+    def batch_axis(self, t: str) -> int:
+        """The batch axis of input or output ``t`` in the client's arrays."""
+        return self.batch_axes.get(t, 0)
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The number of samples the program must run on, when a recurrent op's per-sample step
+        ranges (ONNX ``sequence_lens`` of a static batch) fix it; else None (any)."""
+        for op in self.ops:
+            steps = op.attrs.get("steps")
+            if isinstance(steps, list) and len(steps) > 1:
+                return len(steps)
+        return None
+
     @property
     def input_spec(self) -> TensorSpec:
         return self.tensors[self.input]
@@ -87,18 +131,25 @@ class Program:
 
     def public(self) -> "Program":
         """The client's view: the same program without parameter values."""
-        return Program(input=self.input, output=self.output, tensors=self.tensors, ops=self.ops,
+        return Program(input=self.inputs, output=self.outputs, tensors=self.tensors, ops=self.ops,
                        params={k: p.spec() for k, p in self.params.items()}, meta=self.meta,
-                       input_max_abs=self.input_max_abs, validate=False)
+                       input_max_abs=self.inputs_max_abs, validate=False, batch_axes=self.batch_axes)
 
     def describe(self) -> dict:
-        """The public description as JSON-able data (no parameter values)."""
-        d = {"format": FORMAT, "version": FORMAT_VERSION, "input": self.input,
-             "input_max_abs": self.input_max_abs, "output": self.output,
-             "tensors": {k: t.describe() for k, t in self.tensors.items()},
-             "ops": [op.describe() for op in self.ops],
-             "params": {k: p.describe() for k, p in self.params.items()},
-             "meta": self.meta}
+        """The public description as JSON-able data (no parameter values): version 1 for a
+        program with one batch-leading input and output, else version 2 (module doc)."""
+        if self.single:
+            d = {"format": FORMAT, "version": 1, "input": self.input,
+                 "input_max_abs": self.input_max_abs, "output": self.output}
+        else:
+            d = {"format": FORMAT, "version": 2,
+                 "inputs": [{"name": t, "max_abs": self.inputs_max_abs[t], "batch_axis": self.batch_axis(t)}
+                            for t in self.inputs],
+                 "outputs": [{"name": t, "batch_axis": self.batch_axis(t)} for t in self.outputs]}
+        d.update({"tensors": {k: t.describe() for k, t in self.tensors.items()},
+                  "ops": [op.describe() for op in self.ops],
+                  "params": {k: p.describe() for k, p in self.params.items()},
+                  "meta": self.meta})
         return json.loads(canonical_json(d))  # normalised (tuples → lists, numpy → Python)
 
     def digest(self) -> str:
@@ -138,7 +189,7 @@ class Program:
         if v > FORMAT_VERSION:
             raise ProgramError(f"the program uses format version {v}, this sirnn reads up to "
                                f"{FORMAT_VERSION}: upgrade sirnn")
-        for key in ("input", "output", "tensors", "ops", "params"):
+        for key in (("input", "output") if v == 1 else ("inputs", "outputs")) + ("tensors", "ops", "params"):
             if key not in d:
                 raise ProgramError(f"the program description lacks '{key}'")
         if not isinstance(d["tensors"], dict) or not isinstance(d["ops"], list) \
@@ -165,14 +216,26 @@ class Program:
             extra = sorted(set(values) - set(params))
             if extra:
                 raise ProgramError(f"the file holds values for undeclared parameters {extra}")
-        ima = d.get("input_max_abs")
-        if ima is not None and (not isinstance(ima, (int, float)) or not np.isfinite(ima) or ima < 0):
-            raise ProgramError(f"input_max_abs must be a finite number ≥ 0 or null, got {ima!r}")
+        if v == 1:
+            ins, outs, imas, axes = [str(d["input"])], [str(d["output"])], {str(d["input"]): d.get("input_max_abs")}, {}
+        else:
+            if not isinstance(d["inputs"], list) or not isinstance(d["outputs"], list) \
+                    or not all(isinstance(e, dict) and "name" in e for e in d["inputs"] + d["outputs"]):
+                raise ProgramError("'inputs' and 'outputs' must be lists of objects with a name")
+            ins, outs = [str(e["name"]) for e in d["inputs"]], [str(e["name"]) for e in d["outputs"]]
+            imas = {str(e["name"]): e.get("max_abs") for e in d["inputs"]}
+            axes = {str(e["name"]): e.get("batch_axis", 0) for e in d["inputs"] + d["outputs"]}
+        for t, ima in imas.items():
+            if ima is not None and (not isinstance(ima, (int, float)) or not np.isfinite(ima) or ima < 0):
+                raise ProgramError(f"input_max_abs of {t!r} must be a finite number ≥ 0 or null, got {ima!r}")
+        for t, b in axes.items():
+            if type(b) is not int or b < 0:
+                raise ProgramError(f"batch_axis of {t!r} must be an integer ≥ 0, got {b!r}")
         meta = d.get("meta") or {}
         if not isinstance(meta, dict):
             raise ProgramError("'meta' must be an object")
-        return cls(input=str(d["input"]), output=str(d["output"]), tensors=tensors, ops=ops,
-                   params=params, meta=meta, input_max_abs=ima)
+        return cls(input=ins, output=outs, tensors=tensors, ops=ops, params=params, meta=meta,
+                   input_max_abs=imas, batch_axes=axes)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the program as one self-contained file (see the module doc)."""
@@ -227,16 +290,23 @@ class Program:
     # -- validation -----------------------------------------------------------------------------
     def validate(self) -> "Program":
         """Check the whole program (see the module doc); raise ProgramError naming the problem."""
-        if self.input not in self.tensors:
-            raise ProgramError(f"the input tensor {self.input!r} is not declared")
-        if self.output not in self.tensors:
-            raise ProgramError(f"the output tensor {self.output!r} is not declared")
-        if not self.input_spec.signed:
-            raise ProgramError("the input tensor must be signed fixed point")
+        if len(set(self.inputs)) != len(self.inputs) or len(set(self.outputs)) != len(self.outputs):
+            raise ProgramError(f"an input or output is listed twice ({self.inputs}, {self.outputs})")
+        for t in self.inputs:
+            if t not in self.tensors:
+                raise ProgramError(f"the input tensor {t!r} is not declared")
+            if not self.tensors[t].signed:
+                raise ProgramError(f"the input tensor {t!r} must be signed fixed point")
+        for t in self.outputs:
+            if t not in self.tensors:
+                raise ProgramError(f"the output tensor {t!r} is not declared")
+        for t, b in self.batch_axes.items():
+            if t not in self.inputs + self.outputs or b > len(self.tensors[t].shape):
+                raise ProgramError(f"batch axis {b} of {t!r}: not an input or output, or beyond its axes")
         for name, p in self.params.items():
             if not isinstance(p, Param):
                 raise ProgramError(f"parameter {name!r} must be a Param")
-        defined = {self.input}
+        defined = set(self.inputs)
         names = set()
         used_params = set()
         for i, op in enumerate(self.ops):
@@ -280,8 +350,9 @@ class Program:
             if d.check is not None:
                 d.check(op, [self.tensors[t] for t in op.inputs], [self.tensors[t] for t in op.outputs],
                         self.op_params(op))
-        if self.output not in defined:
-            raise ProgramError(f"the output tensor {self.output!r} is not computed by any op")
+        for t in self.outputs:
+            if t not in defined:
+                raise ProgramError(f"the output tensor {t!r} is not computed by any op")
         unused = sorted(set(self.params) - used_params)
         if unused:
             raise ProgramError(f"parameters not used by any op: {unused}")
@@ -290,8 +361,9 @@ class Program:
     # -- text ---------------------------------------------------------------------------------------
     def summary(self) -> str:
         """A table of the ops with their output formats and parameter sizes."""
-        lines = [f"input  {self.input}: {self.input_spec}"
-                 + (f", calibrated |x| ≤ {self.input_max_abs:.4g}" if self.input_max_abs is not None else "")]
+        lines = [f"input  {t}: {self.tensors[t]}"
+                 + (f", calibrated |x| ≤ {self.inputs_max_abs[t]:.4g}" if self.inputs_max_abs[t] is not None else "")
+                 + (f", batch axis {self.batch_axis(t)}" if self.batch_axis(t) else "") for t in self.inputs]
         w = max([len(op.name) for op in self.ops] + [5])
         lines.append(f"  {'layer':{w}s}  {'op':9s}  {'output':34s}  params")
         for op in self.ops:
@@ -304,7 +376,8 @@ class Program:
                 f = op.attrs["formats"]
                 extra = f"  [pre {tuple(f['pre'])}, gate {tuple(f['gate'])}, h {tuple(f['h'])}]"
             lines.append(f"  {op.name:{w}s}  {op.op:9s}  {str(o):34s}  {pdesc}{extra}")
-        lines.append(f"output {self.output}: {self.output_spec}")
+        lines += [f"output {t}: {self.tensors[t]}" + (f", batch axis {self.batch_axis(t)}" if self.batch_axis(t) else "")
+                  for t in self.outputs]
         lines.append(f"digest {self.digest()}")
         return "\n".join(lines)
 

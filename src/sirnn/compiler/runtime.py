@@ -29,12 +29,12 @@ from ..nn.movement import gather
 from ..protocols.backend import Backend, ClearBackend, clear
 from ..protocols.ring import to_signed
 from ..protocols.share import Share, concat
-from .floatir import rnnpool_sequences, rnnpool_summaries
+from .floatir import rnnpool_sequences, rnnpool_summaries, step_mask
 from .ops import Op, _slice_of, cell_formats_from
 from .program import Program
 
-__all__ = ["execute", "ProgressEvent", "op_work", "RUNNERS", "evaluate_clear", "encode_input", "decode_output",
-           "build_cell"]
+__all__ = ["execute", "ProgressEvent", "op_work", "RUNNERS", "evaluate_clear", "encode_input", "encode_inputs",
+           "decode_output", "decode_outputs", "build_cell"]
 
 
 @dataclass(frozen=True)
@@ -423,16 +423,24 @@ def build_cell(program: Program, op: Op):
 
 
 def _cell_runner(ctx, op, ins):
-    (x,) = ins
+    """A recurrent op over its sequence, from its initial state (zero, the server's constant, or
+    the shared initial-state inputs of attr ``init``); attr ``steps``: a public per-sample mask
+    (:func:`~sirnn.compiler.floatir.step_mask`) that holds the state outside each sample's step
+    range and zeroes the sequence output there — a local select on the shares."""
+    x = ins[0]
     cell = build_cell(ctx.program, op)
     N, T = x.shape[0], x.shape[1]
     xs = _like(x, x.data.transpose(1, 2, 0))  # (T, D, N): the cells take columns
-    state = cell.init_state(ctx.be, N)
+    given = {k: _like(v, v.data.T) for k, v in zip(op.attrs.get("init", []), ins[1:])}  # (H, N)
+    state = cell.init_state(ctx.be, N, **{k + "0": v for k, v in given.items()})
+    active = step_mask(op.attrs.get("steps"), T, N)
     seq = []
     for t, xt in enumerate(rnn.step_inputs(ctx.be, cell, xs)):
-        state = cell.step(ctx.be, xt, state)
+        new = cell.step(ctx.be, xt, state)
+        state = new if active is None else rnn.masked_state(new, state, active[t])
         if op.attrs.get("sequence"):
-            seq.append(cell.output(state).data.T)  # (N, H)
+            h = cell.output(state)
+            seq.append((h.data if active is None else np.where(active[t], h.data, np.uint64(0))).T)  # (N, H)
         if ctx.progress is not None:
             ctx.progress(ctx.index, op, t + 1, T)
     h = state[1] if op.attrs.get("state") == "c" else cell.output(state)
@@ -478,26 +486,39 @@ def _rnnpool(ctx, op, ins):
 
 
 # ---------------------------------------------------------------------------------------------
-def execute(program: Program, backend: Backend, x_share: Share, meter=None,
-            progress: Callable[[ProgressEvent], None] | None = None, trace: dict | None = None) -> Share:
-    """Run ``program`` on the input ``x_share`` ((N,) + input shape, the input format) and return
-    the output share ((N,) + output shape). See the module doc. ``trace`` (a dict) receives every
-    tensor's Share by name (debugging, calibration checks)."""
-    spec = program.input_spec
-    if not isinstance(x_share, Share):
-        raise ParameterError(f"execute: the input must be a Share, got {type(x_share).__name__}")
-    if tuple(x_share.shape[1:]) != tuple(spec.shape) or len(x_share.shape) != len(spec.shape) + 1:
-        raise ParameterError(f"execute: input of shape {x_share.shape}, expected (N,) + {tuple(spec.shape)}")
-    if (x_share.bits, x_share.scale, x_share.signed) != (spec.bits, spec.scale, True):
-        raise ParameterError(f"execute: input format ({x_share.bits}, {x_share.scale}) differs from "
-                             f"the program's ({spec.bits}, {spec.scale})")
+def execute(program: Program, backend: Backend, x_share, meter=None,
+            progress: Callable[[ProgressEvent], None] | None = None, trace: dict | None = None):
+    """Run ``program`` on the input ``x_share`` ((N,) + input shape, the input format; for several
+    inputs a dict name → Share, all with the same N) and return the output share ((N,) + output
+    shape), or a dict name → Share for several outputs. See the module doc. ``trace`` (a dict)
+    receives every tensor's Share by name (debugging, calibration checks)."""
+    shares = x_share if isinstance(x_share, dict) else {program.input: x_share}
+    if sorted(shares) != sorted(program.inputs):
+        raise ParameterError(f"execute: inputs {sorted(shares)}, the program takes {program.inputs}")
+    n = None
+    for name in program.inputs:
+        xs, spec = shares[name], program.tensors[name]
+        if not isinstance(xs, Share):
+            raise ParameterError(f"execute: the input {name!r} must be a Share, got {type(xs).__name__}")
+        if tuple(xs.shape[1:]) != tuple(spec.shape) or len(xs.shape) != len(spec.shape) + 1 \
+                or (n is not None and xs.shape[0] != n):
+            raise ParameterError(f"execute: input {name!r} of shape {xs.shape}, expected (N,) + {tuple(spec.shape)}"
+                                 + ("" if n is None else f" with N = {n}"))
+        if (xs.bits, xs.scale, xs.signed) != (spec.bits, spec.scale, True):
+            raise ParameterError(f"execute: input {name!r} format ({xs.bits}, {xs.scale}) differs from "
+                                 f"the program's ({spec.bits}, {spec.scale})")
+        n = xs.shape[0]
+    fixed = program.fixed_batch
+    if fixed is not None and n != fixed:
+        raise ParameterError(f"execute: the program runs exactly {fixed} samples (its per-sample sequence "
+                             f"lengths), got {n}")
     last_use: dict[str, int] = {}
     for i, op in enumerate(program.ops):
         for t in op.inputs:
             last_use[t] = i
-    env = {program.input: x_share}
+    env = dict(shares)
     if trace is not None:
-        trace[program.input] = x_share
+        trace.update(shares)
     tick = _Progress(program, backend, progress) if progress is not None else None
     for i, op in enumerate(program.ops):
         run = RUNNERS.get(op.op)
@@ -518,49 +539,112 @@ def execute(program: Program, backend: Backend, x_share: Share, meter=None,
             if trace is not None:
                 trace[t] = v
         for t in op.inputs:  # free what is no longer needed
-            if last_use.get(t) == i and t != program.output:
+            if last_use.get(t) == i and t not in program.outputs:
                 env.pop(t, None)
-    return env[program.output]
+    if len(program.outputs) == 1:
+        return env[program.output]
+    return {t: env[t] for t in program.outputs}
 
 
 # ---------------------------------------------------------------------------------------------
 # encoding and the cleartext interpreter
 # ---------------------------------------------------------------------------------------------
-def encode_input(program: Program, x) -> tuple[np.ndarray, bool]:
-    """Real input (input shape, or (N,) + input shape) → signed integers at the input format, and
-    whether a batch axis was given. Raises InputError for a wrong shape, NaN/inf or a value
-    outside the format's range."""
+def _input_error(program: Program, name: str, msg: str):
     from ..errors import InputError
 
-    spec = program.input_spec
+    return InputError(msg if len(program.inputs) == 1 else f"input {name!r}: {msg}")
+
+
+def _encode_one(program: Program, name: str, x) -> tuple[np.ndarray, bool]:
+    """One input (its client layout: the batch on ``program.batch_axis(name)``) → batch-leading
+    signed integers at its format, and whether it had a batch axis."""
+    spec = program.tensors[name]
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise InputError(f"the input is not an array of numbers: {e}") from None
+        raise _input_error(program, name, f"the input is not an array of numbers: {e}") from None
     shape = tuple(spec.shape)
+    b = program.batch_axis(name)
     if a.shape == shape:
         batched = False
         a = a[None]
-    elif a.ndim == len(shape) + 1 and a.shape[1:] == shape and a.shape[0] >= 1:
+    elif a.ndim == len(shape) + 1 and a.shape[:b] + a.shape[b + 1:] == shape and a.shape[b] >= 1:
         batched = True
+        a = np.moveaxis(a, b, 0)
     else:
-        raise InputError(f"the input has shape {a.shape}, but the model takes {shape} (one sample) "
-                         f"or (N,) + {shape} (a batch of N samples)")
+        batch = "(" + ", ".join(str(d) for d in shape[:b] + ("N",) + shape[b:]) + ")"
+        raise _input_error(program, name, f"the input has shape {a.shape}, but the model takes {shape} (one sample) "
+                                          f"or {'(N,) + ' + str(shape) if b == 0 else batch} (a batch of N samples)")
     bad = ~np.isfinite(a)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"the input contains NaN or infinity ({int(bad.sum())} value(s), first at "
-                         f"index {idx if batched else idx[1:]})")
+        raise _input_error(program, name, f"the input contains NaN or infinity ({int(bad.sum())} value(s), "
+                                          f"first at index {idx if batched else idx[1:]})")
     fmt = spec.fmt
     q = np.round(a * 2.0**fmt.scale)
     lim = 1 << (fmt.bits - 1)
     over = (q >= lim) | (q < -lim)
     if over.any():
-        raise InputError(
+        raise _input_error(program, name, 
             f"input values outside the range of the model's input format ({fmt.bits} bits, scale "
             f"{fmt.scale}: [{-lim / 2.0**fmt.scale:g}, {(lim - 1) / 2.0**fmt.scale:g}]): max |x| = "
             f"{np.abs(a).max():g} ({int(over.sum())} value(s) out of range)")
     return q.astype(np.int64), batched
+
+
+def encode_inputs(program: Program, x) -> tuple[dict, bool]:
+    """Real inputs → {name: batch-leading signed integers at the input's format}, and whether they
+    had a batch axis. ``x``: an array (a one-input program) or a mapping name → array naming every
+    input (each one sample, or all a batch of the same N, the batch on the input's batch axis).
+    Raises InputError naming a missing, unexpected or wrongly shaped input, NaN/inf or a value
+    outside the format's range."""
+    from ..errors import InputError
+
+    if not isinstance(x, dict):
+        if len(program.inputs) != 1:
+            raise InputError(f"the model takes {len(program.inputs)} inputs {program.inputs}: give each by "
+                             "name (an .npz with one array per input)")
+        x = {program.input: x}
+    missing = [t for t in program.inputs if t not in x]
+    if missing:
+        raise InputError(f"missing input(s) {missing} (the model takes {program.inputs})")
+    extra = sorted(str(t) for t in set(x) - set(program.inputs))
+    if extra:
+        raise InputError(f"unexpected input(s) {extra} (the model takes {program.inputs})")
+    out, batched, n = {}, None, None
+    for t in program.inputs:
+        q, bt = _encode_one(program, t, x[t])
+        if batched is not None and (bt != batched or len(q) != n):
+            raise InputError(f"input {t!r}: every input must be one sample, or a batch of the same N "
+                             f"(the first is {'a batch of ' + str(n) if batched else 'one sample'})")
+        out[t], batched, n = q, bt, len(q)
+    fixed = program.fixed_batch
+    if fixed is not None and n != fixed:
+        raise InputError(f"the model runs exactly {fixed} samples at once (its recurrent layer's per-sample "
+                         f"sequence lengths), got {n}")
+    return out, bool(batched)
+
+
+def encode_input(program: Program, x) -> tuple[np.ndarray, bool]:
+    """Real input (input shape, or (N,) + input shape) of a one-input program → signed integers at
+    the input format, and whether a batch axis was given (:func:`encode_inputs`)."""
+    q, batched = encode_inputs(program, x)
+    return q[program.input], batched
+
+
+def decode_outputs(program: Program, rings, batched: bool = True):
+    """Output ring elements (a dict name → batch-leading array, or the array of a one-output
+    program) → decoded outputs in the client's layout (the batch on each output's batch axis;
+    dropped when ``batched`` is False): an array for one output, a dict name → array for several."""
+    if not isinstance(rings, dict):
+        rings = {program.output: rings}
+    out = {}
+    for t in program.outputs:
+        o = program.tensors[t]
+        r = np.asarray(rings[t], np.uint64)
+        v = (r & np.uint64((1 << o.bits) - 1)).astype(np.int64) if not o.signed else to_signed(r, o.bits) / 2.0**o.scale
+        out[t] = np.moveaxis(v, 0, program.batch_axis(t)) if batched else v[0]
+    return out[program.output] if len(program.outputs) == 1 else out
 
 
 def decode_output(program: Program, ring: np.ndarray) -> np.ndarray:
@@ -572,14 +656,19 @@ def decode_output(program: Program, ring: np.ndarray) -> np.ndarray:
     return to_signed(r, o.bits) / 2.0**o.scale
 
 
-def evaluate_clear(program: Program, x, *, raw: bool = False, meter=None, progress=None) -> np.ndarray:
+def evaluate_clear(program: Program, x, *, raw: bool = False, meter=None, progress=None):
     """The cleartext fixed-point interpreter: run ``program`` (with its parameter values) on x
-    (one sample or a batch) and return the decoded output (the ring elements with ``raw``)."""
+    (one sample or a batch; a mapping name → array for several inputs) and return the decoded
+    output (the ring elements, batch-leading, with ``raw``); a dict name → output for several
+    outputs."""
     if not program.has_values:
         raise ParameterError("evaluate_clear needs the program with its parameter values (the "
                              "server's file), not the public copy")
-    q, batched = encode_input(program, x)
-    spec = program.input_spec
-    y = execute(program, ClearBackend(), clear(q, spec.bits, spec.scale), meter=meter, progress=progress)
-    out = y.data if raw else decode_output(program, y.data)
-    return out if batched else out[0]
+    qs, batched = encode_inputs(program, x)
+    shares = {t: clear(q, program.tensors[t].bits, program.tensors[t].scale) for t, q in qs.items()}
+    y = execute(program, ClearBackend(), shares, meter=meter, progress=progress)
+    rings = {program.output: y.data} if len(program.outputs) == 1 else {t: v.data for t, v in y.items()}
+    if raw:
+        out = {t: r if batched else r[0] for t, r in rings.items()}
+        return out[program.output] if len(program.outputs) == 1 else out
+    return decode_outputs(program, rings, batched)

@@ -145,7 +145,10 @@ def serve(program, host: str = "127.0.0.1", port: int = 0, *, tls_cert=None, tls
     with listen(host, port, backlog=128, tls=tls, timeout=timeout) as listener:
         name = program.meta.get("name", "model")
         log(f"listening on {listener.host}:{listener.port}{' (TLS)' if tls else ''}; model {name!r}, "
-            f"digest {program.digest()[:16]}…, input {program.input_spec}, OT engine {ot}")
+            f"digest {program.digest()[:16]}…, "
+            + (f"input {program.input_spec}" if len(program.inputs) == 1 else
+               "inputs " + ", ".join(f"{t} {program.tensors[t]}" for t in program.inputs))
+            + f", OT engine {ot}")
         log(f"{limits.workers} worker(s), queue {limits.queue}; deadlines: handshake {limits.handshake_timeout:g} s, "
             f"session {limits.session_timeout:g} s, min rate {limits.min_rate:g} B/s, silence {limits.timeout:g} s")
         if on_listening is not None:

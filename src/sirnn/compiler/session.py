@@ -18,10 +18,12 @@ One session, message by message:
    the server answers ``{"status": "ok", "ot": <engine>}`` (or refuses, e.g. a batch above its
    limit): the server picks the OT engine (:data:`sirnn.ot.engine.KINDS`), the client follows it
    unless it asked for one (a mismatch then fails in step 4, on both sides);
-4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N}`` and the OT
-   engine — both parties check that they run the same program on the same engine — then the OT set-up;
-5. the client secret-shares its input, both run :func:`sirnn.compiler.runtime.execute`, and the
-   output is revealed to the client only.
+4. :meth:`Party.setup`: a second hello carrying ``{"program": <digest>, "batch": N, "inputs":
+   [[N, ...shape] per input]}`` and the OT engine — both parties check that they run the same
+   program on inputs of the same shapes on the same engine — then the OT set-up;
+5. the client secret-shares its inputs (every program input, in the program's order), both run
+   :func:`sirnn.compiler.runtime.execute`, and the outputs (every program output, in order) are
+   revealed to the client only.
 
 Before its hello (step 1) a server with all its session slots taken may send *notices*: ``queued``
 (the client's position, repeated while it waits) or ``busy`` (the queue is full: the client raises
@@ -50,7 +52,7 @@ from ..protocols.share import reveal, share_input
 from ..transport.handshake import handshake
 from ..transport.peerdata import loads_json, peer_text
 from .program import FORMAT_VERSION, Program
-from .runtime import ProgressEvent, decode_output, encode_input, execute
+from .runtime import ProgressEvent, decode_outputs, encode_inputs, execute
 
 __all__ = ["SERVICE", "format_bytes", "server_session", "client_session", "infer", "InferenceResult",
            "format_report"]
@@ -77,6 +79,13 @@ def _session_handshake(chan, role: int, **hooks) -> None:
                                  f"for program format {FORMAT_VERSION}: run the same sirnn version on both "
                                  "sides") from None
         raise
+
+
+def _setup_params(program: Program, digest: str, N: int) -> dict:
+    """What :meth:`Party.setup`'s hello carries and both sides check: the program digest, the
+    batch and the shape of every input as it is shared."""
+    return {"program": digest, "batch": int(N),
+            "inputs": [[int(N)] + [int(d) for d in program.tensors[t].shape] for t in program.inputs]}
 
 
 def _send_json(chan, obj) -> None:
@@ -142,13 +151,16 @@ def server_session(chan, program: Program, *, max_batch: int = DEFAULT_MAX_BATCH
         else:
             _send_json(chan, {"status": "ok", "ot": ot})
             summary["batch"] = N
-            party = Party.setup(ALICE, chan, seed=_seed, params={"program": digest, "batch": N}, ot=ot)
+            party = Party.setup(ALICE, chan, seed=_seed, params=_setup_params(program, digest, N), ot=ot)
             be = SecureBackend(party)
-            spec = program.input_spec
-            x = share_input(party, BOB, bits=spec.bits, scale=spec.scale, signed=True,
-                            shape=(N,) + tuple(spec.shape))
-            y = execute(program, be, x, progress=progress)
-            reveal(party, y, to=BOB)
+            xs = {}
+            for t in program.inputs:
+                spec = program.tensors[t]
+                xs[t] = share_input(party, BOB, bits=spec.bits, scale=spec.scale, signed=True,
+                                    shape=(N,) + tuple(spec.shape))
+            y = execute(program, be, xs, progress=progress)
+            for t in program.outputs:
+                reveal(party, y[t] if isinstance(y, dict) else y, to=BOB)
             summary["status"] = "ok"
     summary["seconds"] = time.perf_counter() - t0
     summary.update(bytes_sent=chan.stats.bytes_sent, bytes_recv=chan.stats.bytes_recv,
@@ -164,7 +176,8 @@ class InferenceResult:
     """What the client gets back."""
 
     prediction: object        #: class index (or indices) for an argmax model, else the output values
-    output: np.ndarray        #: the decoded output (batch axis iff the input had one)
+    output: object            #: the decoded output (batch axis iff the input had one); a dict
+                              #: name → array for a program with several outputs
     batched: bool
     digest: str               #: the program's digest (checked with the server)
     program: Program          #: the public program
@@ -180,7 +193,7 @@ class InferenceResult:
     def label(self):
         """The prediction mapped through the program's ``meta["labels"]`` (if any)."""
         labels = self.program.meta.get("labels")  # (from the server: a list, or ignored)
-        if not isinstance(labels, list) or self.program.output_spec.signed:
+        if not isinstance(labels, list) or self.program.output_spec.signed or isinstance(self.prediction, dict):
             return self.prediction
         p = np.asarray(self.prediction)
         f = np.vectorize(lambda i: labels[i] if 0 <= i < len(labels) else str(i), otypes=[object])
@@ -234,17 +247,20 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
             raise ProgramError(f"the server serves the program {digest[:16]}…, but the client expects "
                                f"{expect_digest[:16]}…: a different model or parameters")
         try:
-            q, batched = encode_input(program, x)
+            qs, batched = encode_inputs(program, x)
         except InputError:
             _abort(chan)
             raise
         warnings = []
-        if program.input_max_abs:
-            m = float(np.abs(np.asarray(x, np.float64)).max())
-            if m > 2 * program.input_max_abs:
-                warnings.append(f"input max |x| = {m:g} is beyond twice the calibrated range "
-                                f"{program.input_max_abs:g}: fixed-point intermediates may overflow")
-        N = q.shape[0]
+        for t in program.inputs:
+            ima = program.inputs_max_abs[t]
+            if ima:
+                m = float(np.abs(np.asarray(x[t] if isinstance(x, dict) else x, np.float64)).max())
+                if m > 2 * ima:
+                    who = "input" if len(program.inputs) == 1 else f"input {t!r}"
+                    warnings.append(f"{who} max |x| = {m:g} is beyond twice the calibrated range "
+                                    f"{ima:g}: fixed-point intermediates may overflow")
+        N = qs[program.input].shape[0]
         _send_json(chan, {"status": "ok", "batch": int(N)})
         reply = _recv_json(chan, "answer to the batch size")
         if reply["status"] != "ok":
@@ -255,17 +271,16 @@ def client_session(chan, x, *, expect_digest: str | None = None, report: bool = 
             raise ProtocolError(f"the server announced an unknown OT engine {peer_text(announced, 40)}")
         ot = announced if ot is None else ot
     with step("OT set-up"):
-        party = Party.setup(BOB, chan, seed=_seed, params={"program": digest, "batch": int(N)}, ot=ot)
+        party = Party.setup(BOB, chan, seed=_seed, params=_setup_params(program, digest, N), ot=ot)
     be = SecureBackend(party)
-    spec = program.input_spec
     with step("share input"):
-        xs = share_input(party, BOB, q, bits=spec.bits, scale=spec.scale, signed=True)
+        xs = {t: share_input(party, BOB, qs[t], bits=program.tensors[t].bits, scale=program.tensors[t].scale,
+                             signed=True) for t in program.inputs}
     y = execute(program, be, xs, meter=meter, progress=progress)
     with step("reveal output", 1.0):
-        ring = reveal(party, y, to=BOB)
-    out = decode_output(program, ring)
-    out = out if batched else out[0]
-    pred = int(out) if not (batched or program.output_spec.signed) else out
+        rings = {t: reveal(party, y[t] if isinstance(y, dict) else y, to=BOB) for t in program.outputs}
+    out = decode_outputs(program, rings, batched)
+    pred = int(out) if not (batched or program.output_spec.signed or isinstance(out, dict)) else out
     rows = None
     if meter is not None:
         layers = _rows(program, meter)

@@ -54,6 +54,7 @@ from .fixed import (Fmt, Param, acc_bits, add_known, align_scale, fit_scale, pub
                     requant_msb)
 
 __all__ = ["CellFormats", "FastGRNNCell", "LSTMCell", "GRUCell", "RNNCell", "rnn_over_time", "step_inputs",
+           "masked_state",
            "PreparedInput", "fastgrnn_float", "lstm_float", "gru_float", "rnn_float", "run_float", "sigmoid_float"]
 
 
@@ -254,20 +255,44 @@ class _Cell:
     def _fields(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, (Param, tuple)) and k != "fmts"}
 
-    def init_state(self, be: Backend, batch: int | None = None):
-        return _initial(be, self.hidden, batch, self.fmts.h, getattr(self, "h0", None))
+    def init_state(self, be: Backend, batch: int | None = None, h0: Share | None = None):
+        """The initial state: zeros, the server's constant ``h0`` parameter, or the shared ``h0``
+        given here ((H,) or (H, B), at ``fmts.h``: e.g. the client's input)."""
+        return _initial(be, self.hidden, batch, self.fmts.h, getattr(self, "h0", None), h0)
 
     def output(self, state) -> Share:
         return state
 
 
-def _initial(be: Backend, H: int, batch: int | None, fmt: Fmt, p: Param | None) -> Share:
-    """The initial state: zeros, or the server's constant ``p`` (H,) (added by ALICE, no
+def _initial(be: Backend, H: int, batch: int | None, fmt: Fmt, p: Param | None, given: Share | None = None) -> Share:
+    """The initial state: zeros, the server's constant ``p`` (H,) (added by ALICE, no
+    communication), or the shares ``given`` (checked against the shape and format; no
     communication)."""
-    z = public_zeros(be, (H,) if batch is None else (H, batch), fmt)
+    shape = (H,) if batch is None else (H, batch)
+    if given is not None:
+        if p is not None:
+            raise ParameterError("an initial state is either the server's constant or given as shares, not both")
+        if tuple(given.shape) != shape or (given.bits, given.scale) != tuple(fmt):
+            raise ParameterError(f"initial state of shape {given.shape} at ({given.bits}, {given.scale}): "
+                                 f"expected {shape} at {tuple(fmt)}")
+        return given
+    z = public_zeros(be, shape, fmt)
     if p is None:
         return z
     return add_known(be, z, p if batch is None else _colp(p))
+
+
+def masked_state(new, old, active: np.ndarray):
+    """The state after a step with a public per-column mask ``active`` (B,) of bools: the new
+    state where active, the old one elsewhere (ONNX ``sequence_lens``: a sequence that has ended
+    holds its state). A select with public bits on shares is local: each party selects its own
+    shares (both states in the same format); a tuple state (LSTM (h, c), FastGRNN (h, MSB(h)))
+    is selected element by element."""
+    if isinstance(new, tuple):
+        return tuple(masked_state(a, b, active) for a, b in zip(new, old))
+    if (new.bits, new.scale) != (old.bits, old.scale) or new.shape != old.shape:
+        raise ParameterError("masked_state: the two states differ in shape or format")
+    return new.like(np.where(np.asarray(active, bool), new.data, old.data))
 
 
 def _state_param(v, fmt: Fmt) -> Param | None:
@@ -392,9 +417,11 @@ class FastGRNNCell(_Cell):
         return [(p[0], next(it)) if isinstance(p, tuple) else (p, v) for p, v in pairs]
 
     # -- evaluation ----------------------------------------------------------------------------
-    def init_state(self, be: Backend, batch: int | None = None):
+    def init_state(self, be: Backend, batch: int | None = None, h0: Share | None = None):
         """(h = 0, MSB(h) = public 0): the state carries h's MSB so that the next U·h needs no
-        wrap protocol (see :meth:`step`)."""
+        wrap protocol (see :meth:`step`). (No shared initial state: its MSB is not known.)"""
+        if h0 is not None:
+            raise ParameterError("FastGRNN: a shared initial state is not supported")
         h = super().init_state(be, batch)
         return h, be.public_bits(np.zeros(h.shape, np.int64))
 
@@ -557,9 +584,11 @@ class LSTMCell(_Cell):
         return cls(Wi, Wh, b, fmts, w["W_hh"].shape[1], _state_param(w.get("h0"), fmts.h),
                    _state_param(w.get("c0"), fmts.c))
 
-    def init_state(self, be: Backend, batch: int | None = None):
-        return (_initial(be, self.hidden, batch, self.fmts.h, self.h0),
-                _initial(be, self.hidden, batch, self.fmts.c, self.c0))
+    def init_state(self, be: Backend, batch: int | None = None, h0: Share | None = None, c0: Share | None = None):
+        """(h, c): each zeros, the server's constant parameter, or the given shares (at fmts.h /
+        fmts.c)."""
+        return (_initial(be, self.hidden, batch, self.fmts.h, self.h0, h0),
+                _initial(be, self.hidden, batch, self.fmts.c, self.c0, c0))
 
     def output(self, state) -> Share:
         return state[0]

@@ -10,11 +10,17 @@ conformance zoo (tests/onnx_zoo/).
 
 Batch and per-sample shapes
 ---------------------------
-The model takes one input tensor. If its first axis is symbolic (or a static 1) it is the batch
-axis and the float IR's per-sample shape is the rest; if its shape is fully static it is **one
-sample of exactly that shape** (e.g. a (T, D) sequence of audio frames: the client sends that
-shape, or a stack of them); ``batch_axis=0`` / ``None`` (``sirnn compile --batch-axis 0|none``)
-overrides, and ``meta["batch_axis"]`` records the choice. With a batch axis, every other tensor
+If the (first) input's first axis is symbolic (or a static 1) it is the batch axis and the float
+IR's per-sample shape is the rest; if its shape is fully static it is **one sample of exactly
+that shape** (e.g. a (T, D) sequence of audio frames: the client sends that shape, or a stack of
+them); ``batch_axis=0`` / ``None`` (``sirnn compile --batch-axis 0|none``) overrides, and
+``meta["batch_axis"]`` records the choice. **Several inputs** (e.g. ``model(x, h0)``): with a batch,
+each further input has its batch on its one symbolic axis (an LSTM's ``initial_h``
+(num_directions, batch, H): axis 1), or, fully static, on the one axis of the batch's size;
+**several outputs**: every graph output (default) or the ones named by ``output``. Inputs and
+outputs whose batch is not their first axis are listed in ``FloatModel.batch_axes`` (the client's
+arrays keep the ONNX layout; see :mod:`sirnn.compiler.program`, format version 2); such models'
+output tensors carry the ONNX output names. With a batch axis, every other tensor
 keeps the batch as *some* axis of size 1 (not necessarily the first: ONNX ``LSTM`` / ``GRU`` take
 (T, batch, D)); the importer tracks where, and the per-sample tensor is the ONNX tensor at batch
 1 without that axis. An op that merges the batch axis with other axes (a Reshape to (4, 8, 7, 7)
@@ -38,10 +44,12 @@ the recurrent ``LSTM``, ``GRU``, ``RNN``:
 * ``LSTM`` / ``GRU`` / ``RNN`` → ``lstm`` / ``gru`` / ``rnn`` with PyTorch's gate orders (i, f, g,
   o and r, z, n), one op per direction: forward, reverse and bidirectional, stacked layers (one
   node each), ``layout`` 0 or 1, GRU ``linear_before_reset`` 0 or 1, RNN Tanh or Relu; initial
-  states absent, zero or constant (params ``h0`` / ``c0``); ``sequence_lens`` absent or T;
-  outputs Y, Y_h and Y_c (Y_c by a second ``lstm`` with ``state: c``). Not supported: initial
-  states that are graph inputs or computed from the input, peepholes, clip, input_forget, other
-  activations;
+  states absent, zero or constant (params ``h0`` / ``c0``), or runtime tensors — graph inputs or
+  computed from them — (inputs of the cell, attr ``init``); ``sequence_lens`` absent, T, or
+  constant < T (attr ``steps``: a public per-sample mask; lengths that differ between samples
+  need a static batch); outputs Y, Y_h and Y_c, any of them graph outputs (Y_c by a second
+  ``lstm`` with ``state: c``; Y_h next to Y with lengths < T by a second pass too). Not
+  supported: peepholes, clip, input_forget, other activations;
 * **unrolled FastGRNN** (what ``torch.onnx.export`` makes of a custom cell such as
   ``examples/models.py``): every timestep ``a = W·x_t + U·h`` (``MatMul`` by ``W.T`` — or by
   ``W2.T`` then ``W1.T`` for a low-rank W, or ``Gemm`` —, the same for U; constants added to
@@ -68,8 +76,8 @@ the recurrent ``LSTM``, ``GRU``, ``RNN``:
   Batched passes that do not form such a region fail with a ProgramError naming the node.
 
 Not expressible (the error says so): control flow (``Loop``, ``If``, ``Scan``), data-dependent
-indices, custom domains, a batch axis merged with other axes outside RNNPool, several model
-inputs.
+indices, custom domains, a batch axis merged with other axes outside RNNPool, a runtime
+``sequence_lens``.
 
 The result is tidied: reshape chains, transposes that cancel or only move size-1 axes, and
 concatenations of adjacent slices (e.g. a stack of a cell's states) collapse; unused ops go.
@@ -135,7 +143,8 @@ def _model(source):
 def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True, batch_axis="auto") -> FloatModel:
     """An ONNX model (path, serialized bytes or ``onnx.ModelProto``) → :class:`FloatModel`.
 
-    ``output``: the ONNX output to use when the model has several. ``fuse_cells``: recognise
+    ``output``: the ONNX output(s) to use (a name or a list; default: every graph output).
+    ``fuse_cells``: recognise
     unrolled FastGRNN cells and emit one ``fastgrnn`` op per cell (default); ``False`` maps the
     unrolled graph op by op. ``batch_axis``: 0 (the input's first axis is the batch, dropped from
     the per-sample shape), None (the input is one sample of its full static shape) or "auto"
@@ -149,16 +158,46 @@ def load_onnx(source, *, output: str | None = None, fuse_cells: bool = True, bat
             g = fn(g)
     check_supported(g)
     ctx = emit(g)
-    if g.output not in ctx.t:
-        raise ProgramError(f"the ONNX output {g.output!r} was not produced")
-    out_ir = ctx.t[g.output][0]
+    outs_ir, axes = [], {}
+    for o in g.outputs:
+        if o not in ctx.t:
+            raise ProgramError(f"the ONNX output {o!r} was not produced")
+        ir, b = ctx.t[o]
+        if b is None and g.batch_axis is not None:
+            raise ProgramError(f"the ONNX output {o!r} does not depend on the batch (a constant per batch): "
+                               "not expressible per sample")
+        if ir in outs_ir or ir in g.inputs:
+            ir = ctx.emit("reshape", [ir], attrs={"shape": list(ctx.ps(ir))}, hint=o)  # a copy of its own
+        outs_ir.append(ir)
+        if b:
+            axes[o] = int(b)
+    ops = _simplify(ctx, outs_ir)
+    if len(outs_ir) > 1 or len(g.inputs) > 1 or axes:  # (version 2) outputs carry the ONNX output names
+        ops, outs_ir = _rename_outputs(ops, outs_ir, g.outputs, set(g.inputs))
     meta = {"name": name, "source": "onnx", "batch_axis": g.batch_axis,
             "onnx": {"producer": f"{model.producer_name} {model.producer_version}".strip(),
                      "opset": int(g.opset), "input": g.input, "output": g.output,
                      "nodes": len(model.graph.node)}}
+    if len(g.inputs) > 1 or len(g.outputs) > 1:
+        meta["onnx"].update(inputs=list(g.inputs), outputs=list(g.outputs))
     if g.fused:
         meta["onnx"]["fused"] = g.fused
-    return FloatModel(_simplify(ctx, out_ir), g.input, g.input_shape, out_ir, meta)
+    batch_axes = {ir: axes[o] for o, ir in zip(g.outputs, outs_ir) if o in axes}
+    batch_axes.update({t: b for t, b in g.in_axes.items() if b})
+    return FloatModel(ops, list(g.inputs), [g.input_shapes[t] for t in g.inputs], outs_ir, meta, batch_axes)
+
+
+def _rename_outputs(ops: list[FloatOp], outs_ir: list, onnx_outs: list, inputs: set):
+    """Give the output tensors the ONNX outputs' names where those are free."""
+    used = inputs | {t for op in ops for t in op.outputs}
+    ren = {}
+    for ir, o in zip(outs_ir, onnx_outs):
+        if ir != o and o not in used and o not in ren.values():
+            ren[ir] = o
+    for op in ops:
+        op.inputs = [ren.get(t, t) for t in op.inputs]
+        op.outputs = [ren.get(t, t) for t in op.outputs]
+    return ops, [ren.get(t, t) for t in outs_ir]
 
 
 def emit(g: Graph) -> Context:
@@ -166,9 +205,10 @@ def emit(g: Graph) -> Context:
     order, live = live_order(g)
     ctx = Context(g)
     ctx.live = live
-    ctx.names.add(g.input)
-    ctx.val[g.input] = np.zeros((1,) + g.input_shape)
-    ctx.bind(g.input, g.input, g.batch_axis)
+    for t in g.inputs:
+        ctx.names.add(t)
+        ctx.val[t] = np.zeros((1,) + g.input_shapes[t])
+        ctx.bind(t, t, g.in_axes.get(t))
     for i in order:
         if i in ctx.skip:
             continue
@@ -190,7 +230,7 @@ def emit(g: Graph) -> Context:
     return ctx
 
 
-def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
+def _simplify(ctx: Context, outs_ir: list) -> list[FloatOp]:
     """Collapse chains of reshapes (reshape of a reshape = one reshape; back to the original shape
     = nothing), of transposes, concats of adjacent slices, and drop ops whose results are unused."""
     alias: dict = {}
@@ -211,7 +251,7 @@ def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
             if all(p[0] == src and p[1] == ax == op.attrs.get("axis") for p in ps) \
                     and all(ps[k][3] == ps[k + 1][2] for k in range(len(ps) - 1)):
                 start, stop = ps[0][2], ps[-1][3]
-                if (start, stop) == (0, ctx.ps(src)[ax]) and o != out_ir:
+                if (start, stop) == (0, ctx.ps(src)[ax]) and o not in outs_ir:
                     alias[o] = src
                     continue
                 op = FloatOp("slice", [src], [o], {}, {"axis": ax, "start": start, "stop": stop, "step": 1},
@@ -221,7 +261,7 @@ def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
             if src in perms:  # transpose of a transpose: one permutation
                 src, inner = perms[src]
                 p = [inner[i] for i in p]
-            if p == sorted(p) and o != out_ir:
+            if p == sorted(p) and o not in outs_ir:
                 alias[o] = src
                 continue
             moved = [a for a in p if ctx.ps(src)[a] != 1]
@@ -232,13 +272,13 @@ def _simplify(ctx: Context, out_ir: str) -> list[FloatOp]:
                 perms[o] = (src, p)
         if op.op in ("reshape", "flatten"):
             src = base.get(op.inputs[0], op.inputs[0])
-            if ctx.ps(src) == ctx.ps(o) and o != out_ir:
+            if ctx.ps(src) == ctx.ps(o) and o not in outs_ir:
                 alias[o] = src
                 continue
             op.inputs = [src]
             base[o] = src
         ops.append(op)
-    used = {out_ir}
+    used = set(outs_ir)
     for op in reversed(ops):
         if op.outputs[0] in used:
             used.update(op.inputs)

@@ -75,8 +75,11 @@ class Context:
             nm, k = f"{name or out}_{k}", k + 1
         self.opnames.add(nm)
         fop = FloatOp(op, list(ins), [out], params or {}, attrs or {}, nm)
+        probe = fop  # (shapes at batch 1: per-sample step ranges of a static batch apply to its first)
+        if len(fop.attrs.get("steps") or ()) > 1:
+            probe = FloatOp(op, fop.inputs, fop.outputs, fop.params, dict(fop.attrs, steps=fop.attrs["steps"][:1]), nm)
         try:
-            self.val[out] = FLOAT_OPS[op](fop, [self.val[i] for i in fop.inputs], None)
+            self.val[out] = FLOAT_OPS[op](probe, [self.val[i] for i in fop.inputs], None)
         except Exception as e:  # noqa: BLE001
             raise ProgramError(f"{op} {nm!r}: does not apply to inputs of shapes "
                                f"{[self.ps(i) for i in fop.inputs]}: {e}") from None

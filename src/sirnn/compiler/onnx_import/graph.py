@@ -47,11 +47,13 @@ class Graph:
     nodes: list                      #: NodeProtos, topological order
     consts: dict                     #: name → np.ndarray
     shapes: dict                     #: name → static ONNX shape at batch 1 (None: unknown)
-    input: str
-    input_shape: tuple               #: per sample
-    output: str
+    inputs: list                     #: the model inputs (the client's tensors)
+    input_shapes: dict               #: input → per-sample shape
+    outputs: list                    #: the outputs used
     opset: int
-    batch_axis: int | None = 0       #: 0: the input's first axis is the batch; None: one sample
+    batch_axis: int | None = 0       #: 0: the inputs have a batch axis; None: each is one sample
+    in_axes: dict = field(default_factory=dict)    #: input → its ONNX batch axis (None: no batch)
+    static_batch: int | None = None  #: the batch size fixed by the export (a static batch axis)
     producer: dict = field(default_factory=dict)   #: tensor → node index
     consumers: dict = field(default_factory=dict)  #: tensor → [node index]
     fused: list = field(default_factory=list)      #: what the fusion passes replaced (for meta)
@@ -67,8 +69,16 @@ class Graph:
                     self.consumers.setdefault(t, []).append(i)
 
     @property
-    def inputs(self) -> list:
-        return [self.input]
+    def input(self) -> str:
+        return self.inputs[0]
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.input_shapes[self.inputs[0]]
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
 
     def is_const(self, t: str) -> bool:
         return t in self.consts
@@ -150,16 +160,17 @@ def _finite(v) -> bool:
     return not (isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind in "fc" and not np.isfinite(v).all())
 
 
-def _static_shapes(model, input_name: str) -> dict:
-    """ONNX shape inference with the batch fixed to 1: name → shape tuple (None if unknown)."""
+def _static_shapes(model, batch_dims: dict) -> dict:
+    """ONNX shape inference with the batch fixed to 1 (``batch_dims``: input → its batch axis):
+    name → shape tuple (None if unknown)."""
     import onnx
     from onnx import shape_inference
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
     for i in m.graph.input:
-        if i.name == input_name:
-            i.type.tensor_type.shape.dim[0].dim_value = 1
+        if batch_dims.get(i.name) is not None:
+            i.type.tensor_type.shape.dim[batch_dims[i.name]].dim_value = 1
     try:
         m = shape_inference.infer_shapes(m, data_prop=True)
     except Exception:  # noqa: BLE001 - shape inference is a convenience
@@ -174,54 +185,84 @@ def _static_shapes(model, input_name: str) -> dict:
     return shapes
 
 
-def read_graph(model, output: str | None, batch_axis="auto") -> Graph:
-    """The model's graph (nodes not yet folded). ``batch_axis``: 0 (the input's first axis is the
-    batch), None (the input is one sample of its static shape) or "auto" (0 if the first axis is
-    symbolic or a static 1, else None)."""
-    from onnx import numpy_helper
-
-    g = model.graph
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    inputs = [i for i in g.input if i.name not in consts]
-    if len(inputs) != 1:
-        raise ProgramError(f"the ONNX model must have exactly one input tensor, it has {len(inputs)}: "
-                           f"{[i.name for i in inputs]} (several client inputs, e.g. initial states of a "
-                           "recurrent layer fed at run time, are not supported: make them initializers)")
-    inp = inputs[0]
+def _input_dims(inp) -> list:
     tt = inp.type.tensor_type
     if not inp.type.HasField("tensor_type") or tt.elem_type not in FLOAT_TYPES:
         raise ProgramError(f"the ONNX input {inp.name!r} must be a float tensor")
     dims = list(tt.shape.dim) if tt.HasField("shape") else []
     if not dims:
         raise ProgramError(f"the ONNX input {inp.name!r} needs a shape")
-    static = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    return dims
+
+
+def read_graph(model, output=None, batch_axis="auto") -> Graph:
+    """The model's graph (nodes not yet folded). ``output``: the output(s) to use (a name or a
+    list; None: all the model's outputs). ``batch_axis``: 0 (the first input's first axis is the
+    batch), None (every input is one sample of its static shape) or "auto" (0 if the first
+    input's first axis is symbolic or a static 1, else None). With a batch, every other input
+    has its batch on its symbolic axis (an ONNX LSTM's initial state (num_directions, batch, H):
+    axis 1), or on axis 0 when its shape is fully static."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in consts]
+    if not inputs:
+        raise ProgramError("the ONNX model has no input tensor")
+    static = {}
+    for inp in inputs:
+        dims = _input_dims(inp)
+        static[inp.name] = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    first = static[inputs[0].name]
     if batch_axis == "auto":
         # a symbolic first axis (or a static 1, as a batch-1 export) is the batch; a fully static
         # shape is one sample of exactly that shape
-        batch_axis = 0 if static[0] in (None, 1) or None in static[1:] else None
+        batch_axis = 0 if first[0] in (None, 1) or None in first[1:] else None
     if batch_axis not in (0, None):
         raise ProgramError(f"batch_axis must be 0, None or 'auto', not {batch_axis!r}")
-    lo = 1 if batch_axis == 0 else 0
-    for k in range(lo, len(dims)):
-        if static[k] is None:
-            raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {k} ({dims[k].dim_param or '?'}): "
-                               + ("only the batch (axis 0) may be dynamic" if lo else
-                                  "with --batch-axis none every axis must be static"))
-    per = static[lo:]
+    in_axes, per = {}, {}
+    for k, inp in enumerate(inputs):
+        st = static[inp.name]
+        dyn = [j for j, d in enumerate(st) if d is None]
+        if batch_axis is None:
+            b = None
+        elif k == 0:
+            b = 0
+        elif len(dyn) == 1:
+            b = dyn[0]
+        else:  # fully static: the one axis of the first input's batch size (a batch-1 export: the first 1)
+            size = first[0] or 1
+            cands = [j for j, d in enumerate(st) if d == size] if not dyn else []
+            if len(cands) != 1 and not (cands and size == 1):
+                raise ProgramError(f"the ONNX input {inp.name!r} of shape {[d or '?' for d in st]}: its batch axis "
+                                   f"is not clear ({len(dyn) or 'no'} dynamic axes, {len(cands)} of the batch size "
+                                   f"{size}); export it with exactly one dynamic axis, the batch")
+            b = cands[0]
+        for j, d in enumerate(st):
+            if d is None and j != b:
+                dim = _input_dims(inp)[j]
+                raise ProgramError(f"the ONNX input {inp.name!r} has a dynamic axis {j} ({dim.dim_param or '?'}): "
+                                   + (f"only the batch (axis {b}) may be dynamic" if b is not None else
+                                      "with --batch-axis none every axis must be static"))
+        in_axes[inp.name] = b
+        per[inp.name] = tuple(d for j, d in enumerate(st) if j != b)
     outs = [o.name for o in g.output]
     if output is None:
-        if len(outs) != 1:
-            raise ProgramError(f"the ONNX model has {len(outs)} outputs {outs}: pick one (output=...)")
-        output = outs[0]
-    elif output not in outs and not any(output in n.output for n in g.node):
-        raise ProgramError(f"the ONNX model has no tensor {output!r} (outputs: {outs})")
-    shapes = _static_shapes(model, inp.name if batch_axis == 0 else None)
+        output = outs
+    for o in [output] if isinstance(output, str) else output:
+        if o not in outs and not any(o in n.output for n in g.node):
+            raise ProgramError(f"the ONNX model has no tensor {o!r} (outputs: {outs})")
+    output = [output] if isinstance(output, str) else list(output)
+    if len(set(output)) != len(output):
+        raise ProgramError(f"an ONNX output is listed twice: {output}")
+    shapes = _static_shapes(model, in_axes)
 
     for node in g.node:
         if node.domain not in ("", "ai.onnx"):
             raise ProgramError(f"{node_label(node)}: custom op domain {node.domain!r} is not supported")
-    gr = Graph(list(g.node), consts, shapes, inp.name, tuple(per), output, opset, batch_axis)
+    gr = Graph(list(g.node), consts, shapes, [i.name for i in inputs], per, output, opset, batch_axis, in_axes,
+               first[0] if batch_axis == 0 else None)
     gr.index()
     return gr
 
@@ -265,7 +306,7 @@ def live_order(g: Graph) -> tuple[list[int], set]:
                 heapq.heappush(heap, u)
     if len(order) != len(g.nodes):
         raise ProgramError("the ONNX graph has a cycle")
-    live = {g.output}
+    live = set(g.outputs)
     keep = []
     for k in reversed(order):
         if any(o in live for o in g.nodes[k].output):

@@ -42,7 +42,7 @@ def _matmul(ctx: Context, node):
     # fuse a following Add of a bias over the last axis
     g = ctx.g
     cons = g.consumers.get(out, [])
-    if len(cons) == 1 and out != g.output and g.nodes[cons[0]].op_type == "Add":
+    if len(cons) == 1 and out not in g.outputs and g.nodes[cons[0]].op_type == "Add":
         sc = g.split_const(cons[0])
         if sc is not None and sc[0] == out:
             c = np.asarray(sc[1], np.float64)

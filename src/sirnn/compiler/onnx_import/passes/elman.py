@@ -97,7 +97,7 @@ def fuse_elman(g: Graph) -> Graph:
             continue
         nodes = set().union(*(set(s["nodes"]) for s in chain)) | set(c["pnodes"])
         inside = {o for k in nodes for o in g.nodes[k].output if o}
-        used = {o for o in inside if any(u not in nodes for u in g.consumers.get(o, [])) or o == g.output}
+        used = {o for o in inside if any(u not in nodes for u in g.consumers.get(o, [])) or o in g.outputs}
         if any(o not in {s["out"] for s in chain} for o in used):
             continue  # an intermediate (e.g. P) is used elsewhere: leave the chain unrolled
         outs = [s["out"] for s in chain if s["out"] in used]

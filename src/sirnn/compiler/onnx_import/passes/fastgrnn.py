@@ -215,7 +215,7 @@ def _match_step(g: Graph, tanh: int, ph: int, pz: int, sig: int, a: str, bh, bz)
     for i in nodes:
         for o in n[i].output:
             if o and o != out:
-                if o == g.output:
+                if o in g.outputs:
                     _mismatch(g, i, tanh, f"its output {o!r} is the model output")
                 for cidx in g.consumers.get(o, []):
                     if cidx not in nodes:
@@ -347,7 +347,7 @@ def chain_steps(g: Graph, steps: list[Step]) -> list[Chain]:
         for t, s in enumerate(c.steps):
             inside = set(c.steps[t + 1].nodes) if t + 1 < len(c.steps) else set()
             ext = [i for i in g.consumers.get(s.out, []) if i not in inside and i not in seq_users.get(s.out, ())]
-            if ext or s.out == g.output:
+            if ext or s.out in g.outputs:
                 c.external[t] = s.out
         if any(t != len(c.steps) - 1 for t in c.external):
             c.sequence = True

@@ -39,8 +39,9 @@ def fold_constants(g: Graph) -> Graph:
                     consts[o] = np.asarray(v)
             continue
         nodes.append(node)
-    if g.output in consts:
-        raise ProgramError(f"the ONNX output {g.output!r} is a constant (it does not depend on the input)")
+    for o in g.outputs:
+        if o in consts:
+            raise ProgramError(f"the ONNX output {o!r} is a constant (it does not depend on the input)")
     g.nodes = nodes
     g.index()
     return g

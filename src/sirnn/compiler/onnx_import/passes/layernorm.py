@@ -93,7 +93,7 @@ def fuse_layernorm(g: Graph) -> Graph:
             bias = next(v for v in g.nodes[ab].input if v != out)
             nodes.append(ab)
             out = g.nodes[ab].output[0]
-        if out != g.output and any(t in g.consumers and any(u not in nodes for u in g.consumers[t])
+        if out not in g.outputs and any(t in g.consumers and any(u not in nodes for u in g.consumers[t])
                                    for k in nodes[:-1] for t in g.nodes[k].output):
             continue
         ln = helper.make_node("LayerNormalization", [x, scale, bias], [out], axis=int(first),

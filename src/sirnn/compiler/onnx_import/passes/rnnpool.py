@@ -156,7 +156,7 @@ def _rnnpool_region(g: Graph, X: str, c1: list, c2: list, step_of: dict) -> Regi
     for i in nodes:
         for o in g.nodes[i].output:
             if o and o != Y:
-                if o == g.output:
+                if o in g.outputs:
                     batched_error(g, anchor, f"{o!r} inside the RNNPool region is the model output")
                 for u in g.consumers.get(o, []):
                     if u not in nodes:

@@ -39,10 +39,11 @@ def fuse_softplus_threshold(g: Graph) -> Graph:
         if any(t in alias for t in n.input):
             n = _renamed(n, alias)
         nodes.append(n)
-    if g.output in alias:  # keep the output's name: an Identity
-        from onnx import helper
+    for o in g.outputs:
+        if o in alias:  # keep the output's name: an Identity
+            from onnx import helper
 
-        nodes.append(helper.make_node("Identity", [alias[g.output]], [g.output], name=f"{g.output}:softplus"))
+            nodes.append(helper.make_node("Identity", [alias[o]], [o], name=f"{o}:softplus"))
     g.nodes = nodes
     g.index()
     return g
