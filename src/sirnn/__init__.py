@@ -14,7 +14,7 @@ Layers (each imports only from the layers above it in this list):
 __version__ = "0.1.0"
 
 #: Wire protocol version, checked at every handshake.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4  # 4: Ferret sessions use per-engine protocol parameters (IKNP unchanged)
 
 ALICE = 0  #: the server: holds the model
 BOB = 1  #: the client: holds the input
