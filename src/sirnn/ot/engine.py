@@ -31,6 +31,9 @@ random OT             128·m (receiver)             m (receiver)            1
 chosen 1-of-2 OT      128·m + 2·n·m                m + 2·n·m               2
 correlated OT         128·m + n·m                  m + n·m                 2
 1-of-N OT (N ≥ 4)     256·m + N·n·m                k·m + N·n·m             2
+random OT with a      128·m (receiver)             0                       1 (ferret 0)
+random choice
+(``rrot_*``)
 ====================  ===========================  ======================  ======
 
 (IKNP batch sizes are rounded up to a multiple of 8 for the extension matrix. A Ferret refill
