@@ -11,13 +11,13 @@ import numpy as np
 
 from .. import ALICE
 from ..errors import ParameterError
+from ..ot.engine import cot_cost_bits, kkot_cost_bits
 from .boolean import (Triples, and_bits, b2a, b2a_bits, triple_ot_choices, triple_ot_finish,
                       triple_ot_messages, triples_from_rot_start, _check_bool)
-from ..ot.engine import cot_cost_bits, kkot_cost_bits
 from .party import Party
-from .tuning import profile, rule
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
+from .tuning import profile, rule
 
 ONE = U64(1)
 LEAF_BITS = 4  # m: SCI's leaf width (1-of-16 OT per leaf); the narrowest used here

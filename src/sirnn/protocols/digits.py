@@ -37,10 +37,10 @@ from .boolean import Triples, _check_bool, and_bits, b2a
 from .compare import leaf_compare
 from .extend import MAX_LUT_BITS, table_carry, wrap_arith
 from .party import Party
-from .tuning import profile
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
 from .share import check_share as _check_share
+from .tuning import profile
 
 ONE = U64(1)
 LEAF = 4  # leaf width of the carry computation (1-of-16 OT per leaf)

@@ -39,10 +39,10 @@ from ..ot import engine as _eng
 from . import compare
 from .boolean import b2a
 from .party import Party
-from .tuning import profile, rule
 from .ring import U64, check_bits, mask
 from .share import Share
 from .share import check_msb_share as _check_msb, check_share as _check_share
+from .tuning import profile, rule
 
 ONE = U64(1)
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8

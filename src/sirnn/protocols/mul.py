@@ -49,10 +49,10 @@ from ..errors import ParameterError
 from ..ot.engine import kkot_cost_bits, ot_base_bits
 from . import compare
 from .party import Party
-from .tuning import profile, rule
 from .ring import U64, check_bits, from_int, mask, reduce
 from .share import PublicBits, Share
 from .share import check_msb_share, check_share as _check_share
+from .tuning import profile, rule
 
 ONE = U64(1)
 _BOTH = (ALICE, BOB)

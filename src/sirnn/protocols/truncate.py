@@ -30,9 +30,9 @@ from .boolean import and_
 from .extend import (_check_msb, _check_share, kkot_cost_bits, millionaire_cost_bits,
                      sext, table_carry, wrap_arith, wrap_arith_cost_bits, zext, zext_cost_bits)
 from .party import Party
-from .tuning import profile, rule
 from .ring import U64, mask, reduce
 from .share import Share
+from .tuning import profile, rule
 
 ONE = U64(1)
 
