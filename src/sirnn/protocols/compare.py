@@ -255,12 +255,12 @@ def root_method(bits: int, k: int, ot: str = "iknp") -> str:
     * ``kk8``: the tree down to two nodes (lo, hi), then one 1-of-8 OT on the receiver's shares of
       (lt_lo, lt_hi, eq_hi) carrying lt_hi + eq_hi·lt_lo (exclusive terms) as k-bit shares;
     * ``kk4``: the same two nodes; a 1-of-4 OT on (lt_lo, eq_hi) carrying eq_hi·lt_lo and a
-      correlated OT converting lt_hi, in the same 2 rounds (4k bits fewer than kk8 when an OT
+      correlated OT converting lt_hi, in the same 2 rounds (3k bits fewer than kk8 when an OT
       costs almost nothing beyond its messages);
     * ``and``: the whole tree (one AND more, one round more), then a B2A by one correlated OT.
 
     iknp: kk8 (the fewest rounds). ferret: the fewer bits of the two-round roots, kk4 for every
-    k ≥ 1 (``and`` would save 4 + 3k − 1 bits more but adds a round to every comparison-based
+    k ≥ 1 (``and`` would save 4k − 2 bits more but adds a round to every comparison-based
     truncation: measured 16/12 → 16/12, n = 16,384, exp 1,011.5 B/elem in 14 rounds against
     1,023.0 in 11 with kk4, rsqrt 1,570.8 / 42 against 1,592.5 / 36, sigmoid 1,667.9 / 32
     against 1,679.4 / 31; benchmarks/RESULTS.md, "Re-tune"). With one leaf (ℓ ≤ 4): ``and``."""

@@ -22,11 +22,13 @@ method      how                                                       bits per e
 
 where M(m) is the millionaires' cost on m bits (:func:`millionaire_cost_bits`) and R(m) its rounds.
 Ties go to the method with fewer rounds. All costs count the bits sent by both parties; the
-figures above are IKNP/KK13's. Every cost function takes the OT engine ``ot`` ("iknp" default, or
-"ferret", where a COT costs 1 + k bits and a 1-of-N OT log2 N + N·k) and :func:`wrap_arith` uses its
-party's engine, so the cheapest method can differ per engine (both parties agree: the engine is
-negotiated at set-up). E.g. an 8-bit carry into 8 bits: "mill" on both, 896 / 115 bits;
-"mill"'s root also differs (:func:`compare.root_method`).
+figures above are IKNP/KK13's. Every cost function takes a parameter profile ``ot`` ("iknp"
+default; "ferret", where a COT costs 1 + k bits and a 1-of-N OT log2 N + N·k; "ferret-lat", Ferret's
+costs with iknp's round-relevant choices: :mod:`sirnn.protocols.tuning`) and :func:`wrap_arith`
+uses the profile of its party's engine and batch, so the cheapest method can differ (both parties
+agree: the engine is negotiated at set-up, the batch size is public). E.g. an 8-bit carry into 8
+bits: "mill" on both engines, 896 / 115 bits; "mill"'s root also differs
+(:func:`compare.root_method`).
 """
 
 from __future__ import annotations
