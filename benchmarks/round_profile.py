@@ -126,7 +126,7 @@ def summarise(res: dict, n: int) -> list[dict]:
 def math_cases(n: int, rng):
     x = rng.integers(-(1 << 15), (1 << 15) - 1, n, endpoint=True)
     xneg = -np.abs(x)
-    xpos = np.maximum(np.abs(x), 1)
+    xpos = np.clip(np.abs(x), 1, (1 << 15) - 1)
     return {
         "sigmoid": (x, lambda be, s: sigmoid(be, s, 16, 12)),
         "tanh": (x, lambda be, s: tanh(be, s, 16, 12)),
@@ -153,12 +153,15 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=64, help="batch of the math functions (default 64)")
     ap.add_argument("--T", type=int, default=2, help="time steps of the FastGRNN runs (default 2)")
     ap.add_argument("--json", help="write the profile here")
+    ap.add_argument("--ot", choices=("ferret", "iknp"), default=None, help="OT engine (default: the library's)")
     ap.add_argument("--only", help="comma-separated subset of sigmoid,tanh,exp,rsqrt,step,step_lowrank")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     rng = np.random.default_rng(13)
-    pair = ThreadedPair(lambda role, chan: Party.setup(role, chan, seed=bytes([3 + role]) * 16))
-    report = {"protocol_version": PROTOCOL_VERSION, "functions": {}}
+    ot = {} if args.ot is None else {"ot": args.ot}
+    pair = ThreadedPair(lambda role, chan: Party.setup(role, chan, seed=bytes([3 + role]) * 16, **ot))
+    report = {"protocol_version": PROTOCOL_VERSION, "ot": pair.contexts[0].ot.kind,
+              "functions": {}}
     try:
         for name, (x, fn) in math_cases(args.n, rng).items():
             if only and name not in only:

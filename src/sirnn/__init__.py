@@ -14,6 +14,9 @@ Layers (each imports only from the layers above it in this list):
 __version__ = "0.1.0"
 
 #: Wire protocol version, checked at every handshake.
+#: 4: the OT engine choice rides in the set-up hello, which also carries every input's shape
+#: (programs with several inputs/outputs); Ferret sessions use per-engine protocol parameters;
+#: operations above the working-memory budget run in chunks.
 PROTOCOL_VERSION = 4
 
 ALICE = 0  #: the server: holds the model

@@ -31,6 +31,9 @@ random OT             128·m (receiver)             m (receiver)            1
 chosen 1-of-2 OT      128·m + 2·n·m                m + 2·n·m               2
 correlated OT         128·m + n·m                  m + n·m                 2
 1-of-N OT (N ≥ 4)     256·m + N·n·m                k·m + N·n·m             2
+random OT with a      128·m (receiver)             0                       1 (ferret 0)
+random choice
+(``rrot_*``)
 ====================  ===========================  ======================  ======
 
 (IKNP batch sizes are rounded up to a multiple of 8 for the extension matrix. A Ferret refill
@@ -73,6 +76,26 @@ KINDS = ("ferret", "iknp")  #: OT engines
 #: the 1-of-N-heavy math functions, while its 2–7× fewer bytes are almost free on loopback. On a
 #: real network the bytes decide: pick ``kind="ferret"`` (benchmarks/RESULTS.md, "Silent OT").
 DEFAULT_KIND = "iknp"
+
+
+def ot_base_bits(kind: str, n_options: int = 2) -> int:
+    """Bits one OT costs besides its messages (both parties, the module table's first term):
+    IKNP 128 per 1-of-2 OT, KK13 256 per 1-of-N OT (N ≥ 4); Ferret one choice bit per random
+    OT, so log2 N (the COT generation itself, b bits per COT amortised, not counted). ``kind``
+    may also be a parameter profile of the engine (``sirnn.protocols.tuning``: "ferret-lat")."""
+    if kind.startswith("ferret"):
+        return _log2_options(n_options)
+    return IKNP_WIDTH if n_options == 2 else KK_WIDTH
+
+
+def cot_cost_bits(kind: str, k: int) -> int:
+    """Bits (both parties) of one correlated OT with a k-bit correlation on engine ``kind``."""
+    return ot_base_bits(kind) + k
+
+
+def kkot_cost_bits(kind: str, n_options: int, k: int) -> int:
+    """Bits (both parties) of one chosen-message 1-of-N OT with k-bit messages (N = 2: 1-of-2 OT)."""
+    return ot_base_bits(kind, n_options) + n_options * k
 
 
 def ot_kind(kind: str | None) -> str:
@@ -348,6 +371,34 @@ class OTEngine:
             return np.concatenate(bits), np.concatenate(blocks)
         c = self.prg.bits(n)
         return c, self._iknp_recv_pads(c)[0]
+
+    # ------------------------------------------------------------------ random OT, random choice
+    def rrot_send(self, n: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random OT with a random choice, sender side: random (m0, m1) of ``bits`` bits, each (n,).
+
+        Functionality: the receiver gets a random bit b and m_b. Cost: ferret: nothing (the COTs
+        themselves, hashed: m_v = H(K ⊕ v·Δ)); iknp: 128·n bits from the receiver, 1 round (the
+        receiver's :meth:`rrot_recv_start` sends them)."""
+        if self.kind == "ferret":
+            fs = self._need(self._fs)
+            q, idx = fs.take(n)
+            if self._f_offsets is None:
+                self._f_offsets = np.stack([np.zeros_like(fs.delta), fs.delta])
+            keys = self._hash_values(q, idx, self._domain(False, self.role, True), (2,), bits, self._f_offsets)
+        else:
+            keys = np.stack(self._iknp_send_keys(n, bits, ()), axis=1)
+        return keys[:, 0], keys[:, 1]
+
+    def rrot_recv_start(self, n: int, bits: int) -> tuple[np.ndarray, PendingROT]:
+        """Random OT with a random choice, receiver side: (b (n,) uint8, pending whose ``finish()``
+        returns m_b). Ferret: ``finish()`` may read a round message of the sender, so call it
+        where the protocol reads the sender's next message in this direction."""
+        if self.kind == "ferret":
+            b, ticket = self._need(self._fr).take(n)
+            return b, PendingROT(lambda: self._f_recv_keys(ticket, bits, ()))
+        c = self.prg.bits(n)
+        keys = self._iknp_recv_keys(c, bits, ())
+        return c, PendingROT(lambda: keys)
 
     # ------------------------------------------------------------------ random OT
     def rot_send(self, n: int, bits: int, mshape: tuple = ()) -> tuple[np.ndarray, np.ndarray]:

@@ -72,6 +72,35 @@ def bit_triples(party: Party, n: int) -> Triples:
     return Triples(a1, b1, triple_ot_finish(party.ot.kkot_recv(choice, 16, 2)))
 
 
+class _RotTriples:
+    """Triples from random OTs with random choices (see :func:`triples_from_rot_start`)."""
+
+    def __init__(self, m0, m1, choice, pending):
+        self.m0, self.m1, self.choice, self.pending = m0, m1, choice, pending
+
+    def finish(self) -> Triples:
+        mb = self.pending.finish()
+        a = self.m0 ^ self.m1
+        b = self.choice.astype(U64)
+        return Triples(a, b, (a & b) ^ self.m0 ^ mb)
+
+
+def triples_from_rot_start(party: Party, n: int) -> _RotTriples:
+    """n boolean AND triples from 2n random OTs with random choices, one per direction each (no
+    message on Ferret, where such an OT is a hashed COT). ``finish()`` returns the
+    :class:`Triples`; call it where the protocol next reads from the peer (it may read a Ferret
+    round message the peer sent when taking these OTs).
+
+    In each direction the sender's random pair (m0, m1) gives its a = m0 ⊕ m1 and the term m0;
+    the receiver's random choice is its b and it gets m_b = m0 ⊕ b·a, so m0 ⊕ m_b = a_s ∧ b_r.
+    With a = a0 ⊕ a1, b = b0 ⊕ b1: c_i = a_i ∧ b_i ⊕ m0_i ⊕ m_{b_i} (the cross terms of the
+    two directions). Cost: ferret: none (2n COTs); iknp: 2·128·n bits, 1 round.
+    """
+    choice, pending = party.ot.rrot_recv_start(n, 1)  # (first: on IKNP this sends the matrix)
+    m0, m1 = party.ot.rrot_send(n, 1)
+    return _RotTriples(m0, m1, choice, pending)
+
+
 def and_bits(party: Party, x: np.ndarray, y: np.ndarray, triples: Triples) -> np.ndarray:
     """AND of boolean shares given as 0/1 uint64 arrays of equal shape (Beaver, one round).
 
@@ -126,6 +155,17 @@ def b2a(party: Party, b: Share, bits: int, scale: int = 0, signed: bool = False)
         y = party.ot.cot_recv(flat, bits)
         out = (flat - (y << ONE)) & m
     return Share(out.reshape(b.shape), bits, scale, signed, party.role)
+
+
+def b2a_bits(party: Party, b: np.ndarray, bits: int, sender: int = ALICE) -> np.ndarray:
+    """:func:`b2a` on flat 0/1 shares with a chosen COT ``sender`` (who sends the last message).
+
+    b = b_s + b_r − 2·b_s·b_r: the sender's COT with correlation b_s gives it x0 and the
+    receiver x0 + b_r·b_s. Cost: a correlated OT with a ``bits``-bit correlation, 2 rounds."""
+    m = mask(bits)
+    if party.role == sender:
+        return (b + (party.ot.cot_send(b, bits) << ONE)) & m
+    return (b - (party.ot.cot_recv(b, bits) << ONE)) & m
 
 
 def b2a_ref(b: np.ndarray, bits: int) -> np.ndarray:

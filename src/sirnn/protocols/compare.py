@@ -11,11 +11,13 @@ import numpy as np
 
 from .. import ALICE
 from ..errors import ParameterError
-from .boolean import (Triples, and_bits, b2a, triple_ot_choices, triple_ot_finish,
-                      triple_ot_messages, _check_bool)
+from ..ot.engine import cot_cost_bits, kkot_cost_bits
+from .boolean import (Triples, and_bits, b2a, b2a_bits, triple_ot_choices, triple_ot_finish,
+                      triple_ot_messages, triples_from_rot_start, _check_bool)
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
+from .tuning import profile, rule
 
 ONE = U64(1)
 LEAF_BITS = 4  # m: SCI's leaf width (1-of-16 OT per leaf); the narrowest used here
@@ -31,15 +33,52 @@ def _levels(q: int, stop: int = 1) -> int:
     return n
 
 
-def leaf_width(bits: int, stop: int = 1) -> int:
-    """Leaf width m of an ℓ-bit millionaires' instance whose tree stops at ``stop`` nodes: the
-    fewest tree levels (rounds) over m = 4..8, then the narrowest such m (a leaf costs its sender
-    2^m hashes). E.g. ℓ = 15 or 16: two 8-bit leaves, one level instead of two (4-bit leaves);
-    ℓ = 12: two 6-bit leaves, one level instead of two; ℓ = 19 down to two nodes: four 5-bit
-    leaves, one level instead of two; ℓ = 32: four 8-bit leaves, two levels instead of three."""
+def rot_triples(ot: str) -> bool:
+    """Whether the millionaires' AND triples come from random OTs with random choices (two per
+    triple, no message: Ferret, where such an OT is a hashed COT) instead of 1-of-16 OTs (two
+    triples per OT, 144 bits a triple on IKNP/KK13). An engine choice only: same functionality."""
+    return ot.startswith("ferret")  # (also the ferret-lat profile: it adds no round)
+
+
+def triple_cost_bits(ot: str = "iknp") -> float:
+    """Bits (both parties) per AND triple of the millionaires' tree on engine ``ot``."""
+    return 0 if rot_triples(ot) else kkot_cost_bits(ot, 16, 2) / 2
+
+
+def and_cost_bits(ot: str = "iknp") -> float:
+    """Bits (both parties) per AND gate of the tree: its triple and 2 + 2 opened bits."""
+    return triple_cost_bits(ot) + 4
+
+
+def _leaf_cost_bits(m: int, ot: str) -> int:
+    """One leaf: a 1-of-2^m OT with 2-bit messages (m = 1: the 1-of-2 OT)."""
+    return kkot_cost_bits(ot, 1 << m, 2)
+
+
+def _tree_cost_bits(bits: int, m: int, with_eq: bool, stop: int, ot: str) -> float:
+    q = -(-bits // m)
+    return q * _leaf_cost_bits(min(m, bits), ot) + _tree_and_count(q, with_eq, stop) * and_cost_bits(ot)
+
+
+def leaf_width(bits: int, stop: int = 1, ot: str = "iknp") -> int:
+    """Leaf width m of an ℓ-bit millionaires' instance whose tree stops at ``stop`` nodes, on OT
+    engine ``ot`` (a public choice both parties make alike; the functionality does not depend
+    on it).
+
+    iknp: the fewest tree levels (rounds) over m = 4..8, then the narrowest such m (a leaf costs
+    its sender 2^m hashes). E.g. ℓ = 15 or 16: two 8-bit leaves, one level instead of two
+    (4-bit leaves); ℓ = 12: two 6-bit leaves, one level instead of two; ℓ = 19 down to two
+    nodes: four 5-bit leaves, one level instead of two; ℓ = 32: four 8-bit leaves, two levels
+    instead of three.
+    ferret: the fewest bits over m = 4..8 (a leaf's 2^{m+1} message bits dominate once the OT
+    itself costs m bits and the triples nothing), then the fewest levels: m = 4 for every ℓ > 4
+    (e.g. ℓ = 16: 160 bits against 1,044 with two 8-bit leaves, one level more)."""
     if bits <= LEAF_BITS:
         return bits
-    return min(range(LEAF_BITS, MAX_LEAF_BITS + 1), key=lambda m: (_levels(-(-bits // m), stop), m))
+    widths = range(LEAF_BITS, MAX_LEAF_BITS + 1)
+    if rule(ot) == "iknp":  # (also "ferret-lat": the rounds of iknp)
+        return min(widths, key=lambda m: (_levels(-(-bits // m), stop), m))
+    return min(widths, key=lambda m: (_tree_cost_bits(bits, m, False, stop, ot), _levels(-(-bits // m), stop), m))
 
 
 def _tree_and_count(leaves: int, with_eq: bool = False, stop: int = 1) -> int:
@@ -57,20 +96,19 @@ def _tree_and_count(leaves: int, with_eq: bool = False, stop: int = 1) -> int:
     return total
 
 
-def millionaire_cost_bits(bits: int, with_eq: bool = False, leaf_bits: int | None = None) -> int:
-    """Bits both parties send per element in :func:`millionaire_bits` (the cost formula).
+def millionaire_cost_bits(bits: int, with_eq: bool = False, leaf_bits: int | None = None,
+                          ot: str = "iknp") -> float:
+    """Bits both parties send per element in :func:`millionaire_bits` (the cost formula) on OT
+    engine ``ot``.
 
     q = ⌈ℓ/m⌉ leaves (m = ``leaf_bits``, default :func:`leaf_width`), one 1-of-2^m OT with 2-bit
-    messages each (256 + 2^{m+1}), and per AND one half of a 1-of-16 OT making two triples (144)
-    plus 2 + 2 opened bits.
+    messages each (iknp 256 + 2^{m+1}, ferret m + 2^{m+1}), and per AND its triple (iknp: half of
+    a 1-of-16 OT making two triples, 144; ferret: two random OTs, no message) plus 2 + 2 opened
+    bits.
     """
     if leaf_bits is None:
-        leaf_bits = leaf_width(bits)
-    q = -(-bits // leaf_bits)
-    m = min(leaf_bits, bits)
-    leaf = 128 + 2 * 2 if m == 1 else 256 + 2 * (1 << m)  # N = 2 runs on IKNP
-    n_and = _tree_and_count(q, with_eq)
-    return q * leaf + 144 * n_and + 4 * n_and
+        leaf_bits = leaf_width(bits, ot=ot)
+    return _tree_cost_bits(bits, leaf_bits, with_eq, 1, ot)
 
 
 @lru_cache(maxsize=None)
@@ -90,7 +128,9 @@ def leaf_compare(party: Party, v: np.ndarray, m: int, n_and: int) -> tuple[np.nd
     a 1-of-2^m OT (2-bit messages); the triples come from 1-of-16 OTs in the same batch (m = 4:
     one extension). Rows [0, n/2) have ALICE as the sender, the rest BOB, who compares
     complements (1{~u > ~a} = 1{a > u}), so both parties hash at once in the same two rounds.
-    Cost: (256 + 2^{m+1}) bits per leaf + (256 + 32)/2 per triple, 2 rounds.
+    On Ferret (:func:`rot_triples`) the triples come instead from two random OTs each with
+    random choices, taken after the batch (no message). Cost: :func:`_leaf_cost_bits` per leaf +
+    :func:`triple_cost_bits` per triple (iknp: (256 + 2^{m+1}) and (256 + 32)/2), 2 rounds.
     """
     n, L = v.shape
     h = n // 2
@@ -99,7 +139,8 @@ def leaf_compare(party: Party, v: np.ndarray, m: int, n_and: int) -> tuple[np.nd
     comp = mask(m) - v
     send_v = (v if party.role == ALICE else comp)[mine]
     recv_v = (comp if party.role == ALICE else v)[theirs]
-    n_tri = (n_and + 1) // 2  # 1-of-16 OTs, two triples each: ALICE makes the first half
+    by_rot = rot_triples(party.ot.kind)  # triples from random OTs after the batch (Ferret)
+    n_tri = 0 if by_rot else (n_and + 1) // 2  # 1-of-16 OTs, two triples each: ALICE makes the first half
     n_tri_alice = n_tri // 2
     n_tri_send, n_tri_recv = ((n_tri_alice, n_tri - n_tri_alice) if party.role == ALICE
                               else (n_tri - n_tri_alice, n_tri_alice))
@@ -124,6 +165,7 @@ def leaf_compare(party: Party, v: np.ndarray, m: int, n_and: int) -> tuple[np.nd
     for msgs in batches_send:
         if msgs.shape[0]:
             ot.kkot_send(msgs, 2)
+    rot = triples_from_rot_start(party, n_and) if by_rot else None  # (COTs taken after the batch's)
     got = [pd.finish() if pd is not None else np.zeros(0, U64) for pd in pending]
     leaf, tgot = (got[0][:leaf_choice.size], got[0][leaf_choice.size:]) if merged else got
     lt = np.empty((n, L), U64)
@@ -131,6 +173,8 @@ def leaf_compare(party: Party, v: np.ndarray, m: int, n_and: int) -> tuple[np.nd
     lt[mine], eq[mine] = lt_s, eq_s
     leaf = leaf.reshape(lt[theirs].shape)
     lt[theirs], eq[theirs] = leaf & ONE, leaf >> ONE
+    if rot is not None:  # (after the batch's replies: a round message for these comes after them)
+        return lt, eq, rot.finish()
     abc_r = (a_r, b_r, triple_ot_finish(tgot))
     first, second = (abc_s, abc_r) if party.role == ALICE else (abc_r, abc_s)  # ALICE's first
     return lt, eq, Triples(*(np.concatenate([f, g]) for f, g in zip(first, second)))
@@ -154,7 +198,7 @@ def millionaire_bits(party: Party, v: np.ndarray, bits: int, with_eq: bool = Fal
     """
     bits = check_bits(bits)
     if leaf_bits is None:
-        leaf_bits = leaf_width(bits)
+        leaf_bits = leaf_width(bits, ot=profile(party, v.size))
     shape = v.shape
     lt, eq = _millionaire_tree(party, v.ravel(), bits, with_eq, leaf_bits, 1)
     if with_eq:
@@ -189,52 +233,110 @@ def _millionaire_tree(party: Party, x: np.ndarray, bits: int, with_eq: bool, lea
     return lt, eq
 
 
-def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int, sender: int = ALICE) -> np.ndarray:
+ROOT_METHODS = ("kk8", "kk4", "and")
+
+
+def _root_candidates(bits: int, k: int, ot: str) -> list[tuple[str, float]]:
+    """(root method, bits per element of :func:`millionaire_arith`) in order of increasing rounds."""
+    m2 = leaf_width(bits, 2, ot)
+    cands = []
+    if -(-bits // m2) >= 2:
+        tree2 = _tree_cost_bits(bits, m2, False, 2, ot)
+        cands += [("kk8", tree2 + kkot_cost_bits(ot, 8, k)),
+                  ("kk4", tree2 + kkot_cost_bits(ot, 4, k) + cot_cost_bits(ot, k))]
+    cands.append(("and", millionaire_cost_bits(bits, ot=ot) + cot_cost_bits(ot, k)))
+    return cands
+
+
+def root_method(bits: int, k: int, ot: str = "iknp") -> str:
+    """How :func:`millionaire_arith` turns the tree into a k-bit arithmetic output on engine ``ot``
+    (a public choice; the same functionality either way):
+
+    * ``kk8``: the tree down to two nodes (lo, hi), then one 1-of-8 OT on the receiver's shares of
+      (lt_lo, lt_hi, eq_hi) carrying lt_hi + eq_hi·lt_lo (exclusive terms) as k-bit shares;
+    * ``kk4``: the same two nodes; a 1-of-4 OT on (lt_lo, eq_hi) carrying eq_hi·lt_lo and a
+      correlated OT converting lt_hi, in the same 2 rounds (3k bits fewer than kk8 when an OT
+      costs almost nothing beyond its messages);
+    * ``and``: the whole tree (one AND more, one round more), then a B2A by one correlated OT.
+
+    iknp: kk8 (the fewest rounds). ferret: the fewer bits of the two-round roots, kk4 for every
+    k ≥ 1 (``and`` would save 4k − 2 bits more but adds a round to every comparison-based
+    truncation: measured 16/12 → 16/12, n = 16,384, exp 1,011.5 B/elem in 14 rounds against
+    1,023.0 in 11 with kk4, rsqrt 1,570.8 / 42 against 1,592.5 / 36, sigmoid 1,667.9 / 32
+    against 1,679.4 / 31; benchmarks/RESULTS.md, "Re-tune"). With one leaf (ℓ ≤ 4): ``and``."""
+    cands = _root_candidates(bits, k, ot)
+    if ot == "iknp" or len(cands) == 1:
+        return cands[0][0]
+    return min(cands[:2], key=lambda c: c[1])[0]
+
+
+def millionaire_arith(party: Party, v: np.ndarray, bits: int, k: int, sender: int = ALICE,
+                      root: str | None = None) -> np.ndarray:
     """Millionaires' protocol with an arithmetic output: this party's share over Z_{2^k} of
     1{x > y} (inputs as in :func:`millionaire_bits`), i.e. the millionaire followed by a B2A, with
-    the root of the tree folded into the conversion.
+    the root of the tree folded into the conversion where that pays (:func:`root_method`).
 
-    The tree is combined down to two nodes (lo, hi); since 1{hi greater} and 1{hi equal} are
+    kk8: the tree is combined down to two nodes (lo, hi); since 1{hi greater} and 1{hi equal} are
     exclusive, 1{x > y} = lt_hi + eq_hi·lt_lo as integers, a function of three shared bits: one
     1-of-8 OT on BOB's shares, ALICE sending r + f(her bits, choice) mod 2^k for all 8 choices.
-    This replaces the root AND (1 round) and the B2A (2 rounds) by 2 rounds. ``sender`` sends
-    that OT (the roles of the description swap for BOB; a next OT received by the sender can send
-    its matrix in the same flight).
-    Cost: :func:`millionaire_arith_cost_bits` = M(ℓ) − 148 + 256 + 8k bits (M with leaves of
-    :func:`leaf_width` (ℓ, 2)); rounds
-    2 + ⌈log2 q⌉ + 1 (q = ⌈ℓ/4⌉ ≥ 2 leaves). With one leaf (ℓ ≤ 4): the millionaire, then B2A.
+    This replaces the root AND (1 round) and the B2A (2 rounds) by 2 rounds. kk4: eq_hi·lt_lo by a
+    1-of-4 OT, lt_hi by a COT (B2A), in one batch. and: the root AND, then a B2A. ``sender``
+    sends the last OT's messages (the roles of the description swap for BOB; a next OT received
+    by the sender can send its matrix in the same flight).
+    Cost: :func:`millionaire_arith_cost_bits` (iknp, kk8: M(ℓ) − 148 + 256 + 8k bits, M with
+    leaves of :func:`leaf_width` (ℓ, 2)); rounds 2 + ⌈log2 q⌉ + 1 (q ≥ 2 leaves; ``and``: one
+    more). With one leaf (ℓ ≤ 4): the millionaire, then B2A. ``root``: force one of
+    :data:`ROOT_METHODS` (tests; both parties must pass the same), else :func:`root_method`'s.
     """
     bits = check_bits(bits)
     k = check_bits(k)
     shape = v.shape
     x = v.ravel()
     n = x.size
-    m = leaf_width(bits, 2)
-    q = -(-bits // m)
-    if q < 2:
+    ot = profile(party, n)
+    method = root_method(bits, k, ot)
+    if root is not None:
+        if root not in dict(_root_candidates(bits, k, ot)):
+            raise ParameterError(f"millionaire_arith: root {root!r} does not apply to {bits}-bit inputs "
+                                 f"(one of {', '.join(c for c, _ in _root_candidates(bits, k, ot))})")
+        method = root
+    if method == "and":
         lt = millionaire_bits(party, x, bits)
-        return b2a(party, Share(lt, 1, 0, False, party.role), k).data.reshape(shape)
-    lt, eq = _millionaire_tree(party, x, bits, False, m, 2)
+        if rule(ot) == "iknp":  # (the B2A with ALICE as COT sender, as on IKNP before version 4)
+            return b2a(party, Share(lt, 1, 0, False, party.role), k).data.reshape(shape)
+        return b2a_bits(party, lt, k, sender).reshape(shape)
+    lt, eq = _millionaire_tree(party, x, bits, False, leaf_width(bits, 2, ot), 2)
     lo, hi, ehi = lt[:, 0], lt[:, 1], eq[:, 1]
+    if method == "kk8":
+        if party.role == sender:
+            r = party.random(n, k)
+            j = np.arange(8, dtype=U64)  # choice = lo1 + 2·hi1 + 4·ehi1
+            lj = lo[:, None] ^ (j & ONE)
+            hj = hi[:, None] ^ ((j >> ONE) & ONE)
+            ej = ehi[:, None] ^ (j >> U64(2))
+            party.ot.kkot_send((r[:, None] + hj + (ej & lj)) & mask(k), k)
+            out = (U64(0) - r) & mask(k)
+        else:
+            out = party.ot.kkot_recv(lo | (hi << ONE) | (ehi << U64(2)), 8, k)
+        return out.reshape(shape)
+    # kk4: eq_hi·lt_lo by a 1-of-4 OT, lt_hi converted by a COT, both sent by ``sender``
     if party.role == sender:
         r = party.random(n, k)
-        j = np.arange(8, dtype=U64)  # choice = lo1 + 2·hi1 + 4·ehi1
-        lj = lo[:, None] ^ (j & ONE)
-        hj = hi[:, None] ^ ((j >> ONE) & ONE)
-        ej = ehi[:, None] ^ (j >> U64(2))
-        party.ot.kkot_send((r[:, None] + hj + (ej & lj)) & mask(k), k)
-        out = (U64(0) - r) & mask(k)
+        j = np.arange(4, dtype=U64)  # choice = lo1 + 2·ehi1
+        prod = (lo[:, None] ^ (j & ONE)) & (ehi[:, None] ^ (j >> ONE))
+        party.ot.kkot_send((r[:, None] + prod) & mask(k), k)
+        x0 = party.ot.cot_send(hi, k)
+        out = (hi + (x0 << ONE) - r) & mask(k)
     else:
-        out = party.ot.kkot_recv(lo | (hi << ONE) | (ehi << U64(2)), 8, k)
+        pk = party.ot.kkot_recv_start(lo | (ehi << ONE), 4, k)
+        pc = party.ot.cot_recv_start(hi, k)
+        out = (pk.finish() + hi - (pc.finish() << ONE)) & mask(k)
     return out.reshape(shape)
 
 
-def millionaire_arith_cost_bits(bits: int, k: int) -> int:
-    """Bits per element (both parties) of :func:`millionaire_arith`."""
-    m = leaf_width(bits, 2)
-    if -(-bits // m) < 2:
-        return millionaire_cost_bits(bits) + 128 + k
-    return millionaire_cost_bits(bits, leaf_bits=m) - 148 + 256 + 8 * k
+def millionaire_arith_cost_bits(bits: int, k: int, ot: str = "iknp") -> float:
+    """Bits per element (both parties) of :func:`millionaire_arith` on engine ``ot``."""
+    return dict(_root_candidates(bits, k, ot))[root_method(bits, k, ot)]
 
 
 def millionaire(party: Party, v, bits: int) -> Share:

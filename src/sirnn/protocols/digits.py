@@ -35,11 +35,12 @@ from .. import ALICE, BOB
 from ..errors import ParameterError
 from .boolean import Triples, _check_bool, and_bits, b2a
 from .compare import leaf_compare
-from .extend import MAX_LUT_BITS, wrap_arith
+from .extend import MAX_LUT_BITS, table_carry, wrap_arith
 from .party import Party
 from .ring import U64, check_bits, mask, reduce
 from .share import Share
 from .share import check_share as _check_share
+from .tuning import profile
 
 ONE = U64(1)
 LEAF = 4  # leaf width of the carry computation (1-of-16 OT per leaf)
@@ -218,7 +219,9 @@ def digit_decompose(party: Party, x: Share, d: int) -> list[Share]:
     by carry-lookahead over (G, P) of the digits (leaf OTs of ≤ 4 bits, see the module doc), then
     B2A of the c − 1 carries into d bits. Two digits (c = 2): the one carry is the wrap of the low
     digit, read off a 1-of-2^d OT on BOB's low digit with ALICE's masked d_1-bit carries for every
-    value (:func:`extend.wrap_arith`'s "lut": 256 + 2^d·d_1 bits, 2 rounds).
+    value (:func:`extend.wrap_arith`'s "lut": 256 + 2^d·d_1 bits, 2 rounds; on Ferret the
+    cheapest method instead, see :func:`extend.table_carry`: for ℓ = 16, d = 8 a millionaires'
+    instance with arithmetic output, 14.375 B, 4 rounds).
     Cost per element (c > 2): (c − 1)·(⌈d/4⌉·288 + 128 + d) bits + 148 per AND (digit-internal
     trees, then a Sklansky prefix over the c − 1 digits); rounds 2 + ⌈log2⌈d/4⌉⌉ + ⌈log2(c − 1)⌉ + 2.
     Measured (both parties, n = 4096): ℓ = 16, d = 8: 288 B, 2 rounds (107.5 B, 4 rounds by the
@@ -233,7 +236,8 @@ def digit_decompose(party: Party, x: Share, d: int) -> list[Share]:
     local = [(own >> U64(d * i)) & mask(w) for i, w in enumerate(widths)]
     if len(widths) == 2 and 2 <= d <= MAX_LUT_BITS:  # one carry: a 1-of-2^d OT, 2 rounds
         # BOB sends the carry table: his lookups on the digits then share that flight
-        carry = wrap_arith(party, x.reduce(d), widths[1], method="lut", sender=BOB).ravel()
+        method = "lut" if table_carry(profile(party, x.size)) else None  # (else the cheapest)
+        carry = wrap_arith(party, x.reduce(d), widths[1], method=method, sender=BOB).ravel()
         local[1] = (local[1] + carry) & mask(widths[1])
     elif len(widths) > 1:
         carries, _ = digit_carries(party, x, d)

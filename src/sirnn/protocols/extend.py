@@ -21,7 +21,14 @@ method      how                                                       bits per e
 ==========  ========================================================  ====================  ===========
 
 where M(m) is the millionaires' cost on m bits (:func:`millionaire_cost_bits`) and R(m) its rounds.
-Ties go to the method with fewer rounds. All costs count the bits sent by both parties.
+Ties go to the method with fewer rounds. All costs count the bits sent by both parties; the
+figures above are IKNP/KK13's. Every cost function takes a parameter profile ``ot`` ("iknp"
+default; "ferret", where a COT costs 1 + k bits and a 1-of-N OT log2 N + N·k; "ferret-lat", Ferret's
+costs with iknp's round-relevant choices: :mod:`sirnn.protocols.tuning`) and :func:`wrap_arith`
+uses the profile of its party's engine and batch, so the cheapest method can differ (both parties
+agree: the engine is negotiated at set-up, the batch size is public). E.g. an 8-bit carry into 8
+bits: "mill" on both engines, 896 / 115 bits; "mill"'s root also differs
+(:func:`compare.root_method`).
 """
 
 from __future__ import annotations
@@ -30,73 +37,86 @@ import numpy as np
 
 from .. import ALICE
 from ..errors import ParameterError
-from ..ot.engine import IKNP_WIDTH, KK_WIDTH
+from ..ot import engine as _eng
 from . import compare
 from .boolean import b2a
 from .party import Party
 from .ring import U64, check_bits, mask
 from .share import Share
 from .share import check_msb_share as _check_msb, check_share as _check_share
+from .tuning import profile, rule
 
 ONE = U64(1)
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
 
 
-# -- cost model (bits sent by both parties, per element) ----------------------------------------
-def cot_cost_bits(k: int) -> int:
-    """Correlated OT with one k-bit correlation."""
-    return IKNP_WIDTH + k
+# -- cost model (bits sent by both parties, per element; ``ot``: the OT engine's kind) -----------
+def cot_cost_bits(k: int, ot: str = "iknp") -> int:
+    """Correlated OT with one k-bit correlation (iknp 128 + k, ferret 1 + k)."""
+    return _eng.cot_cost_bits(ot, k)
 
 
-def kkot_cost_bits(n_options: int, k: int) -> int:
-    """Chosen-message 1-of-N OT with k-bit messages (N = 2 is IKNP)."""
-    return IKNP_WIDTH + 2 * k if n_options == 2 else KK_WIDTH + n_options * k
+def kkot_cost_bits(n_options: int, k: int, ot: str = "iknp") -> int:
+    """Chosen-message 1-of-N OT with k-bit messages (iknp: N = 2 IKNP 128 + 2k, else KK13
+    256 + N·k; ferret: log2 N + N·k)."""
+    return _eng.kkot_cost_bits(ot, n_options, k)
 
 
-def millionaire_cost_bits(bits: int, with_eq: bool = False) -> float:
+def millionaire_cost_bits(bits: int, with_eq: bool = False, ot: str = "iknp") -> float:
     """M(ℓ): bits per element of :func:`compare.millionaire_bits` (its own cost formula,
     :func:`compare.millionaire_cost_bits`, so changes to the millionaire carry over)."""
-    return compare.millionaire_cost_bits(bits, with_eq)
+    return compare.millionaire_cost_bits(bits, with_eq, ot=ot)
 
 
-def b2a_cost_bits(k: int) -> int:
-    return cot_cost_bits(k)
+def b2a_cost_bits(k: int, ot: str = "iknp") -> int:
+    return cot_cost_bits(k, ot)
 
 
-def _wrap_candidates(m: int, k: int, with_msb: bool) -> list[tuple[str, float]]:
+def _wrap_candidates(m: int, k: int, with_msb: bool, ot: str = "iknp") -> list[tuple[str, float]]:
     """(method, cost) in order of increasing rounds."""
     if m == 1:
-        return [("cot", cot_cost_bits(k))]
+        return [("cot", cot_cost_bits(k, ot))]
     if with_msb:
-        return [("msb4", kkot_cost_bits(4, k)), ("msb2a", kkot_cost_bits(4, 1) + b2a_cost_bits(k))]
+        return [("msb4", kkot_cost_bits(4, k, ot)), ("msb2a", kkot_cost_bits(4, 1, ot) + b2a_cost_bits(k, ot))]
     cands = []
     if m <= MAX_LUT_BITS:
-        cands.append(("lut", kkot_cost_bits(1 << m, k)))
-    cands.append(("mill", compare.millionaire_arith_cost_bits(m, k)))
+        cands.append(("lut", kkot_cost_bits(1 << m, k, ot)))
+    cands.append(("mill", compare.millionaire_arith_cost_bits(m, k, ot)))
     return cands
 
 
-def wrap_method(m: int, k: int, with_msb: bool = False) -> str:
-    """The method :func:`wrap_arith` uses for an m-bit input and k-bit output (public choice)."""
+def wrap_method(m: int, k: int, with_msb: bool = False, ot: str = "iknp") -> str:
+    """The method :func:`wrap_arith` uses for an m-bit input and k-bit output under parameter
+    profile ``ot`` (public choice: the cheapest, ties to fewer rounds; "ferret-lat": the method
+    iknp would pick, see :mod:`sirnn.protocols.tuning`)."""
     best = None
-    for name, cost in _wrap_candidates(m, k, with_msb):
+    for name, cost in _wrap_candidates(m, k, with_msb, rule(ot)):
         if best is None or cost < best[1]:
             best = (name, cost)
     return best[0]
 
 
-def wrap_arith_cost_bits(m: int, k: int, with_msb: bool = False) -> float:
+def wrap_arith_cost_bits(m: int, k: int, with_msb: bool = False, ot: str = "iknp") -> float:
     """Bits per element (both parties) of :func:`wrap_arith` (see the module table)."""
-    return min(c for _, c in _wrap_candidates(m, k, with_msb))
+    return dict(_wrap_candidates(m, k, with_msb, ot))[wrap_method(m, k, with_msb, ot)]
 
 
-def zext_cost_bits(m: int, n: int, with_msb: bool = False) -> float:
+def table_carry(ot: str) -> bool:
+    """Whether a carry that a caller would read off a table for its rounds (``method="lut"`` of
+    :func:`wrap_arith`: the two-digit decomposition, ``tr(by_table=True)``) is read off the table
+    under profile ``ot`` (iknp and ferret-lat: yes, 2 rounds; ferret: no, the cheapest method
+    instead, since a table costs its 2^m·k message bits while comparisons and COTs cost almost
+    nothing)."""
+    return rule(ot) == "iknp"
+
+
+def zext_cost_bits(m: int, n: int, with_msb: bool = False, ot: str = "iknp") -> float:
     """Bits per element of :func:`zext` / :func:`sext` from m to n bits: wrap_arith(m, n − m).
 
     E.g. 32 → 64 without MSB: M(32) − 148 + 256 + 8·32 = 3932 + 364 = 4296 bits (537 bytes, with
     the millionaire as of now); with MSB: 256 + 4·32 = 384 bits (48 bytes).
     """
-    return 0 if n == m else wrap_arith_cost_bits(m, n - m, with_msb)
+    return 0 if n == m else wrap_arith_cost_bits(m, n - m, with_msb, ot)
 
 
 sext_cost_bits = zext_cost_bits
@@ -132,7 +152,7 @@ def wrap_arith(party: Party, x: Share, k: int, msb: Share | None = None, method:
     _check_msb(msb, x, "wrap_arith")
     m = x.bits
     if method is None:
-        method = wrap_method(m, k, msb is not None)
+        method = wrap_method(m, k, msb is not None, profile(party, x.size))
     elif method not in dict(_wrap_candidates(m, k, msb is not None)):
         raise ParameterError(f"wrap_arith: method {method!r} does not apply to {m}-bit inputs")
     flat = x.data.ravel()

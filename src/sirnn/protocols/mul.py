@@ -34,7 +34,10 @@ mixed signedness (one signed, one unsigned operand) drops the terms of the unsig
 
 Costs are bits sent by both parties together (COT = 128 + message bits, 1-of-N OT = 256 +
 N·message bits, millionaire M(ℓ) = :func:`compare.millionaire_cost_bits`); the ``*_cost_bits``
-functions give them exactly, as the protocols send them.
+functions give them exactly, as the protocols send them. Those are IKNP/KK13's figures; with
+``ot="ferret"`` the cost functions count a COT as 1 + message bits and a 1-of-N OT as log2 N +
+N·message bits, and the wrap method and the matrix product's driving operand are chosen for the
+party's engine.
 """
 
 from __future__ import annotations
@@ -43,11 +46,13 @@ import numpy as np
 
 from .. import ALICE, BOB
 from ..errors import ParameterError
+from ..ot.engine import kkot_cost_bits, ot_base_bits
 from . import compare
 from .party import Party
 from .ring import U64, check_bits, from_int, mask, reduce
 from .share import PublicBits, Share
 from .share import check_msb_share, check_share as _check_share
+from .tuning import profile, rule
 
 ONE = U64(1)
 _BOTH = (ALICE, BOB)
@@ -76,9 +81,10 @@ def _ext64(v: np.ndarray, bits: int, signed: bool) -> np.ndarray:
     return v
 
 
-def _cot_cost(count: int, k: int, vec: int, bits_out: int) -> int:
+def _cot_cost(count: int, k: int, vec: int, bits_out: int, ot: str = "iknp") -> int:
     """Bits of k bit-position COT batches of ``count`` OTs carrying ``vec`` values of ℓ − i bits."""
-    return sum(128 * count + count * vec * (bits_out - i) for i in range(k))
+    base = ot_base_bits(ot)
+    return sum(base * count + count * vec * (bits_out - i) for i in range(k))
 
 
 
@@ -347,27 +353,28 @@ def _secret_msb(msb, needed: bool) -> bool:
 MAX_LUT_BITS = 8  # the 1-of-N OT supports N ≤ 2^8
 
 
-def wrap_method(bits: int) -> tuple[str, float]:
+def wrap_method(bits: int, ot: str = "iknp") -> tuple[str, float]:
     """(method, bits per element) of the boolean Wrap of a ``bits``-bit operand whose MSB is not
     known (a known MSB folds the wrap into the COT round: :func:`_mux_pub`, :func:`_mux_msb`).
 
     ``lut``: bits ≤ 8, one 1-of-2^bits OT on BOB's share, ALICE sends r ⊕ 1{x0 + v ≥ 2^bits} for
-    every v (256 + 2^bits; 128 + 2 for one bit); ``mill``: a millionaires' instance
-    (:func:`compare.millionaire_cost_bits`, more rounds). The cheapest wins, ties to fewer rounds.
+    every v (iknp 256 + 2^bits, 128 + 2 for one bit; ferret log2 N + N); ``mill``: a millionaires'
+    instance (:func:`compare.millionaire_cost_bits`, more rounds). The cheapest on engine ``ot``
+    wins, ties to fewer rounds.
     """
-    cands = []
-    if bits <= MAX_LUT_BITS:
-        cands.append(("lut", 128 + 2 if bits == 1 else 256 + (1 << bits)))
-    cands.append(("mill", compare.millionaire_cost_bits(bits)))
-    return min(cands, key=lambda t: t[1])
+    def cands(ot):
+        c = [("lut", kkot_cost_bits(ot, 1 << bits, 1))] if bits <= MAX_LUT_BITS else []
+        return c + [("mill", compare.millionaire_cost_bits(bits, ot=ot))]
+    method = min(cands(rule(ot)), key=lambda t: t[1])[0]  # ("ferret-lat": iknp's choice)
+    return method, dict(cands(ot))[method]
 
 
-def _wraps_cost_bits(reqs) -> float:
+def _wraps_cost_bits(reqs, ot: str = "iknp") -> float:
     """Total bits of :func:`_wraps` for requests (count, bits, with_msb) or None (its batches
     merge only requests of equal per-element cost, so costs add up). with_msb = "public" (a
     :class:`PublicBits` MSB) or True (secret MSB shares): the wrap is folded into the COT round
     (:func:`_mux_pub`, :func:`_mux_msb`) and no wrap protocol runs."""
-    return sum(r[0] * wrap_method(r[1])[1] for r in reqs if r is not None and r[2] not in ("public", True))
+    return sum(r[0] * wrap_method(r[1], ot)[1] for r in reqs if r is not None and r[2] not in ("public", True))
 
 
 def _wraps(party: Party, reqs):
@@ -380,9 +387,10 @@ def _wraps(party: Party, reqs):
     """
     out = [None] * len(reqs)
     groups: dict[tuple, list[int]] = {}
+    prof = profile(party, max((r[0].size for r in reqs if r is not None), default=0))  # one for all
     for i, r in enumerate(reqs):
         if r is not None:
-            method, cost = wrap_method(r[1])
+            method, cost = wrap_method(r[1], prof)
             groups.setdefault((method, r[1] if method == "lut" else cost), []).append(i)
     role = party.role
     for key, idx in groups.items():
@@ -401,7 +409,8 @@ def _wraps(party: Party, reqs):
         else:
             bits = max(reqs[i][1] for i in idx)
             vals = [reqs[i][0] if role == ALICE else mask(reqs[i][1]) - reqs[i][0] for i in idx]
-            w = compare.millionaire_bits(party, np.concatenate(vals), bits)
+            w = compare.millionaire_bits(party, np.concatenate(vals), bits,
+                                         leaf_bits=compare.leaf_width(bits, ot=prof))
         _split_into(out, idx, w, sizes)
     return out
 
@@ -413,64 +422,65 @@ def _cross_k(m: int, n: int, l: int) -> int:
     return min(n, l) if min(n, l) <= min(m, l) else min(m, l)
 
 
-def _wrap_term_cost(rows: int, vec: int, bits: int, msb, holders: int) -> float:
+def _wrap_term_cost(rows: int, vec: int, bits: int, msb, holders: int, ot: str = "iknp") -> float:
     """Bits of one operand's wrap term: ``rows`` wraps times vectors of ``vec`` values of ``bits``
     bits, from ``holders`` parties. msb: False (wrap protocol, then a MUX), "public" (folded MUX,
     :func:`_mux_pub`) or True (secret MSB shares folded by 1-of-4 OTs, :func:`_mux_msb`)."""
     if msb is True:
-        return holders * rows * (256 + 4 * vec * bits)
-    return holders * (128 * rows + rows * vec * bits)
+        return holders * rows * (ot_base_bits(ot, 4) + 4 * vec * bits)
+    return holders * (ot_base_bits(ot) * rows + rows * vec * bits)
 
 
 def mul_cost_bits(m: int, n: int, bits_out: int, msb_x: bool = False, msb_y: bool = False,
-                  count: int | None = None) -> float:
+                  count: int | None = None, ot: str = "iknp") -> float:
     """Bits (both parties) of :func:`mul` of an m-bit by an n-bit operand: per element, or the
     total for ``count`` elements. msb_x, msb_y: False, True (secret MSB shares) or "public"."""
     l = bits_out
     count = 1 if count is None else count
-    total = 2 * _cot_cost(count, _cross_k(m, n, l), 1, l)
+    total = 2 * _cot_cost(count, _cross_k(m, n, l), 1, l, ot)
     if l > m:
-        total += _wrap_term_cost(count, 1, l - m, msb_x, 2)
+        total += _wrap_term_cost(count, 1, l - m, msb_x, 2, ot)
     if l > n:
-        total += _wrap_term_cost(count, 1, l - n, msb_y, 2)
-    return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None, (count, n, msb_y) if l > n else None])
+        total += _wrap_term_cost(count, 1, l - n, msb_y, 2, ot)
+    return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None, (count, n, msb_y) if l > n else None],
+                                    ot)
 
 
 def matmul_cost_bits(a: int, b: int, c: int, m: int, n: int, bits_out: int, msb_x: bool = False,
-                     msb_y: bool = False) -> float:
+                     msb_y: bool = False, ot: str = "iknp") -> float:
     """Bits (both parties) of :func:`matmul` of an (a, b) m-bit by a (b, c) n-bit matrix."""
     l = bits_out
-    total = 2 * min(_cot_cost(b * c, min(n, l), a, l), _cot_cost(a * b, min(m, l), c, l))
+    total = 2 * min(_cot_cost(b * c, min(n, l), a, l, ot), _cot_cost(a * b, min(m, l), c, l, ot))
     if l > m:
-        total += _wrap_term_cost(a * b, c, l - m, msb_x, 2)
+        total += _wrap_term_cost(a * b, c, l - m, msb_x, 2, ot)
     if l > n:
-        total += _wrap_term_cost(b * c, a, l - n, msb_y, 2)
+        total += _wrap_term_cost(b * c, a, l - n, msb_y, 2, ot)
     return total + _wraps_cost_bits([(a * b, m, msb_x) if l > m else None,
-                                     (b * c, n, msb_y) if l > n else None])
+                                     (b * c, n, msb_y) if l > n else None], ot)
 
 
 def mul_known_cost_bits(m: int, bits_out: int, w_bits: int | None = None, msb_x: bool = False,
-                        count: int | None = None) -> float:
+                        count: int | None = None, ot: str = "iknp") -> float:
     """Bits (both parties) of :func:`mul_known` (x: m bits): per element, or the total for
     ``count`` elements."""
     l = bits_out
     n = l if w_bits is None else w_bits
     count = 1 if count is None else count
-    total = _cot_cost(count, min(m, l) if min(m, l) <= min(n, l) else min(n, l), 1, l)
+    total = _cot_cost(count, min(m, l) if min(m, l) <= min(n, l) else min(n, l), 1, l, ot)
     if l > m:
-        total += _wrap_term_cost(count, 1, l - m, msb_x, 1)
-    return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None])
+        total += _wrap_term_cost(count, 1, l - m, msb_x, 1, ot)
+    return total + _wraps_cost_bits([(count, m, msb_x) if l > m else None], ot)
 
 
 def matmul_known_cost_bits(a: int, b: int, c: int, m: int, bits_out: int, w_bits: int | None = None,
-                           msb_x: bool = False) -> float:
+                           msb_x: bool = False, ot: str = "iknp") -> float:
     """Bits (both parties) of :func:`matmul_known` with W (a, b) and x (b, c) (w_left=True)."""
     l = bits_out
     n = l if w_bits is None else w_bits
-    total = min(_cot_cost(b * c, min(m, l), a, l), _cot_cost(a * b, min(n, l), c, l))
+    total = min(_cot_cost(b * c, min(m, l), a, l, ot), _cot_cost(a * b, min(n, l), c, l, ot))
     if l > m:
-        total += _wrap_term_cost(b * c, a, l - m, msb_x, 1)
-    return total + _wraps_cost_bits([(b * c, m, msb_x) if l > m else None])
+        total += _wrap_term_cost(b * c, a, l - m, msb_x, 1, ot)
+    return total + _wraps_cost_bits([(b * c, m, msb_x) if l > m else None], ot)
 
 
 def _split_into(out, idx, flat, sizes) -> None:
@@ -649,7 +659,7 @@ def matmul(party: Party, x: Share, y: Share, bits_out: int, signed: bool | None 
     wx, wy = _wraps(party, [(X.ravel(), m) if l > m and bx is None and not fx else None,
                             (Y.ravel(), n) if l > n and by is None and not fy else None])
     rnd = _CotRound(party)
-    if _cot_cost(b * c, min(n, l), a, l) <= _cot_cost(a * b, min(m, l), c, l):
+    if _cot_cost(b * c, min(n, l), a, l, party.ot.kind) <= _cot_cost(a * b, min(m, l), c, l, party.ot.kind):
         cols = np.repeat(X.T, c, axis=0)  # row (k, j) = X[:, k]
         cross = _cross(rnd, party, _BOTH, cols, Y.ravel(), min(n, l), l, b * c, (a,))
         cross_post = lambda v: v.reshape(b, c, a).sum(axis=0, dtype=U64).T  # noqa: E731
@@ -777,7 +787,7 @@ def _known_product(party, owner, wv, x: Share, mx, l: int, n: int, w_signed: boo
         Xm = xd.reshape(b, c)
         W = wv.reshape(a, b) if is_owner else None
         w_cols = np.repeat(W.T, c, axis=0) if is_owner else None  # row (k, j) = W[:, k]
-        if _cot_cost(b * c, min(m, l), a, l) <= _cot_cost(a * b, min(n, l), c, l):
+        if _cot_cost(b * c, min(m, l), a, l, party.ot.kind) <= _cot_cost(a * b, min(n, l), c, l, party.ot.kind):
             cross = _cross(rnd, party, (other,), w_cols, Xm.ravel(), min(m, l), l, b * c, (a,))
             post = lambda v: v.reshape(b, c, a).sum(axis=0, dtype=U64).T  # noqa: E731
         else:

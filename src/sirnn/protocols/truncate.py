@@ -14,7 +14,9 @@ scale is max(scale − s, 0) (plain integer shift; the caller owns the interpret
 The signedness label of the input is kept.
 
 Costs are bits sent by both parties per element; W(m, k) is :func:`extend.wrap_arith_cost_bits`
-(Wrap of an m-bit value as k-bit arithmetic shares), M(ℓ) the millionaires' cost.
+(Wrap of an m-bit value as k-bit arithmetic shares), M(ℓ) the millionaires' cost. The figures in
+the docstrings are IKNP/KK13's; the ``*_cost_bits`` functions take the OT engine ``ot`` and the
+protocols pick their parameters for their party's engine (see :mod:`sirnn.protocols.extend`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from ..errors import ParameterError
 from . import compare
 from .boolean import and_
 from .extend import (_check_msb, _check_share, kkot_cost_bits, millionaire_cost_bits,
-                     sext, wrap_arith, wrap_arith_cost_bits, zext, zext_cost_bits)
+                     sext, table_carry, wrap_arith, wrap_arith_cost_bits, zext, zext_cost_bits)
 from .party import Party
 from .ring import U64, mask, reduce
 from .share import Share
+from .tuning import profile, rule
 
 ONE = U64(1)
 
@@ -75,8 +78,10 @@ def tr(party: Party, x: Share, s: int, allow_scale_underflow: bool = False, by_t
     if s == 0:
         return x.like(x.data)
     k = x.bits - s
-    if by_table and 2 <= s <= 8:
+    if by_table and 2 <= s <= 8 and table_carry(profile(party, x.size)):
         c = wrap_arith(party, x.reduce(s), k, method="lut", sender=BOB)
+    elif by_table:  # (ferret: the cheapest carry, BOB still sending last)
+        c = wrap_arith(party, x.reduce(s), k, sender=BOB)
     else:
         c = wrap_arith(party, x.reduce(s), k, sender=BOB if bob_last else ALICE)
     return Share((x.data >> U64(s)) + c, k, scale, x.signed, party.role)
@@ -140,10 +145,10 @@ def tr_msb(party: Party, x: Share, s: int, allow_scale_underflow: bool = False) 
     return y, Share((top ^ gm ^ band).reshape(x.shape), 1, 0, False, party.role)
 
 
-def tr_msb_cost_bits(bits: int, s: int) -> float:
-    """Bits per element of :func:`tr_msb` (w = ℓ − 1 − s ≥ 1, s ≥ 1)."""
+def tr_msb_cost_bits(bits: int, s: int, ot: str = "iknp") -> float:
+    """Bits per element of :func:`tr_msb` (w = ℓ − 1 − s ≥ 1, s ≥ 1) on engine ``ot``."""
     w = bits - 1 - s
-    return 2 * millionaire_cost_bits(max(s, w), with_eq=True) + kkot_cost_bits(4, bits - s + 1)
+    return 2 * millionaire_cost_bits(max(s, w), True, ot) + kkot_cost_bits(4, bits - s + 1, ot)
 
 
 def tr_two(party: Party, x: Share, s: int, t: int, allow_scale_underflow: bool = False) -> tuple[Share, Share]:
@@ -189,9 +194,9 @@ def tr_two(party: Party, x: Share, s: int, t: int, allow_scale_underflow: bool =
     return y1, y2
 
 
-def tr_two_cost_bits(bits: int, s: int, t: int) -> float:
-    """Bits per element of :func:`tr_two`."""
-    return 2 * millionaire_cost_bits(max(s, t - s), with_eq=True) + kkot_cost_bits(8, 2 * bits - s - t)
+def tr_two_cost_bits(bits: int, s: int, t: int, ot: str = "iknp") -> float:
+    """Bits per element of :func:`tr_two` on engine ``ot``."""
+    return 2 * millionaire_cost_bits(max(s, t - s), True, ot) + kkot_cost_bits(8, 2 * bits - s - t, ot)
 
 
 def tr_ref(x: np.ndarray, bits: int, s: int) -> np.ndarray:
@@ -199,8 +204,8 @@ def tr_ref(x: np.ndarray, bits: int, s: int) -> np.ndarray:
     return (np.asarray(x, U64) & mask(bits)) >> U64(s)
 
 
-def tr_cost_bits(bits: int, s: int) -> float:
-    return 0 if s == 0 else wrap_arith_cost_bits(s, bits - s)
+def tr_cost_bits(bits: int, s: int, ot: str = "iknp") -> float:
+    return 0 if s == 0 else wrap_arith_cost_bits(s, bits - s, ot=ot)
 
 
 # -- shifts in the same ring --------------------------------------------------------------------
@@ -235,8 +240,8 @@ def lrs_ref(x: np.ndarray, bits: int, s: int) -> np.ndarray:
     return (np.asarray(x, U64) & mask(bits)) >> U64(s)
 
 
-def lrs_cost_bits(bits: int, s: int, with_msb: bool = False) -> float:
-    return 0 if s == 0 else tr_cost_bits(bits, s) + zext_cost_bits(bits - s, bits, with_msb)
+def lrs_cost_bits(bits: int, s: int, with_msb: bool = False, ot: str = "iknp") -> float:
+    return 0 if s == 0 else tr_cost_bits(bits, s, ot) + zext_cost_bits(bits - s, bits, with_msb, ot)
 
 
 def ars(party: Party, x: Share, s: int, msb: Share | None = None,
@@ -265,28 +270,28 @@ ars_cost_bits = lrs_cost_bits
 
 
 # -- division by 2^s rounding towards zero ------------------------------------------------------
-def _div_mid_batched(bits: int, s: int) -> bool:
+def _div_mid_batched(bits: int, s: int, ot: str = "iknp") -> bool:
     """Run the low-s and middle millionaires as one batch when padding costs nothing."""
     w = bits - 1 - s
     if w <= 0:
         return False
-    m = lambda b: millionaire_cost_bits(b, with_eq=True)  # noqa: E731
+    m = lambda b: millionaire_cost_bits(b, True, rule(ot))  # noqa: E731
     return 2 * m(max(s, w)) <= m(s) + m(w)
 
 
-def div_pow2_cost_bits(bits: int, s: int, with_msb: bool = False) -> float:
+def div_pow2_cost_bits(bits: int, s: int, with_msb: bool = False, ot: str = "iknp") -> float:
     """Meq(s) [+ Meq(ℓ − 1 − s) + 148 for the MSB] + 256 + 16·ℓ bits per element (Meq: the
     millionaires' cost with equality output; 148 = one AND with its triple)."""
     if s == 0:
         return 0
     w = bits - 1 - s
-    cost = millionaire_cost_bits(s, with_eq=True) + kkot_cost_bits(16, bits)
+    cost = millionaire_cost_bits(s, True, ot) + kkot_cost_bits(16, bits, ot)
     if not with_msb and w > 0:
-        if _div_mid_batched(bits, s):
-            cost += 2 * millionaire_cost_bits(max(s, w), with_eq=True) - millionaire_cost_bits(s, with_eq=True)
+        if _div_mid_batched(bits, s, ot):
+            cost += 2 * millionaire_cost_bits(max(s, w), True, ot) - millionaire_cost_bits(s, True, ot)
         else:
-            cost += millionaire_cost_bits(w, with_eq=True)
-        cost += kkot_cost_bits(16, 2) / 2 + 4
+            cost += millionaire_cost_bits(w, True, ot)
+        cost += kkot_cost_bits(16, 2, ot) / 2 + 4
     return cost
 
 
@@ -327,7 +332,7 @@ def div_pow2(party: Party, x: Share, s: int, msb: Share | None = None,
     if w > 0 and msb is None:
         mid = (flat >> U64(s)) & mask(w)
         mid_in = mid if alice else mask(w) - mid
-        if _div_mid_batched(ell, s):
+        if _div_mid_batched(ell, s, profile(party, n)):
             g, e = compare.millionaire_bits(party, np.concatenate([lo_in, mid_in]), max(s, w), with_eq=True)
             g, e, gm, em = g[:n], e[:n], g[n:], e[n:]
         else:
