@@ -333,19 +333,19 @@ class OTEngine:
         """
         if self.kind == "ferret":
             fs = self._need(self._fs)
-            return fs.delta, fs.take(n)[0]
+            return fs.delta, fs.take(n, index=False)[0]
         ext = self._need(self._iknp_s)
         return ext.s, ext.extend(_pad8(n))[0][:n]
 
     def rcot_recv(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Random correlated OT, receiver side: returns (b (n,) uint8, M (n, 2) uint64)."""
         if self.kind == "ferret":
-            fr, bits, blocks = self._need(self._fr), [np.empty(0, np.uint8)], [np.empty((0, 2), np.uint64)]
+            fr = self._need(self._fr)
+            bits, blocks = np.empty(n, np.uint8), np.empty((n, 2), np.uint64)
             for lo in range(0, n, fr.p.usable):  # a round at a time: its blocks are coded in one pass
-                b, ticket = fr.take(min(fr.p.usable, n - lo))
-                bits.append(b)
-                blocks.append(fr.blocks(ticket)[0])
-            return np.concatenate(bits), np.concatenate(blocks)
+                hi = min(n, lo + fr.p.usable)
+                fr.blocks(fr.take(hi - lo, out=bits[lo:hi], index=False)[1], out=blocks[lo:hi])
+            return bits, blocks
         c = self.prg.bits(n)
         return c, self._iknp_recv_pads(c)[0]
 
