@@ -123,3 +123,32 @@ def test_parameter_sets():
     assert ferret_params(FerretParams("x", 4, 6, 3)).n == 32
     with pytest.raises(ParameterError, match="Ferret parameter set"):
         ferret_params("b99")
+
+
+def _setup_stats(kind):
+    from sirnn.ot import OTEngine
+    from sirnn.transport import ThreadedPair
+
+    pair = ThreadedPair(lambda role, chan: OTEngine(role, chan, PRG(bytes([role]) * 16), kind=kind,
+                                                    ferret="b10").setup())
+    stats = [ch.stats.copy() for ch in pair.channels]
+    for ch in pair.channels:
+        ch.close()
+    return pair.contexts, stats
+
+
+def test_ferret_setup_skips_kk13():
+    """Ferret's 1-of-N OTs use random OTs, so its set-up seeds no KK13: per party, the IKNP
+    set-up's bytes less the 256 KK13 seed OTs it no longer receives (256 extension rows of 128
+    bits, 4,096 bytes), plus Ferret's bootstrap (k + t·depth IKNP rows of 128 bits, as the
+    receiver of one direction) and its first round's message (as the sender of the other)."""
+    p = PARAMS["b10"]
+    (fa, fb), fst = _setup_stats("ferret")
+    (ia, ib), ist = _setup_stats("iknp")
+    for e in (fa, fb):
+        assert e._kk_s is None and e._kk_r is None
+    assert ia._kk_s is not None and ib._kk_r is not None
+    ferret_extra = 16 * ((p.base + 7) // 8 * 8) + p.message_bytes
+    for f, i in zip(fst, ist):
+        assert f.bytes_sent == i.bytes_sent - 256 * 16 + ferret_extra
+    assert max(s.rounds for s in fst) <= max(s.rounds for s in ist) + 1

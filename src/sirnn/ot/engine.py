@@ -12,8 +12,9 @@ Two engines (``kind``), chosen per session (both parties must agree; ``Party.set
 Set-up bootstraps everything from 128 public-key base OTs (Chou–Orlandi):
 
 1. 128 base OTs (BOB sends) seed IKNP with ALICE as OT sender;
-2. 384 random OTs from (1) seed IKNP with BOB as sender (128) and KK13 with BOB as sender (256);
-3. 256 random OTs from (2) seed KK13 with ALICE as sender;
+2. 384 random OTs from (1) seed IKNP with BOB as sender (128) and KK13 with BOB as sender (256;
+   iknp only: Ferret sends just the 128);
+3. (iknp) 256 random OTs from (2) seed KK13 with ALICE as sender;
 4. (ferret) k + t·depth raw IKNP COTs per direction seed Ferret, whose first round runs at once.
 
 Every variant is one call on each side (the sender's method on one party, the receiver's on the
@@ -173,26 +174,31 @@ class OTEngine:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> "OTEngine":
-        """Base OTs and bootstrapping of all four extensions (both parties call it)."""
+        """Base OTs and bootstrapping of the extensions (both parties call it): IKNP both ways, then
+        KK13 both ways (iknp) or Ferret both ways (ferret, whose 1-of-N OTs need no KK13)."""
         self._kk_offsets = {}
         self._iknp_offsets = None
+        self._kk_s = self._kk_r = None
+        kk = KK_WIDTH if self.kind == "iknp" else 0  # Ferret does 1-of-N without KK13: no seeds
         if self.role == ALICE:
             s = self.prg.bits(IKNP_WIDTH)
             self._iknp_s = ExtSender(self.chan, s, base_ot_recv(self.chan, s))
-            m0, m1 = self._seed_pairs_send(IKNP_WIDTH + KK_WIDTH)
+            m0, m1 = self._seed_pairs_send(IKNP_WIDTH + kk)
             self._iknp_r = ExtReceiver(self.chan, m0[:IKNP_WIDTH], m1[:IKNP_WIDTH])
-            self._kk_r = ExtReceiver(self.chan, m0[IKNP_WIDTH:], m1[IKNP_WIDTH:])
-            c = self.prg.bits(KK_WIDTH)
-            self._kk_s = ExtSender(self.chan, c, self._seed_recv(c))
+            if kk:
+                self._kk_r = ExtReceiver(self.chan, m0[IKNP_WIDTH:], m1[IKNP_WIDTH:])
+                c = self.prg.bits(KK_WIDTH)
+                self._kk_s = ExtSender(self.chan, c, self._seed_recv(c))
         else:
             k0, k1 = base_ot_send(self.chan, IKNP_WIDTH)
             self._iknp_r = ExtReceiver(self.chan, k0, k1)
-            c = self.prg.bits(IKNP_WIDTH + KK_WIDTH)
+            c = self.prg.bits(IKNP_WIDTH + kk)
             seeds = self._seed_recv(c)
             self._iknp_s = ExtSender(self.chan, c[:IKNP_WIDTH], seeds[:IKNP_WIDTH])
-            self._kk_s = ExtSender(self.chan, c[IKNP_WIDTH:], seeds[IKNP_WIDTH:])
-            m0, m1 = self._seed_pairs_send(KK_WIDTH)
-            self._kk_r = ExtReceiver(self.chan, m0, m1)
+            if kk:
+                self._kk_s = ExtSender(self.chan, c[IKNP_WIDTH:], seeds[IKNP_WIDTH:])
+                m0, m1 = self._seed_pairs_send(KK_WIDTH)
+                self._kk_r = ExtReceiver(self.chan, m0, m1)
         if self.kind == "ferret":
             self._ferret_setup()
         return self
