@@ -326,11 +326,11 @@ class _RecvRound:
     ``blocks`` (when ``coded``) holds the LPN part ⊕_j M_{A(i,j)} until
     :meth:`FerretReceiver._finish` adds the tree leaves (not coded: that had to wait for the
     previous round's blocks). ``reserve``: the blocks kept for the next round, once done;
-    ``open``: tickets not yet redeemed by :meth:`FerretReceiver.blocks`."""
+    ``open``: the [round, lo, hi] parts of tickets not yet redeemed by :meth:`FerretReceiver.blocks`."""
 
     def __init__(self, bits, blocks=None, alpha=None, prev=None, done=False, reserve=None):
         self.bits, self.blocks, self.alpha, self.prev, self.done = bits, blocks, alpha, prev, done
-        self.coded, self.reserve, self.open = blocks is not None, reserve, 0
+        self.coded, self.reserve, self.open = blocks is not None, reserve, []
 
 
 class FerretReceiver(_End):
@@ -342,7 +342,9 @@ class FerretReceiver(_End):
     where they read the sender's reply, which the sender sends after its round messages.
 
     Memory: a round's block buffer (n blocks) is recycled for a later round once the round is
-    finished, used up and every ticket on it redeemed (:meth:`blocks` copies out).
+    finished, used up and every ticket on it redeemed (:meth:`blocks` copies out); a round
+    that starts when the previous one is finished takes over its buffer, copying out the rows
+    that unredeemed tickets still want: usually one buffer in all.
     """
 
     def __init__(self, chan: Channel, params: FerretParams, base: np.ndarray):
@@ -357,9 +359,18 @@ class FerretReceiver(_End):
     def _alloc(self) -> np.ndarray:
         return self._free.pop() if self._free else np.empty((self.p.n, 2), np.uint64)
 
-    def _release(self, r: _RecvRound) -> None:
-        """Recycle r's block buffer if nothing will read it any more."""
-        if r.done and r.open == 0 and r is not self._cur and r.blocks is not None:
+    def _release(self, r: _RecvRound, detach: bool = False) -> None:
+        """Recycle r's block buffer if nothing will read it any more; ``detach``: first copy the
+        rows that unredeemed tickets still want out of it (r is finished and used up)."""
+        if not (r.done and r is not self._cur and r.blocks is not None and r.blocks.shape[0] == self.p.n):
+            return
+        if detach:
+            for part in r.open:  # the part now points at a copy of its rows
+                _, lo, hi = part
+                part[:] = [_RecvRound(None, r.blocks[lo:hi].copy(), done=True), 0, hi - lo]
+                part[0].open.append(part)
+            r.open = []
+        if not r.open:
             if not self._free:
                 self._free.append(r.blocks)
             r.blocks = None
@@ -369,6 +380,8 @@ class FerretReceiver(_End):
         p, prev = self.p, self._cur
         alpha = 1 - prev.bits[p.k:p.base].reshape(p.t, p.depth)
         if prev.done:  # usual case: code the blocks now, their LSBs are the bits
+            self._cur = None
+            self._release(prev, detach=True)  # prev is used up: its buffer can hold this round
             acc = self._alloc()
             LpnRows(p.k).encode(acc, prev.reserve[:p.k], assign=True)
             r = _RecvRound((acc[:, 0] & _LSB).astype(np.uint8), acc, alpha, prev)
@@ -426,8 +439,9 @@ class FerretReceiver(_End):
                 self._start_round()
             step = min(m - done, self.end - self.pos)
             bits[done:done + step] = self._cur.bits[self.pos:self.pos + step]
-            parts.append((self._cur, self.pos, self.pos + step))
-            self._cur.open += 1
+            part = [self._cur, self.pos, self.pos + step]
+            parts.append(part)
+            self._cur.open.append(part)
             self.pos += step
             done += step
         return bits, (parts, m, self._index(m, index))
@@ -440,9 +454,10 @@ class FerretReceiver(_End):
             while not r.done:
                 self._finish()
         blocks, done = _out(out, (m, 2), np.uint64), 0
-        for r, lo, hi in parts:
+        for part in parts:
+            r, lo, hi = part
             blocks[done:done + hi - lo] = r.blocks[lo:hi]
             done += hi - lo
-            r.open -= 1
+            r.open.remove(part)
             self._release(r)
         return blocks, idx
