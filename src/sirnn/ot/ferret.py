@@ -43,6 +43,13 @@ b10     850   16      10        870,400    0.80 M   1.37
 
 Semi-honest only: no consistency check (emp-ot's malicious version spends 128 more COTs per round
 on one); a malicious sender could make the receiver's outputs inconsistent.
+
+Computation and memory, per round and end: about n AES calls for the trees (one per inner node,
+Half-Tree), expanded 16 trees at a time so that a level's nodes stay in cache; n·d = 10·n random
+16-byte reads from the table of k reserved blocks (2 MB for b11: this CPU's L2) plus 40·n bytes
+of AES-CTR for the code's indices — the LPN code is 70–80 % of a round and bounds the rate
+(benchmarks/RESULTS.md, "Silent OT"). Each end generates every round into one reused buffer of
+n blocks (38 MB for b11) and copies the COTs it hands out of it.
 """
 
 from __future__ import annotations
