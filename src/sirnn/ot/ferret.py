@@ -266,6 +266,13 @@ class _End:
             yield a0, min(self.p.t, a0 + _TREES)
 
 
+def _lsb_bits(blocks: np.ndarray) -> np.ndarray:
+    """LSB of every (n, 2) uint64 block as (n,) uint8, through a byte view (no n-word temporary)."""
+    if np.little_endian and blocks.flags.c_contiguous:
+        return blocks.view(np.uint8)[:, 0] & np.uint8(1)
+    return (blocks[:, 0] & _LSB).astype(np.uint8)
+
+
 def _out(out: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype)
@@ -357,7 +364,7 @@ class FerretReceiver(_End):
     def __init__(self, chan: Channel, params: FerretParams, base: np.ndarray):
         super().__init__(chan, params)
         base = np.array(base[:params.base], np.uint64)
-        self._cur = _RecvRound((base[:, 0] & _LSB).astype(np.uint8), done=True, reserve=base)
+        self._cur = _RecvRound(_lsb_bits(base), done=True, reserve=base)
         self._pending: list[_RecvRound] = []
         self._free: list[np.ndarray] = []  # a recycled block buffer
         self._scratch: np.ndarray | None = None  # leaves of a few trees
@@ -391,7 +398,7 @@ class FerretReceiver(_End):
             self._release(prev, detach=True)  # prev is used up: its buffer can hold this round
             acc = self._alloc()
             LpnRows(p.k).encode(acc, prev.reserve[:p.k], assign=True)
-            r = _RecvRound((acc[:, 0] & _LSB).astype(np.uint8), acc, alpha, prev)
+            r = _RecvRound(_lsb_bits(acc), acc, alpha, prev)
         else:  # the previous round still waits for its message: code its bits alone
             bits = np.empty(p.n, np.uint8)
             LpnRows(p.k).encode(bits, np.ascontiguousarray(prev.bits[:p.k]), assign=True)
