@@ -348,9 +348,11 @@ class OTEngine:
         if self.kind == "ferret":
             fr = self._need(self._fr)
             bits, blocks = np.empty(n, np.uint8), np.empty((n, 2), np.uint64)
-            for lo in range(0, n, fr.p.usable):  # a round at a time: its blocks are coded in one pass
-                hi = min(n, lo + fr.p.usable)
+            lo = 0
+            while lo < n:  # within one round at a time: its blocks are coded in one pass
+                hi = min(n, lo + fr.left())
                 fr.blocks(fr.take(hi - lo, out=bits[lo:hi], index=False)[1], out=blocks[lo:hi])
+                lo = hi
             return bits, blocks
         c = self.prg.bits(n)
         return c, self._iknp_recv_pads(c)[0]

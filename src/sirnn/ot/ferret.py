@@ -260,6 +260,10 @@ class _End:
         self.count += m
         return np.arange(start, start + m, dtype=np.uint64) if index else None
 
+    def left(self) -> int:
+        """COTs that :meth:`take` hands out before it starts a round (a whole round's if none)."""
+        return self.end - self.pos or self.p.usable
+
     def _chunks(self):
         """Tree ranges [a0, a1) expanded together."""
         for a0 in range(0, self.p.t, _TREES):
