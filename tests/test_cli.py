@@ -40,6 +40,9 @@ def test_math_demo_runs_and_the_secure_result_matches_the_cleartext(tmp_path):
             "functionality") in out
     assert "all 1,048,576 correlated OTs are correct" in out
     assert "MISMATCH" not in out
+    from sirnn.cli.args import OT_DEFAULT
+
+    assert f"OT engine {OT_DEFAULT})" in out
     # who holds what is stated
     assert re.search(r"BOB\s+\(client, pid \d+\): private input", out)
     assert re.search(r"ALICE \(server, pid \d+\): no private data", out)
@@ -135,6 +138,23 @@ def test_demo_report_passes_on_a_correct_session(demo_session, capsys):
     out = capsys.readouterr().out
     assert f"OK: all {_N} secure σ(x) and tanh(x) are identical" in out
     assert len(_ROW.findall(out)) == 8
+
+
+@pytest.mark.timeout(120)
+def test_math_demo_honours_ot(tmp_path):
+    """``demo --math --ot ferret`` runs on Ferret: both parties say so, the results still match,
+    and the 2^20 correlated OTs cost their 32-bit messages plus a choice bit, not IKNP's 128 bits."""
+    from sirnn.cli.demo_math import _report, _session
+    from sirnn.transport import run_inproc
+
+    a, b = run_inproc(_session, _N, "ferret")
+    assert a["ot"] == b["ot"] == "ferret"
+    cot = [next(p for p in r["phases"] if p["name"].startswith("2^20")) for r in (a, b)]
+    assert cot[0]["bytes_sent"] == 4 << 20 and cot[1]["bytes_sent"] == 1 << 17  # no refill in this batch
+    assert _report(_N, a, b, 1.0) == 0
+    out = _ok(_sirnn(tmp_path, "demo", "--math", "--ot", "ferret", "--n", "16"))
+    assert "OT engine ferret)" in out and "OK: all 16 secure" in out
+    assert re.search(r"-> [\d.]+ M correlated OTs per s \(32-bit messages, 33 bits per OT\)", out)
 
 
 @pytest.mark.timeout(120)

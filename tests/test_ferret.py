@@ -123,3 +123,62 @@ def test_parameter_sets():
     assert ferret_params(FerretParams("x", 4, 6, 3)).n == 32
     with pytest.raises(ParameterError, match="Ferret parameter set"):
         ferret_params("b99")
+
+
+def _setup_stats(kind):
+    from sirnn.ot import OTEngine
+    from sirnn.transport import ThreadedPair
+
+    pair = ThreadedPair(lambda role, chan: OTEngine(role, chan, PRG(bytes([role]) * 16), kind=kind,
+                                                    ferret="b10").setup())
+    stats = [ch.stats.copy() for ch in pair.channels]
+    for ch in pair.channels:
+        ch.close()
+    return pair.contexts, stats
+
+
+def test_ferret_setup_skips_kk13():
+    """Ferret's 1-of-N OTs use random OTs, so its set-up seeds no KK13: per party, the IKNP
+    set-up's bytes less the 256 KK13 seed OTs it no longer receives (256 extension rows of 128
+    bits, 4,096 bytes), plus Ferret's bootstrap (k + t·depth IKNP rows of 128 bits, as the
+    receiver of one direction) and its first round's message (as the sender of the other)."""
+    p = PARAMS["b10"]
+    (fa, fb), fst = _setup_stats("ferret")
+    (ia, ib), ist = _setup_stats("iknp")
+    for e in (fa, fb):
+        assert e._kk_s is None and e._kk_r is None
+    assert ia._kk_s is not None and ib._kk_r is not None
+    ferret_extra = 16 * ((p.base + 7) // 8 * 8) + p.message_bytes
+    for f, i in zip(fst, ist):
+        assert f.bytes_sent == i.bytes_sent - 256 * 16 + ferret_extra
+    assert max(s.rounds for s in fst) <= max(s.rounds for s in ist) + 1
+
+
+def test_ferret_tickets_redeemed_late_and_out_of_order_and_one_buffer_per_end():
+    """Tickets that span rounds, redeemed long after (in reverse order), still get their blocks
+    (the receiver copies the rows they want before a round takes over the previous one's
+    buffer); each end generates every round into one reused buffer."""
+    p = PARAMS["b10"]
+    delta, keys, blocks = _bootstrap(p, seed=5)
+    pipe = _Pipe()
+    snd = FerretSender(pipe, p, delta, keys, PRG(b"t" * 16))
+    rcv = FerretReceiver(pipe, p, blocks)
+    sizes = [10, p.usable - 5, 20, 3 * p.usable // 2, 1000, p.usable]
+    sent, tickets, bufs = [], [], set()
+    for m in sizes:
+        sent.append(snd.take(m)[0])
+        tickets.append(rcv.take(m))
+        bufs.add(id(snd._buf))
+    for k, (b, ticket) in reversed(list(zip(sent, tickets))):
+        mm, _ = rcv.blocks(ticket)
+        assert (mm == k ^ (b.astype(np.uint64)[:, None] * delta)).all()
+    assert len(bufs) == 1 and snd.rounds == rcv.rounds >= 4
+    # taken and redeemed at once: every round in the same receiver buffer
+    seen = set()
+    for _ in range(3):
+        k, _ = snd.take(p.usable)
+        b, ticket = rcv.take(p.usable)
+        mm, _ = rcv.blocks(ticket)
+        assert (mm == k ^ (b.astype(np.uint64)[:, None] * delta)).all()
+        seen.add(id(rcv._cur.blocks))
+    assert len(seen) == 1

@@ -41,6 +41,18 @@ def bench_params(name: str, opts: dict) -> dict:
     return {"bench": name, "opts": {k: v for k, v in opts.items() if k not in _LOCAL_OPTS}}
 
 
+def _proc_kb(field: str) -> int | None:
+    """A size (KiB) from /proc/self/status (Linux; None elsewhere), e.g. ``VmHWM``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     from .benchmath import CASES
 
@@ -64,7 +76,8 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     refill = {k: off1[k] - off0[k] for k in off0}  # COT rounds run during the protocol
     return {"seconds": seconds, "setup_seconds": setup_seconds, "warmup_seconds": warmup_seconds, "bytes_sent": used.bytes_sent,
             "cpu_seconds": cpu_seconds, "rounds": used.rounds, "messages": used.messages_sent, "setup_bytes": setup_bytes,
-            "refill_seconds": refill["seconds"], "refill_bytes": refill["bytes_sent"], "out": out}
+            "refill_seconds": refill["seconds"], "refill_bytes": refill["bytes_sent"],
+            "peak_rss_kb": _proc_kb("VmHWM"), "out": out}
 
 
 def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0,
@@ -101,6 +114,9 @@ def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800
         "rounds": max(a["rounds"], b["rounds"]),
         "throughput_per_s": n / max(a["seconds"], b["seconds"], 1e-12),
         "tls": tls,
+        # each party process's resident high-water mark (KiB, Linux /proc VmHWM; None elsewhere):
+        # Python, numpy, numba, the OT buffers, inputs and outputs
+        "peak_rss_kb": {"alice": a["peak_rss_kb"], "bob": b["peak_rss_kb"]},
         # input-independent work (OT set-up, Ferret rounds) apart from the input-dependent rest:
         # offline = set-up + COT rounds run during the protocol (refills); online = the rest
         "offline": {"seconds": max(a["setup_seconds"], b["setup_seconds"]) + refill_seconds,

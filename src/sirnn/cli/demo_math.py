@@ -72,8 +72,9 @@ def _cot_inputs(role: int):
 
 
 # ---- one party's session (runs in a child process) -----------------------------------------------
-def _session(role: int, chan, n: int) -> dict:
-    """The whole session of one party; returns its timings, counters and (for the referee) data."""
+def _session(role: int, chan, n: int, ot: str | None = None) -> dict:
+    """The whole session of one party on the OT engine ``ot`` (None: the default); returns its
+    timings, counters and (for the referee) data."""
     from .. import mathfn
     from ..ot.warmup import warm_up
     from ..protocols.backend import SecureBackend
@@ -99,7 +100,8 @@ def _session(role: int, chan, n: int) -> dict:
     # 0. load the numba kernels (local, no communication) so no phase below pays for it
     timed("kernel warm-up (local)", warm_up, sync=False)
     # 1. handshake + OT set-up (the handshake is the first message: no barrier before it)
-    party = timed("handshake + OT set-up", lambda: Party.setup(role, chan, params=_params(n)),
+    party = timed("handshake + OT set-up", lambda: Party.setup(role, chan, params=_params(n),
+                                                               **({} if ot is None else {"ot": ot})),
                   sync=False)
     # 2. correlated OTs, ALICE sends
     cot_in = _cot_inputs(role)
@@ -118,6 +120,7 @@ def _session(role: int, chan, n: int) -> dict:
     opened = timed("reveal to BOB", lambda: [reveal(party, y, to=BOB) for y in ys])
     return {
         "pid": os.getpid(),
+        "ot": party.ot.kind,
         "tls": getattr(chan, "is_tls", False),
         "phases": phases,
         "total": chan.stats.as_dict(),
@@ -177,9 +180,9 @@ def _report(n: int, a: dict, b: dict, wall: float) -> int:
 
     out = []
     w = out.append
-    w(f"sirnn demo --math: secure sigmoid and tanh of BOB's private input, two processes on loopback")
+    w("sirnn demo --math: secure sigmoid and tanh of BOB's private input, two processes on loopback")
     w(f"  ({n:,} values; input {BITS_IN}-bit fixed point, scale {SCALE_IN}; outputs {BITS_OUT}-bit, "
-      f"scale {SCALE_OUT}: 1 ULP = 2^-{SCALE_OUT} = {1 / f:.6f})")
+      f"scale {SCALE_OUT}: 1 ULP = 2^-{SCALE_OUT} = {1 / f:.6f}; OT engine {b['ot']})")
     w("")
     w("Who holds what")
     w(f"  BOB   (client, pid {b['pid']}): private input  x = {_short(x)}")
@@ -245,8 +248,9 @@ def _short(v: np.ndarray, hexa: bool = False, limit: int = 8) -> str:
     return "[" + ", ".join(items) + (", ..." if len(v) > limit else "") + "]"
 
 
-def run_demo(n: int = DEFAULT_N) -> int:
-    """Run the demo session with a batch of ``n`` values; print the report; 0 if all match."""
+def run_demo(n: int = DEFAULT_N, ot: str | None = None) -> int:
+    """Run the demo session with a batch of ``n`` values on the OT engine ``ot`` ("ferret" or
+    "iknp"; None: the default); print the report; 0 if all match."""
     from ..transport.launch import run_two_processes
 
     if n < 1:
@@ -254,7 +258,7 @@ def run_demo(n: int = DEFAULT_N) -> int:
         return 2
     t0 = time.perf_counter()
     try:
-        a, b = run_two_processes(_session, n, timeout=300.0, channel_timeout=60.0)
+        a, b = run_two_processes(_session, n, ot, timeout=300.0, channel_timeout=60.0)
     except SirnnError as e:
         print(f"sirnn demo failed: {type(e).__name__}: {e}")
         return 1

@@ -52,7 +52,7 @@ def _demo(args) -> int:
             return 2
         from .demo_math import DEFAULT_N, run_demo
 
-        return run_demo(DEFAULT_N if args.n is None else args.n)
+        return run_demo(DEFAULT_N if args.n is None else args.n, ot=args.ot)
     from .demo import DEFAULT_MODEL, run_model_demo
 
     return run_model_demo(args.model or DEFAULT_MODEL, n=args.n, ot=args.ot)

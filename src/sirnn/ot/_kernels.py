@@ -78,12 +78,16 @@ def chain_hi(out1, u, q, offs):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def lpn_blocks(out, pre, idx, d, mask):  # pragma: no cover - compiled
-    """out[i] ^= ⊕_{j<d} pre[idx[i·d + j] & mask] for every row i of out ((m, 2) uint64)."""
+def lpn_blocks(out, pre, idx, d, mask, assign):  # pragma: no cover - compiled
+    """out[i] (^)= ⊕_{j<d} pre[idx[i·d + j] & mask] for every row i of out ((m, 2) uint64);
+    ``assign``: overwrite out instead of XORing into it (no need to zero it first)."""
     m = out.shape[0]
     for i in range(m):
-        a = out[i, 0]
-        b = out[i, 1]
+        a = np.uint64(0)
+        b = np.uint64(0)
+        if not assign:
+            a = out[i, 0]
+            b = out[i, 1]
         base = i * d
         for j in range(d):
             r = idx[base + j] & mask
@@ -94,11 +98,13 @@ def lpn_blocks(out, pre, idx, d, mask):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def lpn_bits(out, pre, idx, d, mask):  # pragma: no cover - compiled
-    """The same code on bits: out[i] ^= ⊕_{j<d} pre[idx[i·d + j] & mask] (uint8 arrays)."""
+def lpn_bits(out, pre, idx, d, mask, assign):  # pragma: no cover - compiled
+    """The same code on bits: out[i] (^)= ⊕_{j<d} pre[idx[i·d + j] & mask] (uint8 arrays)."""
     m = out.shape[0]
     for i in range(m):
-        a = out[i]
+        a = np.uint8(0)
+        if not assign:
+            a = out[i]
         base = i * d
         for j in range(d):
             a ^= pre[idx[base + j] & mask]
@@ -150,6 +156,52 @@ def ggm_children(tree, half, s, e, low_mask, sums):  # pragma: no cover - compil
         sums[a, 0, 1] = l1
         sums[a, 1, 0] = r0
         sums[a, 1, 1] = r1
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_recv_start(tree, alpha, k_recv, pos, known, low_mask):  # pragma: no cover - compiled
+    """Receiver's level 1: the path child (α_1) unknown (0), the other one K_{¬α_1}; ``pos``:
+    the path node of every tree, ``known``: the XOR of the level's known nodes."""
+    for a in range(tree.shape[0]):
+        p = alpha[a, 0]
+        tree[a, p, 0] = 0
+        tree[a, p, 1] = 0
+        tree[a, 1 - p, 0] = k_recv[a, 0, 0] & low_mask
+        tree[a, 1 - p, 1] = k_recv[a, 0, 1]
+        known[a, 0] = k_recv[a, 0, 0] & low_mask
+        known[a, 1] = k_recv[a, 0, 1]
+        pos[a] = p
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_recv_level(tree, half, sums, alpha, level, k_recv, pos, known, low_mask):  # pragma: no cover - compiled
+    """Receiver's fix-up after expanding level ``level`` (1-based, ≥ 2) of each tree: the two
+    children of its unknown path node (set to 0 and expanded as junk, equal children) are
+    cleared, the sibling of the path child becomes K_{¬α} ⊕ (XOR of the other known nodes on
+    that side), and the path moves down. ``known``: the XOR of the level's known nodes."""
+    for a in range(tree.shape[0]):
+        other = 1 - alpha[a, level - 1]
+        p = pos[a]
+        s0 = (sums[a, other, 0] ^ tree[a, p, 0] ^ k_recv[a, level - 1, 0]) & low_mask
+        s1 = sums[a, other, 1] ^ tree[a, p, 1] ^ k_recv[a, level - 1, 1]
+        known[a, 0] = sums[a, 0, 0] ^ sums[a, 1, 0] ^ s0  # the two junk children cancel
+        known[a, 1] = sums[a, 0, 1] ^ sums[a, 1, 1] ^ s1
+        tree[a, p, 0] = 0
+        tree[a, p, 1] = 0
+        tree[a, p + half, 0] = 0
+        tree[a, p + half, 1] = 0
+        q = p + other * half
+        tree[a, q, 0] = s0
+        tree[a, q, 1] = s1
+        pos[a] = p + alpha[a, level - 1] * half
+
+
+@numba.njit(cache=True, nogil=True)
+def ggm_recv_finish(tree, pos, known):  # pragma: no cover - compiled
+    """The punctured leaf := XOR of the known leaves ⊕ 1 (= V_α ⊕ Δ)."""
+    for a in range(tree.shape[0]):
+        tree[a, pos[a], 0] = known[a, 0] ^ np.uint64(1)
+        tree[a, pos[a], 1] = known[a, 1]
 
 
 @numba.njit(cache=True, nogil=True)

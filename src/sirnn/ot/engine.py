@@ -12,8 +12,9 @@ Two engines (``kind``), chosen per session (both parties must agree; ``Party.set
 Set-up bootstraps everything from 128 public-key base OTs (Chou–Orlandi):
 
 1. 128 base OTs (BOB sends) seed IKNP with ALICE as OT sender;
-2. 384 random OTs from (1) seed IKNP with BOB as sender (128) and KK13 with BOB as sender (256);
-3. 256 random OTs from (2) seed KK13 with ALICE as sender;
+2. 384 random OTs from (1) seed IKNP with BOB as sender (128) and KK13 with BOB as sender (256;
+   iknp only: Ferret sends just the 128);
+3. (iknp) 256 random OTs from (2) seed KK13 with ALICE as sender;
 4. (ferret) k + t·depth raw IKNP COTs per direction seed Ferret, whose first round runs at once.
 
 Every variant is one call on each side (the sender's method on one party, the receiver's on the
@@ -196,26 +197,31 @@ class OTEngine:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> "OTEngine":
-        """Base OTs and bootstrapping of all four extensions (both parties call it)."""
+        """Base OTs and bootstrapping of the extensions (both parties call it): IKNP both ways, then
+        KK13 both ways (iknp) or Ferret both ways (ferret, whose 1-of-N OTs need no KK13)."""
         self._kk_offsets = {}
         self._iknp_offsets = None
+        self._kk_s = self._kk_r = None
+        kk = KK_WIDTH if self.kind == "iknp" else 0  # Ferret does 1-of-N without KK13: no seeds
         if self.role == ALICE:
             s = self.prg.bits(IKNP_WIDTH)
             self._iknp_s = ExtSender(self.chan, s, base_ot_recv(self.chan, s))
-            m0, m1 = self._seed_pairs_send(IKNP_WIDTH + KK_WIDTH)
+            m0, m1 = self._seed_pairs_send(IKNP_WIDTH + kk)
             self._iknp_r = ExtReceiver(self.chan, m0[:IKNP_WIDTH], m1[:IKNP_WIDTH])
-            self._kk_r = ExtReceiver(self.chan, m0[IKNP_WIDTH:], m1[IKNP_WIDTH:])
-            c = self.prg.bits(KK_WIDTH)
-            self._kk_s = ExtSender(self.chan, c, self._seed_recv(c))
+            if kk:
+                self._kk_r = ExtReceiver(self.chan, m0[IKNP_WIDTH:], m1[IKNP_WIDTH:])
+                c = self.prg.bits(KK_WIDTH)
+                self._kk_s = ExtSender(self.chan, c, self._seed_recv(c))
         else:
             k0, k1 = base_ot_send(self.chan, IKNP_WIDTH)
             self._iknp_r = ExtReceiver(self.chan, k0, k1)
-            c = self.prg.bits(IKNP_WIDTH + KK_WIDTH)
+            c = self.prg.bits(IKNP_WIDTH + kk)
             seeds = self._seed_recv(c)
             self._iknp_s = ExtSender(self.chan, c[:IKNP_WIDTH], seeds[:IKNP_WIDTH])
-            self._kk_s = ExtSender(self.chan, c[IKNP_WIDTH:], seeds[IKNP_WIDTH:])
-            m0, m1 = self._seed_pairs_send(KK_WIDTH)
-            self._kk_r = ExtReceiver(self.chan, m0, m1)
+            if kk:
+                self._kk_s = ExtSender(self.chan, c[IKNP_WIDTH:], seeds[IKNP_WIDTH:])
+                m0, m1 = self._seed_pairs_send(KK_WIDTH)
+                self._kk_r = ExtReceiver(self.chan, m0, m1)
         if self.kind == "ferret":
             self._ferret_setup()
         return self
@@ -356,19 +362,21 @@ class OTEngine:
         """
         if self.kind == "ferret":
             fs = self._need(self._fs)
-            return fs.delta, fs.take(n)[0]
+            return fs.delta, fs.take(n, index=False)[0]
         ext = self._need(self._iknp_s)
         return ext.s, ext.extend(_pad8(n))[0][:n]
 
     def rcot_recv(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Random correlated OT, receiver side: returns (b (n,) uint8, M (n, 2) uint64)."""
         if self.kind == "ferret":
-            fr, bits, blocks = self._need(self._fr), [np.empty(0, np.uint8)], [np.empty((0, 2), np.uint64)]
-            for lo in range(0, n, fr.p.usable):  # a round at a time: its blocks are coded in one pass
-                b, ticket = fr.take(min(fr.p.usable, n - lo))
-                bits.append(b)
-                blocks.append(fr.blocks(ticket)[0])
-            return np.concatenate(bits), np.concatenate(blocks)
+            fr = self._need(self._fr)
+            bits, blocks = np.empty(n, np.uint8), np.empty((n, 2), np.uint64)
+            lo = 0
+            while lo < n:  # within one round at a time: its blocks are coded in one pass
+                hi = min(n, lo + fr.left())
+                fr.blocks(fr.take(hi - lo, out=bits[lo:hi], index=False)[1], out=blocks[lo:hi])
+                lo = hi
+            return bits, blocks
         c = self.prg.bits(n)
         return c, self._iknp_recv_pads(c)[0]
 

@@ -43,6 +43,13 @@ b10     850   16      10        870,400    0.80 M   1.37
 
 Semi-honest only: no consistency check (emp-ot's malicious version spends 128 more COTs per round
 on one); a malicious sender could make the receiver's outputs inconsistent.
+
+Computation and memory, per round and end: about n AES calls for the trees (one per inner node,
+Half-Tree), expanded 16 trees at a time so that a level's nodes stay in cache; n·d = 10·n random
+16-byte reads from the table of k reserved blocks (2 MB for b11: this CPU's L2) plus 40·n bytes
+of AES-CTR for the code's indices — the LPN code is 70–80 % of a round and bounds the rate
+(benchmarks/RESULTS.md, "Silent OT"). Each end generates every round into one reused buffer of
+n blocks (38 MB for b11) and copies the COTs it hands out of it.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import ParameterError
 from ..transport import Channel
@@ -59,9 +67,11 @@ from .aes import PRG, CRHash
 
 LPN_D = 10  #: non-zeros per row of the LPN code
 _LPN_SEED = b"sirnn/ferret/lpn"  #: public seed of the LPN matrix (the same for everyone)
-_LPN_CHUNK = 1 << 16  #: outputs whose code indices are drawn at once (2.6 MB of indices)
+_LPN_CHUNK = 1 << 12  #: outputs whose code indices are drawn at once (160 KB of indices)
+_TREES = 16  #: GGM trees expanded together: their nodes (512 KB at depth 11) stay in cache
 _LSB = np.uint64(1)
 _NOT_LSB = ~np.uint64(1)
+_ALL = ~np.uint64(0)
 
 
 @dataclass(frozen=True)
@@ -117,26 +127,37 @@ def ferret_params(name: str | FerretParams | None) -> FerretParams:
 
 
 # ------------------------------------------------------------------ LPN
-def lpn_encode(out: np.ndarray, pre: np.ndarray) -> None:
-    """out[i] ^= ⊕_j pre[A(i, j)] in place; ``out`` (n, 2) uint64 blocks or (n,) uint8 bits,
-    ``pre`` (k, 2) or (k,) with k a power of two. Row i of A: LPN_D uint32 words of the public
-    AES-CTR stream under _LPN_SEED, each reduced mod k."""
-    prg, mask = PRG(_LPN_SEED), np.uint32(pre.shape[0] - 1)
-    kernel = _kern.lpn_blocks if out.ndim == 2 else _kern.lpn_bits
-    n = out.shape[0]
-    buf = np.empty(4 * LPN_D * _LPN_CHUNK, np.uint8)
-    for lo in range(0, n, _LPN_CHUNK):  # chunks of the batch (the index stream is one CTR stream)
-        hi = min(n, lo + _LPN_CHUNK)
-        idx = prg.bytes_into(buf[:4 * LPN_D * (hi - lo)]).view("<u4")
-        kernel(out[lo:hi], pre, idx, LPN_D, mask)
+class LpnRows:
+    """The public LPN matrix A (k columns, k a power of two), row after row: each call codes the
+    next rows. Row i holds LPN_D uint32 words of the AES-CTR stream under _LPN_SEED (bytes
+    [4·LPN_D·i, 4·LPN_D·(i + 1))), each reduced mod k. The stream is drawn in chunks of
+    _LPN_CHUNK rows straight into one reused buffer (it stays in cache next to the code table)."""
+
+    def __init__(self, k: int):
+        self.mask = np.uint32(k - 1)
+        self._stream = Cipher(algorithms.AES(_LPN_SEED), modes.CTR(bytes(16))).encryptor()
+        self._zeros = np.zeros(4 * LPN_D * _LPN_CHUNK, np.uint8)
+        self._buf = np.empty(4 * LPN_D * _LPN_CHUNK + 16, np.uint8)  # + the block OpenSSL wants spare
+
+    def encode(self, out: np.ndarray, pre: np.ndarray, assign: bool = False) -> None:
+        """out[i] ^= ⊕_j pre[A(i, j)] for the next out.shape[0] rows (``assign``: out[i] = ...);
+        ``out`` (m, 2) uint64 blocks or (m,) uint8 bits, ``pre`` (k, 2) or (k,)."""
+        kernel = _kern.lpn_blocks if out.ndim == 2 else _kern.lpn_bits
+        for lo in range(0, out.shape[0], _LPN_CHUNK):  # chunks of rows, not rows
+            hi = min(out.shape[0], lo + _LPN_CHUNK)
+            nb = 4 * LPN_D * (hi - lo)
+            self._stream.update_into(memoryview(self._zeros[:nb]), memoryview(self._buf[:nb + 16]))
+            kernel(out[lo:hi], pre, self._buf[:nb].view("<u4"), LPN_D, self.mask, assign)
+
+
+def lpn_encode(out: np.ndarray, pre: np.ndarray, assign: bool = False) -> None:
+    """out[i] ^= ⊕_j pre[A(i, j)] in place (``assign``: out[i] = ...) for the rows 0, 1, ... of
+    the public code A (:class:`LpnRows`); ``out`` (n, 2) uint64 blocks or (n,) uint8 bits, ``pre``
+    (k, 2) or (k,) contiguous with k a power of two."""
+    LpnRows(pre.shape[0]).encode(out, np.ascontiguousarray(pre), assign)
 
 
 # ------------------------------------------------------------------ Half-Tree GGM
-def _xor_sum(level: np.ndarray) -> np.ndarray:
-    """(t, m, 2) → (t, 2): XOR over each tree's nodes."""
-    return np.bitwise_xor.reduce(level, axis=1)
-
-
 def _expand(h: CRHash, tree: np.ndarray, half: int, leaf: bool) -> np.ndarray:
     """Expand the nodes tree[:, :half] into their children (H(x), x ⊕ H(x)): left ones in place
     of the parents, right ones at [:, half:2·half]; leaves get their LSB cleared. One AES call
@@ -144,14 +165,25 @@ def _expand(h: CRHash, tree: np.ndarray, half: int, leaf: bool) -> np.ndarray:
     (t, 2, 2)."""
     s = _kern.ggm_sigma(tree, half)
     sums = np.empty((tree.shape[0], 2, 2), np.uint64)
-    _kern.ggm_children(tree, half, s, h.permute(s), _NOT_LSB if leaf else ~np.uint64(0), sums)
+    _kern.ggm_children(tree, half, s, h.permute(s), _NOT_LSB if leaf else _ALL, sums)
     return sums
 
 
-def ggm_send(h: CRHash, delta: np.ndarray, seeds: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sender's trees: leaves (t, 2^depth, 2) and the left sums K0 (t, depth, 2) of every level."""
+def _tree_out(out: np.ndarray | None, t: int, depth: int) -> np.ndarray:
+    if out is None:
+        return np.empty((t, 1 << depth, 2), np.uint64)
+    if out.shape != (t, 1 << depth, 2) or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError("GGM output must be a contiguous (t, 2^depth, 2) uint64 array")
+    return out
+
+
+def ggm_send(h: CRHash, delta: np.ndarray, seeds: np.ndarray, depth: int,
+             out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sender's trees: leaves (t, 2^depth, 2) (into ``out`` if given) and the left sums K0
+    (t, depth, 2) of every level. Cost: 2^depth − 2 AES calls per tree, one per inner node
+    below the root (Half-Tree), in depth − 1 OpenSSL calls for all t trees."""
     t = seeds.shape[0]
-    tree = np.empty((t, 1 << depth, 2), np.uint64)
+    tree = _tree_out(out, t, depth)
     k0 = np.empty((t, depth, 2), np.uint64)
     tree[:, 0] = seeds
     tree[:, 1] = seeds ^ delta
@@ -171,35 +203,24 @@ def noise_positions(alpha: np.ndarray) -> np.ndarray:
     return (alpha.astype(np.int64) << np.arange(alpha.shape[1], dtype=np.int64)).sum(axis=1)
 
 
-def ggm_recv(h: CRHash, alpha: np.ndarray, k_recv: np.ndarray, depth: int) -> np.ndarray:
+def ggm_recv(h: CRHash, alpha: np.ndarray, k_recv: np.ndarray, depth: int,
+             out: np.ndarray | None = None) -> np.ndarray:
     """Receiver's trees from its path bits ``alpha`` (t, depth) and the sums K_{¬α_i} (t, depth, 2)
-    of the sides it does not walk: leaves (t, 2^depth, 2), with W_α = V_α ⊕ Δ at the path leaf."""
+    of the sides it does not walk: leaves (t, 2^depth, 2) (into ``out`` if given), with
+    W_α = V_α ⊕ Δ at the path leaf. Cost: the sender's AES calls (the zero path node is expanded
+    as junk along with the rest) and O(t) fix-ups per level."""
     t = alpha.shape[0]
-    rows = np.arange(t)
-    tree = np.empty((t, 1 << depth, 2), np.uint64)  # level i fills [:, :2^i]
-    tree[:, :2] = 0
-    a = alpha.astype(np.int64)
-    tree[rows, 1 - a[:, 0]] = k_recv[:, 0]
-    known = k_recv[:, 0].copy()  # XOR of the known nodes of the current level
-    if depth == 1:
-        tree[:, :, 0] &= _NOT_LSB
-        known[:, 0] &= _NOT_LSB
-    pos = a[:, 0].copy()
+    tree = _tree_out(out, t, depth)
+    a8 = np.ascontiguousarray(alpha, np.uint8)
+    kr = np.ascontiguousarray(k_recv, np.uint64)
+    pos = np.empty(t, np.int64)
+    known = np.empty((t, 2), np.uint64)  # XOR of the known nodes of the current level
+    _kern.ggm_recv_start(tree, a8, kr, pos, known, _NOT_LSB if depth == 1 else _ALL)
     for i in range(2, depth + 1):  # levels, not nodes
-        half = 1 << (i - 1)
-        sums = _expand(h, tree, half, i == depth)
-        other = 1 - a[:, i - 1]
-        junk = tree[rows, pos]  # both children of the unknown (zero) path node are H(0)
-        sib = sums[rows, other] ^ junk ^ k_recv[:, i - 1]
-        if i == depth:
-            sib[:, 0] &= _NOT_LSB
-        tree[rows, pos] = 0
-        tree[rows, pos + half] = 0
-        tree[rows, pos + other * half] = sib
-        known = sums[:, 0] ^ sums[:, 1] ^ sib  # the two junk children cancel
-        pos += a[:, i - 1] * half
-    known[:, 0] ^= _LSB  # XOR of the known leaves = V_α ⊕ (Δ with LSB cleared); ⊕ 1: V_α ⊕ Δ
-    tree[rows, pos] = known
+        sums = _expand(h, tree, 1 << (i - 1), i == depth)
+        _kern.ggm_recv_level(tree, 1 << (i - 1), sums, a8, i, kr, pos, known, _NOT_LSB if i == depth else _ALL)
+    # XOR of the known leaves = V_α ⊕ (Δ with LSB cleared); ⊕ 1: V_α ⊕ Δ
+    _kern.ggm_recv_finish(tree, pos, known)
     return tree
 
 
@@ -234,31 +255,65 @@ class _End:
         self.seconds = 0.0  #: time spent generating rounds
         self.bytes_sent = 0  #: bytes sent for rounds
 
-    def _index(self, m: int) -> np.ndarray:
-        idx = np.arange(self.count, self.count + m, dtype=np.uint64)
+    def _index(self, m: int, index: bool) -> np.ndarray | None:
+        start = self.count
         self.count += m
-        return idx
+        return np.arange(start, start + m, dtype=np.uint64) if index else None
+
+    def left(self) -> int:
+        """COTs that :meth:`take` hands out before it starts a round (a whole round's if none)."""
+        return self.end - self.pos or self.p.usable
+
+    def _chunks(self):
+        """Tree ranges [a0, a1) expanded together."""
+        for a0 in range(0, self.p.t, _TREES):
+            yield a0, min(self.p.t, a0 + _TREES)
+
+
+def _lsb_bits(blocks: np.ndarray) -> np.ndarray:
+    """LSB of every (n, 2) uint64 block as (n,) uint8, through a byte view (no n-word temporary)."""
+    if np.little_endian and blocks.flags.c_contiguous:
+        return blocks.view(np.uint8)[:, 0] & np.uint8(1)
+    return (blocks[:, 0] & _LSB).astype(np.uint8)
+
+
+def _out(out: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"output must be a {shape} {np.dtype(dtype).name} array")
+    return out
 
 
 class FerretSender(_End):
-    """The Δ holder of one direction. ``base``: (params.base, 2) keys from IKNP, LSB cleared."""
+    """The Δ holder of one direction. ``base``: (params.base, 2) keys from IKNP, LSB cleared.
+
+    Memory: one round buffer (n blocks, reused by every round) and the base COTs reserved for
+    the next round; :meth:`take` copies out of the buffer."""
 
     def __init__(self, chan: Channel, params: FerretParams, delta: np.ndarray, base: np.ndarray, prg: PRG):
         super().__init__(chan, params)
         self.delta, self.prg = delta, prg
-        self._keys = base
-        self.pos = self.end = base.shape[0]  # the bootstrap COTs are all reserved
+        self._reserve = np.array(base[:params.base], np.uint64)  # the bootstrap COTs are all reserved
+        self._buf: np.ndarray | None = None
 
     def _round(self) -> None:
         t0 = time.perf_counter()
-        p = self.p
-        base = self._keys[:p.base]
-        leaves, k0 = ggm_send(self.hash, self.delta, self.prg.uint64((p.t, 2)), p.depth)
-        msg = k0 ^ base[p.k:].reshape(p.t, p.depth, 2)
+        p, res = self.p, self._reserve
+        if self._buf is None:
+            self._buf = np.empty((p.n, 2), np.uint64)
+        buf = self._buf
+        trees = buf.reshape(p.t, 1 << p.depth, 2)
+        seeds = self.prg.uint64((p.t, 2))
+        k_res = res[p.k:].reshape(p.t, p.depth, 2)
+        msg = np.empty((p.t, p.depth, 2), np.uint64)
+        for a0, a1 in self._chunks():  # a few trees at a time, in cache
+            _, k0 = ggm_send(self.hash, self.delta, seeds[a0:a1], p.depth, out=trees[a0:a1])
+            np.bitwise_xor(k0, k_res[a0:a1], out=msg[a0:a1])
         self.chan.send_bytes(msg.tobytes())
-        keys = leaves.reshape(p.n, 2)
-        lpn_encode(keys, np.ascontiguousarray(base[:p.k]))
-        self._keys, self.pos, self.end = keys, p.base, p.n
+        LpnRows(p.k).encode(buf, res[:p.k])
+        res[:] = buf[:p.base]
+        self.pos, self.end = p.base, p.n
         self.rounds += 1
         self.bytes_sent += msg.nbytes
         self.seconds += time.perf_counter() - t0
@@ -267,28 +322,33 @@ class FerretSender(_End):
         """Run a round now (session set-up); the rest of the current round is dropped."""
         self._round()
 
-    def take(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next m COT keys K_i ((m, 2) uint64) and their global indices; runs (and sends)
-        new rounds when the current one is used up."""
-        parts, need = [], m
-        while need:
+    def take(self, m: int, out: np.ndarray | None = None,
+             index: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The next m COT keys K_i ((m, 2) uint64, written into ``out`` if given) and their
+        global indices (None if not ``index``); runs (and sends) new rounds when the current one
+        is used up."""
+        keys, done = _out(out, (m, 2), np.uint64), 0
+        while done < m:
             if self.pos == self.end:
                 self._round()
-            step = min(need, self.end - self.pos)
-            parts.append(self._keys[self.pos:self.pos + step])
+            step = min(m - done, self.end - self.pos)
+            keys[done:done + step] = self._buf[self.pos:self.pos + step]
             self.pos += step
-            need -= step
-        return _cat(parts, (0, 2), np.uint64), self._index(m)
+            done += step
+        return keys, self._index(m, index)
 
 
 class _RecvRound:
     """A receiver's round: choice bits known at once, blocks once the sender's message is in.
 
-    ``blocks`` holds the LPN part ⊕_j M_{A(i,j)} until :meth:`FerretReceiver._finish` adds the
-    tree leaves (or None if even that had to wait for the previous round's blocks)."""
+    ``blocks`` (when ``coded``) holds the LPN part ⊕_j M_{A(i,j)} until
+    :meth:`FerretReceiver._finish` adds the tree leaves (not coded: that had to wait for the
+    previous round's blocks). ``reserve``: the blocks kept for the next round, once done;
+    ``open``: the [round, lo, hi] parts of tickets not yet redeemed by :meth:`FerretReceiver.blocks`."""
 
-    def __init__(self, bits: np.ndarray, blocks: np.ndarray | None, alpha=None, prev=None, done=False):
+    def __init__(self, bits, blocks=None, alpha=None, prev=None, done=False, reserve=None):
         self.bits, self.blocks, self.alpha, self.prev, self.done = bits, blocks, alpha, prev, done
+        self.coded, self.reserve, self.open = blocks is not None, reserve, []
 
 
 class FerretReceiver(_End):
@@ -298,29 +358,59 @@ class FerretReceiver(_End):
     So :meth:`take` hands out choice bits at once and :meth:`blocks` reads the pending messages, in
     order, only when the blocks are wanted: callers ask for blocks at the point of their protocol
     where they read the sender's reply, which the sender sends after its round messages.
+
+    Memory: a round's block buffer (n blocks) is recycled for a later round once the round is
+    finished, used up and every ticket on it redeemed (:meth:`blocks` copies out); a round
+    that starts when the previous one is finished takes over its buffer, copying out the rows
+    that unredeemed tickets still want: usually one buffer in all.
     """
 
     def __init__(self, chan: Channel, params: FerretParams, base: np.ndarray):
         super().__init__(chan, params)
-        self._cur = _RecvRound((base[:, 0] & _LSB).astype(np.uint8), base, done=True)
+        base = np.array(base[:params.base], np.uint64)
+        self._cur = _RecvRound(_lsb_bits(base), done=True, reserve=base)
         self._pending: list[_RecvRound] = []
-        self.pos = self.end = base.shape[0]
+        self._free: list[np.ndarray] = []  # a recycled block buffer
+        self._scratch: np.ndarray | None = None  # leaves of a few trees
+        self.pos = self.end = 0
+
+    def _alloc(self) -> np.ndarray:
+        return self._free.pop() if self._free else np.empty((self.p.n, 2), np.uint64)
+
+    def _release(self, r: _RecvRound, detach: bool = False) -> None:
+        """Recycle r's block buffer if nothing will read it any more; ``detach``: first copy the
+        rows that unredeemed tickets still want out of it (r is finished and used up)."""
+        if not (r.done and r is not self._cur and r.blocks is not None and r.blocks.shape[0] == self.p.n):
+            return
+        if detach:
+            for part in r.open:  # the part now points at a copy of its rows
+                _, lo, hi = part
+                part[:] = [_RecvRound(None, r.blocks[lo:hi].copy(), done=True), 0, hi - lo]
+                part[0].open.append(part)
+            r.open = []
+        if not r.open:
+            if not self._free:
+                self._free.append(r.blocks)
+            r.blocks = None
 
     def _start_round(self) -> None:
         t0 = time.perf_counter()
         p, prev = self.p, self._cur
         alpha = 1 - prev.bits[p.k:p.base].reshape(p.t, p.depth)
         if prev.done:  # usual case: code the blocks now, their LSBs are the bits
-            acc = np.zeros((p.n, 2), np.uint64)
-            lpn_encode(acc, np.ascontiguousarray(prev.blocks[:p.k]))
-            r = _RecvRound((acc[:, 0] & _LSB).astype(np.uint8), acc, alpha, prev)
+            self._cur = None
+            self._release(prev, detach=True)  # prev is used up: its buffer can hold this round
+            acc = self._alloc()
+            LpnRows(p.k).encode(acc, prev.reserve[:p.k], assign=True)
+            r = _RecvRound(_lsb_bits(acc), acc, alpha, prev)
         else:  # the previous round still waits for its message: code its bits alone
-            bits = np.zeros(p.n, np.uint8)
-            lpn_encode(bits, np.ascontiguousarray(prev.bits[:p.k]))
+            bits = np.empty(p.n, np.uint8)
+            LpnRows(p.k).encode(bits, np.ascontiguousarray(prev.bits[:p.k]), assign=True)
             r = _RecvRound(bits, None, alpha, prev)
         r.bits[(np.arange(p.t) << p.depth) + noise_positions(alpha)] ^= 1  # e: one 1 per tree
         self._pending.append(r)
         self._cur, self.pos, self.end = r, p.base, p.n
+        self._release(prev)
         self.rounds += 1
         self.seconds += time.perf_counter() - t0
 
@@ -331,14 +421,24 @@ class FerretReceiver(_End):
         msg = np.frombuffer(self.chan.recv_bytes(p.message_bytes, what="Ferret round message"),
                             np.uint64).reshape(p.t, p.depth, 2)
         prev = r.prev  # done: rounds finish in order
-        leaves = ggm_recv(self.hash, r.alpha, msg ^ prev.blocks[p.k:p.base].reshape(p.t, p.depth, 2),
-                          p.depth).reshape(p.n, 2)
-        if r.blocks is None:
-            lpn_encode(leaves, np.ascontiguousarray(prev.blocks[:p.k]))
-            r.blocks = leaves
-        else:
-            r.blocks ^= leaves
-        r.prev, r.done = None, True
+        k_recv = msg ^ prev.reserve[p.k:].reshape(p.t, p.depth, 2)
+        width = 1 << p.depth
+        if r.coded:  # leaves of a few trees at a time, XORed into the coded blocks
+            if self._scratch is None:
+                self._scratch = np.empty((_TREES, width, 2), np.uint64)
+            for a0, a1 in self._chunks():
+                leaves = ggm_recv(self.hash, r.alpha[a0:a1], k_recv[a0:a1], p.depth, out=self._scratch[:a1 - a0])
+                rows = r.blocks[a0 * width:a1 * width]
+                np.bitwise_xor(rows, leaves.reshape(-1, 2), out=rows)
+        else:  # leaves in place, then the code on top
+            r.blocks = self._alloc()
+            trees = r.blocks.reshape(p.t, width, 2)
+            for a0, a1 in self._chunks():
+                ggm_recv(self.hash, r.alpha[a0:a1], k_recv[a0:a1], p.depth, out=trees[a0:a1])
+            LpnRows(p.k).encode(r.blocks, prev.reserve[:p.k])
+        r.reserve = r.blocks[:p.base].copy()
+        r.prev, r.done, prev.reserve = None, True, None
+        self._release(r)
         self.seconds += time.perf_counter() - t0
 
     def run_round(self) -> None:
@@ -348,29 +448,34 @@ class FerretReceiver(_End):
         while self._pending:
             self._finish()
 
-    def take(self, m: int) -> tuple[np.ndarray, tuple]:
-        """The next m choice bits ((m,) uint8) and a ticket for their blocks (see :meth:`blocks`)."""
-        bits, ticket, need = [], [], m
-        while need:
+    def take(self, m: int, out: np.ndarray | None = None, index: bool = True) -> tuple[np.ndarray, tuple]:
+        """The next m choice bits ((m,) uint8, written into ``out`` if given) and a ticket for
+        their blocks (see :meth:`blocks`); ``index``: the ticket carries their global indices."""
+        bits, parts, done = _out(out, (m,), np.uint8), [], 0
+        while done < m:
             if self.pos == self.end:
                 self._start_round()
-            step = min(need, self.end - self.pos)
-            bits.append(self._cur.bits[self.pos:self.pos + step])
-            ticket.append((self._cur, self.pos, self.pos + step))
+            step = min(m - done, self.end - self.pos)
+            bits[done:done + step] = self._cur.bits[self.pos:self.pos + step]
+            part = [self._cur, self.pos, self.pos + step]
+            parts.append(part)
+            self._cur.open.append(part)
             self.pos += step
-            need -= step
-        return _cat(bits, (0,), np.uint8), (ticket, self._index(m))
+            done += step
+        return bits, (parts, m, self._index(m, index))
 
-    def blocks(self, ticket: tuple) -> tuple[np.ndarray, np.ndarray]:
-        """Blocks M_i ((m, 2) uint64) and global indices of the COTs a :meth:`take` handed out."""
-        parts, idx = ticket
+    def blocks(self, ticket: tuple, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Blocks M_i ((m, 2) uint64, written into ``out`` if given) and global indices of the COTs
+        a :meth:`take` handed out; redeem each ticket once."""
+        parts, m, idx = ticket
         for r, _, _ in parts:
             while not r.done:
                 self._finish()
-        return _cat([r.blocks[lo:hi] for r, lo, hi in parts], (0, 2), np.uint64), idx
-
-
-def _cat(parts: list, empty_shape: tuple, dtype) -> np.ndarray:
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate(parts) if parts else np.empty(empty_shape, dtype)
+        blocks, done = _out(out, (m, 2), np.uint64), 0
+        for part in parts:
+            r, lo, hi = part
+            blocks[done:done + hi - lo] = r.blocks[lo:hi]
+            done += hi - lo
+            r.open.remove(part)
+            self._release(r)
+        return blocks, idx
