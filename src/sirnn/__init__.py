@@ -13,8 +13,9 @@ Layers (each imports only from the layers above it in this list):
 
 __version__ = "0.1.0"
 
-#: Wire protocol version, checked at every handshake.
-PROTOCOL_VERSION = 3
+#: Wire protocol version, checked at every handshake. 4: operations above the backend's memory
+#: budget run in chunks (``sirnn.protocols.backend.CHUNK_BYTES``): their message sequence differs.
+PROTOCOL_VERSION = 4
 
 ALICE = 0  #: the server: holds the model
 BOB = 1  #: the client: holds the input
