@@ -11,6 +11,10 @@ fixed-point interpreter (exit 1 on a difference).
 Usage::
 
     python benchmarks/memprofile.py PROGRAM.sirnn INPUT.npy [--batch N] [--top 15] [--json FILE]
+                                    [--chunk BYTES|none]
+
+``--chunk``: the backend's chunk budget in both parties (default: ``CHUNK_BYTES``; ``none``: every
+operation whole, as before chunking existed).
 
 ``INPUT.npy``: (n, *input shape) float inputs; the first ``--batch`` rows are used (repeated
 cyclically when there are fewer).
@@ -46,8 +50,12 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _party(role: int, chan, prog_path: str, x: np.ndarray | None):
+def _party(role: int, chan, prog_path: str, x: np.ndarray | None, chunk="default"):
     from sirnn.compiler import runtime
+    from sirnn.protocols.backend import SecureBackend
+
+    if chunk != "default":  # both parties alike
+        SecureBackend.__init__.__defaults__ = (chunk,)
     from sirnn.compiler.program import Program
     from sirnn.compiler.session import client_session, server_session
     from sirnn.ot.warmup import warm_up
@@ -96,12 +104,14 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--chunk", default="default", help="chunk budget in bytes, or none (default: CHUNK_BYTES)")
     args = ap.parse_args(argv)
+    chunk = args.chunk if args.chunk == "default" else None if args.chunk == "none" else int(args.chunk)
     prog = Program.load(args.program)
     pool = np.load(args.input).astype(np.float64)
     x = pool[np.arange(args.batch) % len(pool)]
     t0 = time.perf_counter()
-    a, b = run_two_processes(_party, str(args.program), x, timeout=14400.0, channel_timeout=1200.0)
+    a, b = run_two_processes(_party, str(args.program), x, chunk, timeout=14400.0, channel_timeout=1200.0)
     wall = time.perf_counter() - t0
     o = prog.output_spec
     clear = np.asarray(evaluate_clear(prog, x, raw=True), np.uint64)
@@ -121,6 +131,7 @@ def main(argv=None) -> int:
               f"{ra['above'] / MB:9.0f} {rb['above'] / MB:9.0f} {ra['rss_before'] / MB:8.0f} {rb['rss_before'] / MB:8.0f}")
     if args.json:
         args.json.write_text(json.dumps({"program": str(args.program), "batch": args.batch, "mismatches": mism,
+                                         "chunk": args.chunk,
                                          "wall_seconds": wall, "session": b["session"],
                                          "vmhwm": {"server": a["vmhwm"], "client": b["vmhwm"]},
                                          "ops": {"server": a["rows"], "client": b["rows"]}}, indent=1))
