@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelhelp import tiny_compiled
-from sirnn import ALICE, BOB
+from sirnn import ALICE, BOB, PROTOCOL_VERSION
 from sirnn.compiler import Program, infer, serve
 from sirnn.compiler.session import _hello, client_session, server_session
 from sirnn.data import model_path
@@ -199,7 +199,7 @@ def test_handshake_errors_do_not_carry_raw_peer_text():
         handshake(b, BOB)
     assert "\n" not in str(e.value) and len(str(e.value)) < 300
     a, b = inproc_pair(timeout=5)
-    evil = {"magic": "sirnn", "version": 3, "role": 0, "digest": "d\n", "keys": {"k\nforged line": "0"}}
+    evil = {"magic": "sirnn", "version": PROTOCOL_VERSION, "role": 0, "digest": "d\n", "keys": {"k\nforged line": "0"}}
     a.send_bytes(json.dumps(evil).encode())
     with pytest.raises(HandshakeError, match=r"only the peer has 'k\\nforged line'") as e:
         handshake(b, BOB, {"p": 1})
