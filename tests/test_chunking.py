@@ -137,14 +137,15 @@ def test_matmul_known_chunked_over_columns(parties, rng, w_left, msb):
     assert r_ch > r_whole
 
 
-def test_mul_known_chunked(parties, rng):
+@pytest.mark.parametrize("msb", [None, "secret"])
+def test_mul_known_chunked(parties, rng, msb):
     w = rng.integers(-2**11, 2**11, size=(4, 50))
     xv = rng.integers(-2**11, 2**11, size=(4, 50))
     sx = _shares(rng, xv, 16)
 
     def recipe(be, args):
         mine = w if (isinstance(be, ClearBackend) or be.role == ALICE) else None
-        return be.mul_known(mine, args[0], 32, w_bits=16)
+        return be.mul_known(mine, args[0], 32, w_bits=16, msb_x=be.msb(args[0]) if msb else None)
 
     ch, whole, ref, r_ch, r_whole = run3(parties, recipe, ([sx[0]], [sx[1]]), [clear(xv, 16)], chunk=100_000)
     _same(ch, whole)

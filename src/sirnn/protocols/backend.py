@@ -289,19 +289,21 @@ class SecureBackend(Backend):
         return mulmod.matmul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
 
     def mul_known(self, w, x, bits_out, *, w_bits, w_scale=0, msb_x=None):
-        k = _MEM_MUL_KNOWN * min(x.bits, w_bits, bits_out)
-        n = x.size
-        if _n_chunks(n, k, self.chunk) == 1:
+        def run(w, x, mx):
             return mulmod.mul_known(self.party, ALICE, w, x, bits_out, w_bits=w_bits, w_signed=True,
-                                    w_scale=w_scale, msb_x=msb_x)
+                                    w_scale=w_scale, msb_x=mx)
+        if not isinstance(x, Share) or (msb_x is not None and getattr(msb_x, "shape", None) != x.shape) \
+                or (w is not None and np.shape(w) != x.shape):
+            return run(w, x, msb_x)  # (mul_known names the problem)
+        n = x.size
+        k = _n_chunks(n, _MEM_MUL_KNOWN * min(x.bits, w_bits, bits_out), self.chunk)
+        if k == 1:
+            return run(w, x, msb_x)
         wf = None if w is None else np.asarray(w).reshape(-1)
-        pos = iter(_bounds(n, _n_chunks(n, k, self.chunk)))
-
-        def run(x, mx):
-            lo, hi = next(pos)
-            return mulmod.mul_known(self.party, ALICE, None if wf is None else wf[lo:hi], x, bits_out,
-                                    w_bits=w_bits, w_signed=True, w_scale=w_scale, msb_x=mx)
-        return self._elementwise(run, [x, msb_x], k)
+        g = _Gather(n, x.shape)
+        for lo, hi in _bounds(n, k):
+            g.put(run(None if wf is None else wf[lo:hi], _flat(x, lo, hi), _flat(msb_x, lo, hi)), lo, hi)
+        return g.result()
 
     def matmul_known(self, W, x, bits_out, *, w_bits, w_scale=0, w_shape=None, w_left=True, msb_x=None):
         def run(x, mx):
