@@ -241,7 +241,8 @@ def main(argv=None) -> int:
                     need = est["peak_rss_bytes"]["server"] + est["peak_rss_bytes"]["client"]
                     fits = est["seconds"] <= args.max_seconds and (avail is None or need <= MEMORY_SHARE * avail)
                     print(f"   batch 128 estimate from batches 1 and 8: {est['seconds']:.0f} s, "
-                          f"{si_bytes(est['bytes'])}, peak {si_bytes(need)} for both parties (linear in the batch: an upper bound, chunking caps each op) "
+                          f"{si_bytes(est['bytes'])}, peak {si_bytes(need)} for both parties (linear in the "
+                          "batch: an upper bound, chunking caps each op) "
                           f"(available {si_bytes(avail or 0)}) -> {'fits' if fits else 'does not fit'}", flush=True)
                     if args.g30 == "skip" or (args.g30 == "auto" and not fits):
                         reason = ("--google30-128 skip" if args.g30 == "skip" else
