@@ -109,14 +109,15 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_secure(path: Path, x: np.ndarray, batch: int, net: str | None = None, ot: str | None = None) -> dict:
+def run_secure(path: Path, x: np.ndarray, batch: int, net: str | None = None, ot: str | None = None,
+               timeout: float = 7200.0) -> dict:
     """Both parties in two processes (through an emulated network ``net``, see
     :mod:`sirnn.transport.netem`, if given); BOB's sessions summed. ``bytes_up`` is what BOB
-    (the client) sent, ``bytes_down`` what he received."""
+    (the client) sent, ``bytes_down`` what he received. ``timeout``: of the whole run (s)."""
     from sirnn.transport.launch import run_two_processes
 
     t0 = time.perf_counter()
-    a, b = run_two_processes(_party, str(path), x, batch, len(x), ot, timeout=7200.0,
+    a, b = run_two_processes(_party, str(path), x, batch, len(x), ot, timeout=timeout,
                              channel_timeout=600.0, net=net)
     wall = time.perf_counter() - t0
     layers: dict[str, dict] = {}

@@ -16,10 +16,13 @@ Google-30 at batch 128 (25.2 GB in the paper) is estimated first: a batch-8 sess
 bytes and each party's peak memory are extrapolated linearly from batches 1 and 8, and the
 batch-128 session runs only if the estimate fits ``--max-seconds`` and 60 % of the available
 memory (``--google30-128 run`` forces it, ``skip`` never runs it). Heads: the ONNX model is
-generated (``examples/paper_models.py``, needs torch) if absent, and compiled; today's importer
-refuses it, and the row records the error and every op it lacks (``paper_models.importer_gaps``);
-meanwhile its conv + RNNPool front (the part that compiles) is measured on a 40×48 crop and
-extrapolated to the full image (:func:`heads_front_estimate`; ``--no-front`` skips it).
+generated (``examples/paper_models.py``, needs torch) if absent, compiled, and run as one session
+(up to :data:`HEADS_TIMEOUT`; tens of GB of traffic, each party's memory bounded by the backend's
+chunking, ``sirnn.protocols.backend.CHUNK_BYTES``); only if the importer refused it would the row
+record the error and the ops it lacks (``paper_models.importer_gaps``) and its conv + RNNPool
+front be measured on a 40×48 crop and extrapolated (:func:`heads_front_estimate`; ``--no-front``
+skips it). Crops of the whole network: ``benchmarks/memprofile.py`` on
+``paper_models.export_heads_crop`` exports (RESULTS.md).
 
 The paper's figures: 4-core 3.7 GHz Xeon, LAN (377 MB/s, 0.8 ms RTT). ``--net lan`` runs every
 session through the network emulation relay (:mod:`sirnn.transport.netem`) at the paper's LAN
@@ -65,6 +68,7 @@ MB, GB = 10**6, 10**9
 PAPER = {("industrial72", 1): (3.7, 23.8 * MB), ("industrial72", 128): (13.2, 1.04 * GB),
          ("google30", 1): (49.6, 0.45 * GB), ("google30", 128): (140.0, 25.2 * GB),
          ("heads", 1): (409.7, 85.5 * GB)}
+HEADS_TIMEOUT = 6 * 3600.0  # the whole Heads session (tens of GB) may take an hour or more
 MEMORY_SHARE = 0.6  # run a session only if both parties' estimated peak fits in this share of MemAvailable
 
 
@@ -83,12 +87,13 @@ def inputs_for(model_dir: Path, batch: int) -> tuple[np.ndarray, str]:
 
 
 
-def session_row(name: str, prog_path: Path, batch: int, compiled: dict, model_dir: Path | None = None) -> dict:
+def session_row(name: str, prog_path: Path, batch: int, compiled: dict, model_dir: Path | None = None,
+                timeout: float = 7200.0) -> dict:
     model_dir = model_dir or MODELS[name]
     prog = Program.load(prog_path)
     x, how = inputs_for(model_dir, batch)
     clear = _ints(prog, x)
-    sec = run_secure(prog_path, x, batch, net=SESSION["net"], ot=SESSION["ot"])
+    sec = run_secure(prog_path, x, batch, net=SESSION["net"], ot=SESSION["ot"], timeout=timeout)
     sec_int = np.round(sec.pop("output") * 2.0**prog.output_spec.scale).astype(np.int64)
     paper_s, paper_b = PAPER.get((name, batch), (None, None))
     row = {"model": name, "model_dir": str(model_dir.relative_to(ROOT)) if model_dir.is_relative_to(ROOT) else
@@ -133,7 +138,7 @@ def heads_row(tmp: Path) -> dict:
         err = [ln for ln in str(e).splitlines() if ln.startswith("sirnn compile: error:")]
         return {**row, "status": "not compiled", "error": err[0] if err else str(e).splitlines()[0],
                 "importer_gaps": importer_gaps(onnx_path)}
-    return {**session_row("heads", tmp / "heads.sirnn", 1, compiled), **row}
+    return {**session_row("heads", tmp / "heads.sirnn", 1, compiled, timeout=HEADS_TIMEOUT), **row}
 
 
 def si_bytes(n: float | None) -> str:
@@ -244,7 +249,8 @@ def main(argv=None) -> int:
                     need = est["peak_rss_bytes"]["server"] + est["peak_rss_bytes"]["client"]
                     fits = est["seconds"] <= args.max_seconds and (avail is None or need <= MEMORY_SHARE * avail)
                     print(f"   batch 128 estimate from batches 1 and 8: {est['seconds']:.0f} s, "
-                          f"{si_bytes(est['bytes'])}, peak {si_bytes(need)} for both parties "
+                          f"{si_bytes(est['bytes'])}, peak {si_bytes(need)} for both parties (linear in the "
+                          "batch: an upper bound, chunking caps each op) "
                           f"(available {si_bytes(avail or 0)}) -> {'fits' if fits else 'does not fit'}", flush=True)
                     if args.g30 == "skip" or (args.g30 == "auto" and not fits):
                         reason = ("--google30-128 skip" if args.g30 == "skip" else

@@ -231,6 +231,26 @@ def export_front(path: Path, hw: tuple[int, int], n_calib: int = 2, seed: int = 
     return calib, front.patches(hw)
 
 
+def export_heads_crop(out_dir: Path, hw: tuple[int, int], n_calib: int = 2, seed: int = 0) -> int:
+    """The whole Heads network (the seeded weights of :func:`build_heads`) exported for ``hw``
+    inputs (a top-left crop of the synthetic images; H, W ≥ 18) into ``out_dir``: ``model.onnx``,
+    ``calib_x.npy`` (``n_calib`` crops), ``samples_x.npy`` (the first). For cost scaling: every
+    layer is convolutional, so bytes and time scale with the image area (the RNNPool with its
+    patches). Returns the number of RNNPool patches."""
+    torch.manual_seed(seed)
+    net = HeadsNet().eval()
+    calib = synthetic_images(n_calib, seed)[:, :, :hw[0], :hw[1]].copy()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.from_numpy(calib[:1]),), str(out_dir / "model.onnx"), dynamo=False,
+                          opset_version=OPSET, input_names=["x"], output_names=["logits"],
+                          do_constant_folding=True)
+    np.save(out_dir / "calib_x.npy", calib)
+    np.save(out_dir / "samples_x.npy", calib[:1])
+    return HeadsFront(net).patches(hw)
+
+
 def synthetic_images(n: int, seed: int) -> np.ndarray:
     """``n`` grey 240×320 images: 12 Gaussian blobs of random size and brightness on a random
     gradient, plus pixel noise, clipped to 0..255, minus 117 (float32, (n, 1, 240, 320))."""

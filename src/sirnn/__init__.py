@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 #: Wire protocol version, checked at every handshake.
 #: 4: the OT engine choice rides in the set-up hello, which also carries every input's shape
 #: (programs with several inputs/outputs); Ferret sessions use per-engine protocol parameters;
-#: operations above the working-memory budget run in chunks.
+#: operations above the working-memory budget run in chunks
+#: (``sirnn.protocols.backend.CHUNK_BYTES``).
 PROTOCOL_VERSION = 4
 
 ALICE = 0  #: the server: holds the model

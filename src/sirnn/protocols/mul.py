@@ -238,6 +238,9 @@ def _cross(rnd: _CotRound, party: Party, receivers, corr, drive, k: int, bits_ou
     bit). Cost: Σ_{i<k} (128 + |mshape|·(ℓ − i)) bits per OT row and per receiver role.
     """
     acc = _Acc((count,) + tuple(mshape))
+    # the sender's correlation: one array for all k bit positions (the COT reduces m0 + corr − m1
+    # mod 2^{ℓ−i} itself), not k reduced copies held until the round runs
+    corr = None if corr is None else np.asarray(corr, dtype=U64)
     for recv in receivers:
         for i in range(k):
             neg = i == neg_bit
@@ -245,7 +248,7 @@ def _cross(rnd: _CotRound, party: Party, receivers, corr, drive, k: int, bits_ou
             if party.role == recv:
                 rnd.add(recv, b, mshape, acc.adder(i, neg), choice=(drive >> U64(i)) & ONE)
             else:
-                rnd.add(recv, b, mshape, acc.adder(i, not neg), corr=reduce(corr, b))
+                rnd.add(recv, b, mshape, acc.adder(i, not neg), corr=corr)
     return acc
 
 
