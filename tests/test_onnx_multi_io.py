@@ -362,7 +362,7 @@ def test_cli_npz_inputs_outputs(tmp_path, capsys):
     assert "takes 2 inputs ['x', 'h0']" in capsys.readouterr().err
     assert main(["compile", str(tmp_path / "g.onnx"), "--calib", str(tmp_path / "x.npy"), "-o",
                  str(tmp_path / "h.sirnn")]) == 2
-    assert "has 2 inputs ['x', 'h0']: calibration data must give each by name" in capsys.readouterr().err
+    assert "calibration data: the model takes 2 inputs ['x', 'h0']: give each by name" in capsys.readouterr().err
 
 
 # ---- the cells: a shared initial state, the public mask ------------------------------------------

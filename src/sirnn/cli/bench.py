@@ -17,7 +17,7 @@ from ..errors import ParameterError
 from ..ot.engine import DEFAULT_KIND
 from ..ot.warmup import warm_up
 from ..protocols.party import Party
-from ..transport.launch import run_two_processes
+from ..transport.launch import proc_status_kb, run_two_processes
 from ..transport.netem import NetworkProfile
 
 
@@ -39,18 +39,6 @@ def bench_params(name: str, opts: dict) -> dict:
     """The benchmark's public parameters, checked by the handshake: parties running different
     benchmarks or options fail at :meth:`Party.setup` instead of desynchronising later."""
     return {"bench": name, "opts": {k: v for k, v in opts.items() if k not in _LOCAL_OPTS}}
-
-
-def _proc_kb(field: str) -> int | None:
-    """A size (KiB) from /proc/self/status (Linux; None elsewhere), e.g. ``VmHWM``."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def _party_main(role: int, chan, name: str, opts: dict) -> dict:
@@ -77,7 +65,7 @@ def _party_main(role: int, chan, name: str, opts: dict) -> dict:
     return {"seconds": seconds, "setup_seconds": setup_seconds, "warmup_seconds": warmup_seconds, "bytes_sent": used.bytes_sent,
             "cpu_seconds": cpu_seconds, "rounds": used.rounds, "messages": used.messages_sent, "setup_bytes": setup_bytes,
             "refill_seconds": refill["seconds"], "refill_bytes": refill["bytes_sent"],
-            "peak_rss_kb": _proc_kb("VmHWM"), "out": out}
+            "peak_rss_kb": proc_status_kb("VmHWM"), "out": out}
 
 
 def run_bench(name: str, opts: dict, *, tls: bool = False, timeout: float = 1800.0,

@@ -42,7 +42,7 @@ from .. import __version__
 from ..errors import ProgramError
 from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
 from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell, RNNCell
-from .floatir import FloatModel, FloatOp, load_float_model
+from .floatir import FloatModel, FloatOp, by_name, load_float_model
 from .ops import Op, TensorSpec, _jsonable, cell_formats_to, index_bits_for
 from .program import Program, load_array
 
@@ -607,16 +607,7 @@ def _as_calib(calib, fm: FloatModel):
     inputs; each array in the input's own layout, its batch on the input's batch axis)."""
     if isinstance(calib, (str, bytes)) or hasattr(calib, "__fspath__"):
         calib = load_calib(calib)
-    if not isinstance(calib, dict):
-        if len(fm.inputs) != 1:
-            raise ProgramError(f"the model has {len(fm.inputs)} inputs {fm.inputs}: calibration data must give "
-                               "each by name (an .npz with one array per input)")
-        calib = {fm.input: calib}
-    missing = [t for t in fm.inputs if t not in calib]
-    extra = sorted(set(calib) - set(fm.inputs))
-    if missing or extra:
-        raise ProgramError(f"calibration data: missing input(s) {missing}" if missing else
-                           f"calibration data: unexpected array(s) {extra} (the model's inputs: {fm.inputs})")
+    calib = by_name(calib, fm.inputs, ProgramError, what="calibration data")
     out, n = {}, None
     for t in fm.inputs:
         x = np.asarray(calib[t], np.float64)

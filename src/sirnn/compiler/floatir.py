@@ -456,6 +456,25 @@ STAT_OPS = ("fastgrnn", "lstm", "gru", "rnn", "rnnpool", "normalize", "div")
 
 
 # ---------------------------------------------------------------------------------------------
+def by_name(x, names: list[str], error: type[Exception], *, what: str = "") -> dict:
+    """A model's inputs as a mapping over exactly ``names``: ``x`` is an array (a one-input model)
+    or a mapping name → array. ``error`` (one line, prefixed by ``what``) names the inputs that
+    are missing or unexpected, or says that a model of several inputs needs them by name."""
+    pre = f"{what}: " if what else ""
+    if not isinstance(x, dict):
+        if len(names) != 1:
+            raise error(f"{pre}the model takes {len(names)} inputs {list(names)}: give each by name "
+                        "(an .npz with one array per input)")
+        return {names[0]: x}
+    missing = [t for t in names if t not in x]
+    if missing:
+        raise error(f"{pre}missing input(s) {missing} (the model takes {list(names)})")
+    extra = sorted(str(t) for t in set(x) - set(names))
+    if extra:
+        raise error(f"{pre}unexpected input(s) {extra} (the model takes {list(names)})")
+    return x
+
+
 class FloatModel:
     """A float model: ``ops`` over named tensors from its inputs (per-sample shapes) to its
     outputs. ``meta`` is free-form public information (name, class labels, ...).
@@ -529,17 +548,7 @@ class FloatModel:
         """The inputs as batch-leading float arrays by name, and whether they were one sample
         (no batch axis). ``x``: an array (a model with one input) or a mapping name → array
         (every input, nothing else)."""
-        if not isinstance(x, dict):
-            if len(self.inputs) != 1:
-                raise ProgramError(f"the float model has {len(self.inputs)} inputs {self.inputs}: pass a "
-                                   "mapping name → array")
-            x = {self.input: x}
-        missing = [t for t in self.inputs if t not in x]
-        extra = sorted(set(x) - set(self.inputs))
-        if missing or extra:
-            raise ProgramError(f"float model inputs: missing {missing}, unexpected {extra}" if missing and extra
-                               else f"float model input(s) {missing} missing" if missing
-                               else f"float model has no input(s) {extra} (inputs: {self.inputs})")
+        x = by_name(x, self.inputs, ProgramError, what="float model")
         env, single, n = {}, None, None
         for t in self.inputs:
             a = np.asarray(x[t], np.float64)

@@ -29,7 +29,7 @@ from ..nn.movement import gather
 from ..protocols.backend import Backend, ClearBackend, clear
 from ..protocols.ring import to_signed
 from ..protocols.share import Share, concat
-from .floatir import rnnpool_sequences, rnnpool_summaries, step_mask
+from .floatir import by_name, rnnpool_sequences, rnnpool_summaries, step_mask
 from .ops import Op, _slice_of, cell_formats_from
 from .program import Program
 
@@ -600,17 +600,7 @@ def encode_inputs(program: Program, x) -> tuple[dict, bool]:
     outside the format's range."""
     from ..errors import InputError
 
-    if not isinstance(x, dict):
-        if len(program.inputs) != 1:
-            raise InputError(f"the model takes {len(program.inputs)} inputs {program.inputs}: give each by "
-                             "name (an .npz with one array per input)")
-        x = {program.input: x}
-    missing = [t for t in program.inputs if t not in x]
-    if missing:
-        raise InputError(f"missing input(s) {missing} (the model takes {program.inputs})")
-    extra = sorted(str(t) for t in set(x) - set(program.inputs))
-    if extra:
-        raise InputError(f"unexpected input(s) {extra} (the model takes {program.inputs})")
+    x = by_name(x, program.inputs, InputError)
     out, batched, n = {}, None, None
     for t in program.inputs:
         q, bt = _encode_one(program, t, x[t])

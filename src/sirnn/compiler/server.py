@@ -50,6 +50,7 @@ from ..errors import ParameterError, PeerGoneError, ProgramError, ServerBusyErro
 from ..ot.engine import ot_kind
 from ..transport.channel import HEADER
 from ..transport.handshake import notice_bytes
+from ..transport.launch import proc_status_kb
 from .program import Program
 from .progress import ProgressLog
 from .session import DEFAULT_MAX_BATCH, format_bytes, server_session
@@ -545,7 +546,7 @@ class _Watchdog(threading.Thread):
     def fire(self, reason: str) -> None:
         stats = self.chan.stats if self.chan is not None else None
         summary = dict(self.summary, status="timeout", error=reason, seconds=time.monotonic() - self.started,
-                       rss_peak_kb=_proc_status("VmHWM"))
+                       rss_peak_kb=proc_status_kb("VmHWM"))
         if stats is not None:
             summary.update(bytes_sent=stats.bytes_sent, bytes_recv=stats.bytes_recv, rounds=stats.rounds)
         if self.parent.finish(summary):
@@ -557,7 +558,7 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
     """Body of a session's process: handshake, queue, session; returns the exit status."""
     started = time.monotonic()
     parent = _Parent(ctrl)
-    summary = {"start_ms": (started - t_fork) * 1e3, "rss_start_kb": _proc_status("VmRSS")}
+    summary = {"start_ms": (started - t_fork) * 1e3, "rss_start_kb": proc_status_kb("VmRSS")}
     dog = _Watchdog(parent, started, limits.rate_window, summary)
     dog.start()
     fd = sock.fileno()  # (a TLS socket keeps the descriptor)
@@ -592,21 +593,9 @@ def _session_process(sock: socket.socket, ctrl: socket.socket, listener, program
         dog.disarm()
         if chan is not None:
             chan.close(flush_timeout=2.0)
-    summary.update(queue_seconds=queued["seconds"], rss_peak_kb=_proc_status("VmHWM"))
+    summary.update(queue_seconds=queued["seconds"], rss_peak_kb=proc_status_kb("VmHWM"))
     parent.finish(summary)
     return 0
-
-
-def _proc_status(field: str) -> int | None:
-    """A size (KiB) from /proc/self/status (Linux; None elsewhere), e.g. ``VmRSS``, ``VmHWM``."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def _wait_for_slot(parent: _Parent, chan, fd: int) -> None:

@@ -31,6 +31,18 @@ _GRACE = 5.0  # seconds the other party may still run once one party has failed
 
 
 # ---- child side ----------------------------------------------------------------------------------
+def proc_status_kb(field: str) -> int | None:
+    """A size (KiB) from /proc/self/status (Linux; None elsewhere), e.g. ``VmRSS``, ``VmHWM``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def _tls_contexts(tls_files: tuple[str, str] | None, role: int):
     """The TLS context of ``role`` (mutual TLS with one self-signed certificate), or None."""
     if tls_files is None:
