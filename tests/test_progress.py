@@ -43,7 +43,7 @@ def test_clock_eta_from_the_work_done_since_the_program_started(monkeypatch):
     now[0] = 107.0  # 2 s for 25 % → 6 s left
     rec = clock(_ev(0.25, 25, 100, 5 << 20))
     assert rec["percent"] == 25.0 and rec["eta_seconds"] == 6.0 and rec["step"] == 25
-    assert progress_text(rec) == "[1/2] rnn (fastgrnn): timestep 25/100  25%  7.0 s, ETA 6.0 s, 5.00 MB"
+    assert progress_text(rec) == "[1/2] rnn (fastgrnn): timestep 25/100  25%  7.0 s, ETA 6.0 s, 5.24 MB"  # 5 · 2^20 B in MB = 10^6 B
 
 
 def test_client_json_progress_lines():

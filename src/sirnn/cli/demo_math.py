@@ -134,10 +134,9 @@ def _session(role: int, chan, n: int, ot: str | None = None) -> dict:
 
 # ---- the referee (parent process) ----------------------------------------------------------------
 def _fmt_bytes(n: int) -> str:
-    for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n} B"
+    from ..compiler.session import format_bytes
+
+    return format_bytes(n)
 
 
 def _check_cot(a: dict, b: dict) -> int:

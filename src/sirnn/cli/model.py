@@ -123,7 +123,7 @@ def _size(path) -> str:
     import os
 
     n = os.path.getsize(path)
-    return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} B"
+    return f"{n / 1000:.1f} KB" if n >= 1000 else f"{n} B"
 
 
 # ---- serve ----------------------------------------------------------------------------------------

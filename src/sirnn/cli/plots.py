@@ -43,7 +43,7 @@ def plot_report(report: dict, path, title: str | None = None) -> None:
     names = [f"{r['layer']} ({r['op']})" if r["op"] != "-" else r["layer"] for r in rows]
     y = np.arange(len(rows))
     cols = (("seconds", "time (s)", 1.0, lambda v: f"{v:.2f} s" if v >= 1 else f"{v * 1e3:.1f} ms"),
-            ("bytes", "communication (MB, both directions)", 2.0**-20, format_bytes),
+            ("bytes", "communication (MB = 10^6 B, both directions)", 1e-6, format_bytes),
             ("rounds", "rounds", 1.0, lambda v: f"{int(v)}"))
     fig, axes = plt.subplots(1, 3, sharey=True, figsize=(13, 1.2 + 0.32 * len(rows)))
     for ax, (key, label, unit, fmt), color in zip(axes, cols, ("#4c72b0", "#dd8452", "#55a868")):

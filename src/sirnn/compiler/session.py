@@ -331,8 +331,9 @@ def _rows(program: Program, meter: Meter) -> list[dict]:
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes as "1.50 MB" (binary units: KB = 2^10 B, MB = 2^20 B, GB = 2^30 B)."""
-    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+    """``n`` bytes as "1.50 MB" (decimal units, as in the benchmarks and the SiRNN paper's tables:
+    KB = 10^3 B, MB = 10^6 B, GB = 10^9 B)."""
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
         if n >= size:
             return f"{n / size:,.2f} {unit}"
     return f"{int(n)} B"
