@@ -475,7 +475,24 @@ def by_name(x, names: list[str], error: type[Exception], *, what: str = "") -> d
     return x
 
 
-class FloatModel:
+class NamedIO:
+    """The first input, its shape and the first output of a model with ``inputs``,
+    ``input_shapes`` and ``outputs`` (the one-input, one-output view)."""
+
+    @property
+    def input(self) -> str:
+        return self.inputs[0]
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.input_shapes[self.inputs[0]]
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
+
+
+class FloatModel(NamedIO):
     """A float model: ``ops`` over named tensors from its inputs (per-sample shapes) to its
     outputs. ``meta`` is free-form public information (name, class labels, ...).
 
@@ -500,18 +517,6 @@ class FloatModel:
         self.meta = dict(meta or {})
         self.batch_axes = {str(k): int(v) for k, v in (batch_axes or {}).items() if int(v) != 0}
         self.validate()
-
-    @property
-    def input(self) -> str:
-        return self.inputs[0]
-
-    @property
-    def input_shape(self) -> tuple:
-        return self.input_shapes[self.inputs[0]]
-
-    @property
-    def output(self) -> str:
-        return self.outputs[0]
 
     @property
     def single(self) -> bool:

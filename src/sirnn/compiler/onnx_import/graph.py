@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import ProgramError
+from ..floatir import NamedIO
 
 FLOAT_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
@@ -40,7 +41,7 @@ def node_attrs(node) -> dict:
 # reading and constant folding
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class Graph:
+class Graph(NamedIO):
     """An ONNX graph being imported: its nodes (topological order; after :mod:`.passes` the
     dynamic part only, with fused nodes in place of matched subgraphs) and constants."""
 
@@ -67,18 +68,6 @@ class Graph:
             for t in n.input:
                 if t and t not in self.consts:
                     self.consumers.setdefault(t, []).append(i)
-
-    @property
-    def input(self) -> str:
-        return self.inputs[0]
-
-    @property
-    def input_shape(self) -> tuple:
-        return self.input_shapes[self.inputs[0]]
-
-    @property
-    def output(self) -> str:
-        return self.outputs[0]
 
     def is_const(self, t: str) -> bool:
         return t in self.consts
