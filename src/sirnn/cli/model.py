@@ -28,21 +28,9 @@ def _load_array(path: str, what: str) -> np.ndarray:
 def _load_inputs(path: str, what: str):
     """The arrays of a model's inputs: a .npy file (a model with one input), or an .npz with one
     array per input name (a dict); anything else is an InputError (one line)."""
-    import zipfile
+    from ..compiler.program import load_arrays
 
-    if not str(path).lower().endswith(".npz"):
-        return _load_array(path, what)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: np.asarray(z[k]) for k in z.files}
-    except FileNotFoundError:
-        raise InputError(f"no such {what} file: {path}") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(f"cannot read the {what} file {path} as an .npz of arrays: {e}") from None
-    bad = [k for k, v in out.items() if v.dtype.kind not in "fiub"]
-    if bad:
-        raise InputError(f"the {what} file {path}: array(s) {bad} do not hold numbers")
-    return out
+    return load_arrays(path, what, InputError)
 
 
 def _n_samples(x) -> int:

@@ -44,7 +44,7 @@ from ..nn.fixed import Fmt, Param, acc_bits, fit_scale, quantize
 from ..nn.rnn import CellFormats, FastGRNNCell, GRUCell, LSTMCell, RNNCell
 from .floatir import FloatModel, FloatOp, by_name, load_float_model
 from .ops import Op, TensorSpec, _jsonable, cell_formats_to, index_bits_for
-from .program import Program, load_array
+from .program import Program, load_arrays
 
 __all__ = ["CompileConfig", "choose_fmt", "collect_ranges", "compile_model", "compare", "LOWER"]
 
@@ -587,19 +587,7 @@ def _fixed_batch(fm: FloatModel) -> int | None:
 def load_calib(path) -> np.ndarray | dict:
     """Calibration (or input) data from a file: a .npy array, or an .npz with one array per input
     name (never unpickled)."""
-    import os
-    import zipfile
-
-    path = os.fspath(path)
-    if path.lower().endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: np.asarray(z[k]) for k in z.files}
-        except FileNotFoundError:
-            raise ProgramError(f"no such calibration data file: {path}") from None
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            raise ProgramError(f"cannot read the calibration data file {path} as an .npz of arrays: {e}") from None
-    return load_array(path, "calibration data")
+    return load_arrays(path, "calibration data")
 
 
 def _as_calib(calib, fm: FloatModel):

@@ -45,7 +45,7 @@ from ..transport.handshake import canonical_json
 from ..transport.peerdata import loads_json, peer_text
 from .ops import OPS, Op, TensorSpec
 
-__all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program", "load_array"]
+__all__ = ["Program", "FORMAT", "FORMAT_VERSION", "load_program", "load_array", "load_arrays"]
 
 FORMAT = "sirnn-program"
 FORMAT_VERSION = 2
@@ -486,6 +486,25 @@ def load_array(path, what: str, error=ProgramError) -> np.ndarray:
         raise
     except (ValueError, OSError, EOFError) as e:
         raise error(f"cannot read the {what} file {path} as a .npy array: {e}") from None
+
+
+def load_arrays(path, what: str, error=ProgramError) -> np.ndarray | dict:
+    """A model's input arrays: a .npy file (:func:`load_array`: one input), or an .npz with one
+    numeric array per input name (a dict, never unpickled); anything else raises ``error``."""
+    path = os.fspath(path)
+    if not path.lower().endswith(".npz"):
+        return load_array(path, what, error)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: np.asarray(z[k]) for k in z.files}
+    except FileNotFoundError:
+        raise error(f"no such {what} file: {path}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise error(f"cannot read the {what} file {path} as an .npz of arrays: {e}") from None
+    bad = [k for k, v in out.items() if v.dtype.kind not in "fiub"]
+    if bad:
+        raise error(f"the {what} file {path}: array(s) {bad} do not hold numbers")
+    return out
 
 
 def _npy_array(raw: bytes, what: str) -> np.ndarray:

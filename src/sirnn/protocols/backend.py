@@ -128,6 +128,8 @@ def _flat(s, lo: int, hi: int, keep: int = 0):
     if s is None:
         return None
     lead = (-1,) + (s.shape[len(s.shape) - keep:] if keep else ())
+    if isinstance(s, np.ndarray):  # a plain operand (e.g. ALICE's weights) beside the shares
+        return s.reshape(lead)[lo:hi]
     if isinstance(s, PublicBits):
         return PublicBits(s.public.reshape(lead)[lo:hi], s.role)
     return s.like(s.data.reshape(lead)[lo:hi])
@@ -189,12 +191,13 @@ class SecureBackend(Backend):
 
     # -- chunking ---------------------------------------------------------------------------------
     def _elementwise(self, fn, shares: list, per: float, keep: int = 0):
-        """fn(*shares) with every share cut into the same chunks of its (flattened) elements when
-        the estimate (elements × ``per`` bytes) exceeds the budget; ``keep`` trailing axes of
+        """fn(*shares) with every share (and a plain array beside them, e.g. ALICE's weights of
+        a known product) cut into the same chunks of its (flattened) elements when the estimate (elements × ``per`` bytes) exceeds the budget; ``keep`` trailing axes of
         the first share stay whole (e.g. a one-hot's positions). Outputs: the chunks' outputs
         (elements first, then their own trailing axes) in arrays of the full size."""
         x = shares[0]
-        if not isinstance(x, Share) or any(s is not None and not isinstance(s, Share) for s in shares):
+        if not isinstance(x, Share) or any(s is not None and not isinstance(s, (Share, np.ndarray))
+                                           for s in shares):
             return fn(*shares)  # (the protocol names the problem)
         lead = x.shape[:len(x.shape) - keep] if keep else x.shape
         n = int(np.prod(lead, dtype=np.int64))
@@ -289,21 +292,10 @@ class SecureBackend(Backend):
         return mulmod.matmul(self.party, x, y, bits_out, msb_x=msb_x, msb_y=msb_y)
 
     def mul_known(self, w, x, bits_out, *, w_bits, w_scale=0, msb_x=None):
-        def run(w, x, mx):
-            return mulmod.mul_known(self.party, ALICE, w, x, bits_out, w_bits=w_bits, w_signed=True,
-                                    w_scale=w_scale, msb_x=mx)
-        if not isinstance(x, Share) or (msb_x is not None and getattr(msb_x, "shape", None) != x.shape) \
-                or (w is not None and np.shape(w) != x.shape):
-            return run(w, x, msb_x)  # (mul_known names the problem)
-        n = x.size
-        k = _n_chunks(n, _MEM_MUL_KNOWN * min(x.bits, w_bits, bits_out), self.chunk)
-        if k == 1:
-            return run(w, x, msb_x)
-        wf = None if w is None else np.asarray(w).reshape(-1)
-        g = _Gather(n, x.shape)
-        for lo, hi in _bounds(n, k):
-            g.put(run(None if wf is None else wf[lo:hi], _flat(x, lo, hi), _flat(msb_x, lo, hi)), lo, hi)
-        return g.result()
+        return self._elementwise(
+            lambda x, w, mx: mulmod.mul_known(self.party, ALICE, w, x, bits_out, w_bits=w_bits, w_signed=True,
+                                              w_scale=w_scale, msb_x=mx),
+            [x, w, msb_x], _MEM_MUL_KNOWN * min(x.bits, w_bits, bits_out))
 
     def matmul_known(self, W, x, bits_out, *, w_bits, w_scale=0, w_shape=None, w_left=True, msb_x=None):
         def run(x, mx):
